@@ -1,0 +1,156 @@
+//! Matrix multiply: `matrixmultiply`'s `sgemm`/`dgemm` on the operands' own strides, split into
+//! blocks of output rows (or columns) across rayon tasks above a size threshold.
+//!
+//! Every element `C[i, j]` is computed by one `gemm` call that runs the full `k` loop in the same
+//! blocked order whatever the split, so the result does not depend on the number of threads.
+
+use rayon::prelude::*;
+
+use crate::storage::Element;
+
+/// One strided matrix operand inside a buffer: element `(i, j)` is at `offset + i·rs + j·cs`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MatRef {
+    pub offset: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// Below this many multiply-adds (`m·k·n`) a product runs on the calling thread.
+const PAR_MIN_MACS: usize = 1 << 18;
+
+/// Smallest block of rows or columns handed to one task.
+const MIN_BLOCK: usize = 16;
+
+/// A raw pointer that may cross to rayon tasks; each task writes a disjoint block.
+#[derive(Clone, Copy)]
+struct SendPtr<E>(*mut E);
+// SAFETY: only used to hand disjoint output blocks to tasks that all finish before the
+// owning `&mut [E]` is used again (rayon's scope joins them).
+unsafe impl<E> Send for SendPtr<E> {}
+// SAFETY: as above; the pointer is only read (copied) from shared references.
+unsafe impl<E> Sync for SendPtr<E> {}
+
+#[track_caller]
+fn check_bounds(what: &str, len: usize, rows: usize, cols: usize, m: MatRef) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let last = m.offset + (rows - 1) * m.rs + (cols - 1) * m.cs;
+    assert!(last < len, "matmul kernel: operand {what} addresses element {last} of a buffer of {len}");
+}
+
+#[allow(clippy::too_many_arguments)]
+/// `C = A·B` with `A: m×k`, `B: k×n` strided, `C` a row-major `m×n` slice (overwritten).
+pub(crate) fn gemm<E: Element>(m: usize, k: usize, n: usize, a: &[E], ma: MatRef, b: &[E], mb: MatRef, c: &mut [E]) {
+    assert_eq!(c.len(), m * n, "matmul kernel: output buffer has the wrong size");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(E::zero());
+        return;
+    }
+    check_bounds("A", a.len(), m, k, ma);
+    check_bounds("B", b.len(), k, n, mb);
+    let threads = rayon::current_num_threads();
+    if threads < 2 || m * k * n < PAR_MIN_MACS {
+        // SAFETY: bounds of A and B checked above; C is exactly m×n row-major and is a
+        // `&mut` slice, so it cannot alias A or B.
+        unsafe { gemm_raw(m, k, n, a, ma, b, mb, c.as_mut_ptr(), n) };
+        return;
+    }
+    let cptr = SendPtr(c.as_mut_ptr());
+    if m >= n {
+        let block = m.div_ceil(threads).max(MIN_BLOCK);
+        (0..m.div_ceil(block)).into_par_iter().for_each(|i| {
+            let r0 = i * block;
+            let rows = block.min(m - r0);
+            let sub = MatRef { offset: ma.offset + r0 * ma.rs, ..ma };
+            let cp = cptr;
+            // SAFETY: rows r0..r0+rows of C are written by this task alone; the operand
+            // sub-matrix lies inside A (checked above).
+            unsafe { gemm_raw(rows, k, n, a, sub, b, mb, cp.0.add(r0 * n), n) };
+        });
+    } else {
+        let block = n.div_ceil(threads).max(MIN_BLOCK);
+        (0..n.div_ceil(block)).into_par_iter().for_each(|j| {
+            let c0 = j * block;
+            let cols = block.min(n - c0);
+            let sub = MatRef { offset: mb.offset + c0 * mb.cs, ..mb };
+            let cp = cptr;
+            // SAFETY: columns c0..c0+cols of C are written by this task alone; the operand
+            // sub-matrix lies inside B (checked above).
+            unsafe { gemm_raw(m, k, cols, a, ma, b, sub, cp.0.add(c0), n) };
+        });
+    }
+}
+
+/// # Safety
+/// A and B must be in bounds for the given sizes and strides; `c` must point at an `m×n` block
+/// with row stride `rsc` and unit column stride, valid for writes and not aliasing A or B.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw<E: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[E],
+    ma: MatRef,
+    b: &[E],
+    mb: MatRef,
+    c: *mut E,
+    rsc: usize,
+) {
+    // SAFETY: forwarded from the caller's contract; offsets are within the slices.
+    unsafe {
+        E::gemm(
+            m,
+            k,
+            n,
+            E::one(),
+            a.as_ptr().add(ma.offset),
+            ma.rs as isize,
+            ma.cs as isize,
+            b.as_ptr().add(mb.offset),
+            mb.rs as isize,
+            mb.cs as isize,
+            E::zero(),
+            c,
+            rsc as isize,
+            1,
+        )
+    }
+}
+
+/// A batch of products: `C[p] = A[p]·B[p]`, with the operands located by per-batch offsets.
+/// Large batches run one product per task; a short batch of big products splits each product.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn batched_gemm<E: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[E],
+    a_offsets: &[usize],
+    (rsa, csa): (usize, usize),
+    b: &[E],
+    b_offsets: &[usize],
+    (rsb, csb): (usize, usize),
+) -> Vec<E> {
+    let batch = a_offsets.len();
+    debug_assert_eq!(batch, b_offsets.len());
+    let mut out = vec![E::zero(); batch * m * n];
+    if m * n == 0 {
+        return out;
+    }
+    let one = |p: usize, c: &mut [E]| {
+        let ma = MatRef { offset: a_offsets[p], rs: rsa, cs: csa };
+        let mb = MatRef { offset: b_offsets[p], rs: rsb, cs: csb };
+        gemm(m, k, n, a, ma, b, mb, c);
+    };
+    if batch >= 2 && m * k * n < PAR_MIN_MACS * 4 {
+        out.par_chunks_mut(m * n).enumerate().for_each(|(p, c)| one(p, c));
+    } else {
+        out.chunks_mut(m * n).enumerate().for_each(|(p, c)| one(p, c));
+    }
+    out
+}

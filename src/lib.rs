@@ -1,0 +1,46 @@
+//! # tensorgrad
+//!
+//! Strided CPU tensors with reverse-mode automatic differentiation, for training neural
+//! networks in pure Rust: no Python, no libtorch.
+//!
+//! - [`Tensor`]: `f32` (default) or `f64` values over a shared buffer and a [`Layout`]. Transpose,
+//!   narrow, broadcast and reshape of contiguous data are views that copy nothing.
+//! - Autograd: mark leaves with [`Tensor::requires_grad`], call [`Tensor::backward`] on a scalar,
+//!   read [`Gradients::get`]. [`Tensor::backward_with_graph`] records the backward pass so
+//!   gradients can be differentiated again (Hessian–vector products, gradient penalties).
+//! - [`gradcheck`]: verifies any function's gradients against central differences.
+//! - Matrix products go through `matrixmultiply` with the operands' own strides, split across
+//!   threads with rayon; results are bit-identical whatever the number of threads.
+//!
+//! ```
+//! use tensorgrad::Tensor;
+//!
+//! // One sigmoid neuron: loss = Σ σ(x·W + b) · y
+//! let x = Tensor::from_vec(vec![0.5f32, -1.0, 2.0, 0.1], &[2, 2]);
+//! let w = Tensor::from_vec(vec![0.3f32, -0.2], &[2, 1]).requires_grad();
+//! let b = Tensor::from_vec(vec![0.1f32], &[1]).requires_grad();
+//! let y = Tensor::from_vec(vec![1.0f32, 0.0], &[2, 1]);
+//!
+//! let loss = ((x.matmul(&w) + &b).sigmoid() * &y).sum();
+//! let grads = loss.backward();
+//! assert_eq!(grads.get(&w).unwrap().shape(), &[2, 1]);
+//! assert_eq!(grads.get(&b).unwrap().shape(), &[1]);
+//! ```
+#![warn(missing_docs)]
+
+mod autograd;
+mod error;
+mod gradcheck;
+mod kernels;
+mod layout;
+mod ops;
+pub mod shape;
+mod storage;
+mod tensor;
+
+pub use autograd::{Gradients, is_grad_enabled, no_grad};
+pub use error::{Error, Result};
+pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradcheck_with};
+pub use layout::Layout;
+pub use storage::Element;
+pub use tensor::{Tensor, TensorId};

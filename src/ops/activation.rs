@@ -1,0 +1,77 @@
+//! Activations: `tanh`, `sigmoid`, `relu` (primitives whose derivative comes from the output or
+//! a mask), and `softmax` / `log_softmax`, composed from primitives so they need no backward of
+//! their own.
+
+use crate::autograd::no_grad;
+use crate::storage::Element;
+use crate::tensor::Tensor;
+
+impl<E: Element> Tensor<E> {
+    /// Hyperbolic tangent. ∂/∂x = 1 − tanh²(x) (from the output).
+    pub fn tanh(&self) -> Tensor<E> {
+        self.map(|x| x.tanh()).record("tanh", vec![self.clone()], |c| {
+            let y = c.out;
+            vec![Some(c.grad * &((y * y).neg() + E::one()))]
+        })
+    }
+
+    /// Logistic sigmoid `1 / (1 + e⁻ˣ)`, finite for any input. ∂/∂x = σ(x)·(1 − σ(x)) (from the
+    /// output).
+    pub fn sigmoid(&self) -> Tensor<E> {
+        self.map(sigmoid_scalar).record("sigmoid", vec![self.clone()], |c| {
+            let y = c.out;
+            vec![Some(c.grad * &(y * &(y.neg() + E::one())))]
+        })
+    }
+
+    /// `max(x, 0)`. ∂/∂x = 1 where x > 0, else 0.
+    pub fn relu(&self) -> Tensor<E> {
+        self.map(|x| if x > E::zero() { x } else { E::zero() }).record("relu", vec![self.clone()], |c| {
+            let mask = c.inputs[0].map(|x| if x > E::zero() { E::one() } else { E::zero() });
+            vec![Some(c.grad * &mask)]
+        })
+    }
+
+    /// Softmax over `dim`: `exp(x − max) / Σ exp(x − max)`, stable for large inputs.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![1.0f64, 2.0, 3.0], &[1, 3]);
+    /// let p = x.softmax(1).to_vec();
+    /// assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    /// ```
+    #[track_caller]
+    pub fn softmax(&self, dim: usize) -> Tensor<E> {
+        crate::shape::check_dim("softmax", dim, self.shape());
+        let e = (self - &self.shift_for(dim)).exp();
+        &e / &e.sum_dim(dim, true)
+    }
+
+    /// `ln(softmax(x))` over `dim`, computed as `x − max − ln Σ exp(x − max)`.
+    #[track_caller]
+    pub fn log_softmax(&self, dim: usize) -> Tensor<E> {
+        crate::shape::check_dim("log_softmax", dim, self.shape());
+        let s = self - &self.shift_for(dim);
+        &s - &s.exp().sum_dim(dim, true).ln()
+    }
+
+    /// The max over `dim` (keepdim) as a constant. Softmax is invariant to the shift, so no
+    /// gradient needs to flow through it.
+    fn shift_for(&self, dim: usize) -> Tensor<E> {
+        no_grad(|| {
+            let m = self.detach().max_dim(dim, true).0;
+            // An all −∞ row would give −∞ − (−∞) = NaN; shift such rows by 0 instead.
+            m.map(|x| if x.is_finite() { x } else { E::zero() })
+        })
+    }
+}
+
+/// σ(x) without overflow: for x < 0 use eˣ/(1 + eˣ).
+#[inline]
+pub(crate) fn sigmoid_scalar<E: Element>(x: E) -> E {
+    if x >= E::zero() {
+        E::one() / (E::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (E::one() + e)
+    }
+}

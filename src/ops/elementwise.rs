@@ -1,0 +1,243 @@
+//! Elementwise arithmetic: `+ - * /` with NumPy broadcasting and with scalars, and the unary
+//! math functions `neg`, `exp`, `ln`, `powf`, `sqrt`, `abs`, `clamp`.
+//!
+//! Broadcasting is a view: a binary op first broadcasts both operands to the common shape with
+//! [`Tensor::broadcast_to`] (whose backward sums over the stretched dims) and then works on equal
+//! shapes, so no backward rule here ever un-broadcasts.
+
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::kernels::map;
+use crate::shape::broadcast_shapes;
+use crate::storage::Element;
+use crate::tensor::Tensor;
+
+impl<E: Element> Tensor<E> {
+    /// Applies `f` to every element into a new tensor, recording nothing (a kernel helper).
+    pub(crate) fn map(&self, f: impl Fn(E) -> E + Sync) -> Tensor<E> {
+        let d = self.data();
+        Tensor::from_data(map::unary(&d, self.layout(), f), self.shape())
+    }
+
+    /// Combines two tensors of the same shape element by element, recording nothing.
+    pub(crate) fn zip(&self, other: &Tensor<E>, f: impl Fn(E, E) -> E + Sync) -> Tensor<E> {
+        let (a, b) = (self.data(), other.data());
+        Tensor::from_data(map::binary(&a, self.layout(), &b, other.layout(), f), self.shape())
+    }
+
+    /// Both operands broadcast to their common shape (views; no copy).
+    #[track_caller]
+    fn broadcast_pair(&self, other: &Tensor<E>, op: &str) -> (Tensor<E>, Tensor<E>) {
+        if self.shape() == other.shape() {
+            return (self.clone(), other.clone());
+        }
+        let shape = broadcast_shapes(op, self.shape(), other.shape());
+        (self.broadcast_to(&shape), other.broadcast_to(&shape))
+    }
+
+    /// `self + other` with broadcasting. ∂/∂a = 1, ∂/∂b = 1.
+    #[track_caller]
+    pub fn add(&self, other: &Tensor<E>) -> Tensor<E> {
+        let (a, b) = self.broadcast_pair(other, "add");
+        a.zip(&b, |x, y| x + y).record("add", vec![a, b], |c| vec![Some(c.grad.clone()), Some(c.grad.clone())])
+    }
+
+    /// `self - other` with broadcasting. ∂/∂a = 1, ∂/∂b = −1.
+    #[track_caller]
+    pub fn sub(&self, other: &Tensor<E>) -> Tensor<E> {
+        let (a, b) = self.broadcast_pair(other, "sub");
+        a.zip(&b, |x, y| x - y)
+            .record("sub", vec![a, b], |c| vec![Some(c.grad.clone()), c.needs(1).then(|| c.grad.neg())])
+    }
+
+    /// `self * other` with broadcasting. ∂/∂a = b, ∂/∂b = a.
+    #[track_caller]
+    pub fn mul(&self, other: &Tensor<E>) -> Tensor<E> {
+        let (a, b) = self.broadcast_pair(other, "mul");
+        a.zip(&b, |x, y| x * y).record("mul", vec![a, b], |c| {
+            vec![c.needs(0).then(|| c.grad * &c.inputs[1]), c.needs(1).then(|| c.grad * &c.inputs[0])]
+        })
+    }
+
+    /// `self / other` with broadcasting. ∂/∂a = 1/b, ∂/∂b = −a/b² = −out/b.
+    #[track_caller]
+    pub fn div(&self, other: &Tensor<E>) -> Tensor<E> {
+        let (a, b) = self.broadcast_pair(other, "div");
+        a.zip(&b, |x, y| x / y).record("div", vec![a, b], |c| {
+            let b = &c.inputs[1];
+            vec![c.needs(0).then(|| c.grad / b), c.needs(1).then(|| (c.grad * c.out / b).neg())]
+        })
+    }
+
+    /// `self + s`. ∂/∂x = 1.
+    pub fn add_scalar(&self, s: E) -> Tensor<E> {
+        self.map(|x| x + s).record("add_scalar", vec![self.clone()], |c| vec![Some(c.grad.clone())])
+    }
+
+    /// `self · s`. ∂/∂x = s.
+    pub fn mul_scalar(&self, s: E) -> Tensor<E> {
+        self.map(|x| x * s).record("mul_scalar", vec![self.clone()], move |c| vec![Some(c.grad.mul_scalar(s))])
+    }
+
+    /// `−self`. ∂/∂x = −1.
+    pub fn neg(&self) -> Tensor<E> {
+        self.map(|x| -x).record("neg", vec![self.clone()], |c| vec![Some(c.grad.neg())])
+    }
+
+    /// `eˣ`. ∂/∂x = eˣ (the output).
+    pub fn exp(&self) -> Tensor<E> {
+        self.map(|x| x.exp()).record("exp", vec![self.clone()], |c| vec![Some(c.grad * c.out)])
+    }
+
+    /// Natural logarithm. ∂/∂x = 1/x.
+    pub fn ln(&self) -> Tensor<E> {
+        self.map(|x| x.ln()).record("ln", vec![self.clone()], |c| vec![Some(c.grad / &c.inputs[0])])
+    }
+
+    /// `xᵖ` for a constant exponent. ∂/∂x = p·xᵖ⁻¹.
+    pub fn powf(&self, p: E) -> Tensor<E> {
+        self.map(|x| x.powf(p)).record("powf", vec![self.clone()], move |c| {
+            vec![Some(c.grad * &c.inputs[0].powf(p - E::one()).mul_scalar(p))]
+        })
+    }
+
+    /// `√x`. ∂/∂x = 1/(2√x) (from the output).
+    pub fn sqrt(&self) -> Tensor<E> {
+        self.map(|x| x.sqrt())
+            .record("sqrt", vec![self.clone()], |c| vec![Some((c.grad / c.out).mul_scalar(E::of(0.5)))])
+    }
+
+    /// `|x|`. ∂/∂x = sign(x), taken as 0 at 0 (as PyTorch does).
+    pub fn abs(&self) -> Tensor<E> {
+        self.map(|x| x.abs()).record("abs", vec![self.clone()], |c| {
+            let sign = c.inputs[0].map(|x| {
+                if x > E::zero() {
+                    E::one()
+                } else if x < E::zero() {
+                    -E::one()
+                } else {
+                    E::zero()
+                }
+            });
+            vec![Some(c.grad * &sign)]
+        })
+    }
+
+    /// Limits every element to `[min, max]`. ∂/∂x = 1 where `min ≤ x ≤ max`, else 0.
+    #[track_caller]
+    pub fn clamp(&self, min: E, max: E) -> Tensor<E> {
+        if min > max || min.is_nan() || max.is_nan() {
+            panic!("clamp: min {min} must not exceed max {max}");
+        }
+        self.map(|x| x.max(min).min(max)).record("clamp", vec![self.clone()], move |c| {
+            let inside = c.inputs[0].map(|x| if x >= min && x <= max { E::one() } else { E::zero() });
+            vec![Some(c.grad * &inside)]
+        })
+    }
+}
+
+// Operators on every combination of owned and borrowed tensors, and with a scalar on the right.
+macro_rules! binary_operator {
+    ($Trait:ident, $method:ident, $scalar:expr) => {
+        impl<E: Element> $Trait<&Tensor<E>> for &Tensor<E> {
+            type Output = Tensor<E>;
+            #[track_caller]
+            fn $method(self, rhs: &Tensor<E>) -> Tensor<E> {
+                Tensor::$method(self, rhs)
+            }
+        }
+        impl<E: Element> $Trait<Tensor<E>> for &Tensor<E> {
+            type Output = Tensor<E>;
+            #[track_caller]
+            fn $method(self, rhs: Tensor<E>) -> Tensor<E> {
+                Tensor::$method(self, &rhs)
+            }
+        }
+        impl<E: Element> $Trait<&Tensor<E>> for Tensor<E> {
+            type Output = Tensor<E>;
+            #[track_caller]
+            fn $method(self, rhs: &Tensor<E>) -> Tensor<E> {
+                Tensor::$method(&self, rhs)
+            }
+        }
+        impl<E: Element> $Trait<Tensor<E>> for Tensor<E> {
+            type Output = Tensor<E>;
+            #[track_caller]
+            fn $method(self, rhs: Tensor<E>) -> Tensor<E> {
+                Tensor::$method(&self, &rhs)
+            }
+        }
+        impl<E: Element> $Trait<E> for &Tensor<E> {
+            type Output = Tensor<E>;
+            fn $method(self, rhs: E) -> Tensor<E> {
+                let f: fn(&Tensor<E>, E) -> Tensor<E> = $scalar;
+                f(self, rhs)
+            }
+        }
+        impl<E: Element> $Trait<E> for Tensor<E> {
+            type Output = Tensor<E>;
+            fn $method(self, rhs: E) -> Tensor<E> {
+                let f: fn(&Tensor<E>, E) -> Tensor<E> = $scalar;
+                f(&self, rhs)
+            }
+        }
+    };
+}
+
+binary_operator!(Add, add, |t, s| t.add_scalar(s));
+binary_operator!(Sub, sub, |t, s| t.add_scalar(-s));
+binary_operator!(Mul, mul, |t, s| t.mul_scalar(s));
+binary_operator!(Div, div, |t, s| t.mul_scalar(E::one() / s));
+
+// A scalar on the left: `2.0 * &t`, `1.0 - &t`, `1.0 / &t`.
+macro_rules! scalar_left {
+    ($($E:ty),*) => {$(
+        impl Add<&Tensor<$E>> for $E {
+            type Output = Tensor<$E>;
+            fn add(self, rhs: &Tensor<$E>) -> Tensor<$E> { rhs.add_scalar(self) }
+        }
+        impl Add<Tensor<$E>> for $E {
+            type Output = Tensor<$E>;
+            fn add(self, rhs: Tensor<$E>) -> Tensor<$E> { rhs.add_scalar(self) }
+        }
+        impl Sub<&Tensor<$E>> for $E {
+            type Output = Tensor<$E>;
+            fn sub(self, rhs: &Tensor<$E>) -> Tensor<$E> { rhs.neg().add_scalar(self) }
+        }
+        impl Sub<Tensor<$E>> for $E {
+            type Output = Tensor<$E>;
+            fn sub(self, rhs: Tensor<$E>) -> Tensor<$E> { rhs.neg().add_scalar(self) }
+        }
+        impl Mul<&Tensor<$E>> for $E {
+            type Output = Tensor<$E>;
+            fn mul(self, rhs: &Tensor<$E>) -> Tensor<$E> { rhs.mul_scalar(self) }
+        }
+        impl Mul<Tensor<$E>> for $E {
+            type Output = Tensor<$E>;
+            fn mul(self, rhs: Tensor<$E>) -> Tensor<$E> { rhs.mul_scalar(self) }
+        }
+        impl Div<&Tensor<$E>> for $E {
+            type Output = Tensor<$E>;
+            fn div(self, rhs: &Tensor<$E>) -> Tensor<$E> { rhs.powf(-1.0).mul_scalar(self) }
+        }
+        impl Div<Tensor<$E>> for $E {
+            type Output = Tensor<$E>;
+            fn div(self, rhs: Tensor<$E>) -> Tensor<$E> { rhs.powf(-1.0).mul_scalar(self) }
+        }
+    )*};
+}
+scalar_left!(f32, f64);
+
+impl<E: Element> Neg for &Tensor<E> {
+    type Output = Tensor<E>;
+    fn neg(self) -> Tensor<E> {
+        Tensor::neg(self)
+    }
+}
+
+impl<E: Element> Neg for Tensor<E> {
+    type Output = Tensor<E>;
+    fn neg(self) -> Tensor<E> {
+        Tensor::neg(&self)
+    }
+}

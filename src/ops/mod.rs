@@ -1,0 +1,10 @@
+//! The differentiable ops, one file per family. Each op's forward kernel call and its backward
+//! rule sit side by side in one method; backward rules are written with tensor ops, so they can
+//! themselves be recorded and differentiated again.
+
+mod activation;
+mod elementwise;
+mod index;
+mod matmul;
+mod reduce;
+mod view;

@@ -1,0 +1,102 @@
+//! Reductions: `sum`, `sum_dim`, `mean`, `mean_dim`, `max_dim`, and `sum_to_shape` (the backward
+//! of broadcasting).
+
+use crate::kernels::reduce;
+use crate::shape::check_dim;
+use crate::storage::Element;
+use crate::tensor::Tensor;
+
+impl<E: Element> Tensor<E> {
+    /// Sums over the given dims, keeping them with size 1 (the primitive behind every sum).
+    /// ∂/∂x = the output gradient broadcast back to the input shape.
+    #[track_caller]
+    pub fn sum_dims_keepdim(&self, dims: &[usize]) -> Tensor<E> {
+        let mut out_shape = self.shape().to_vec();
+        for &d in dims {
+            check_dim("sum", d, self.shape());
+            out_shape[d] = 1;
+        }
+        let data = self.data();
+        let out = reduce::sum_to(&data, self.layout(), &out_shape);
+        let in_shape = self.shape().to_vec();
+        Tensor::from_data(out, &out_shape)
+            .record("sum", vec![self.clone()], move |c| vec![Some(c.grad.broadcast_to(&in_shape))])
+    }
+
+    /// Sum of all elements, as a tensor of shape `[]`.
+    pub fn sum(&self) -> Tensor<E> {
+        let dims: Vec<usize> = (0..self.ndim()).collect();
+        self.sum_dims_keepdim(&dims).reshape(&[])
+    }
+
+    /// Sum over `dim`; with `keepdim` the dim stays with size 1.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]);
+    /// assert_eq!(x.sum_dim(0, false).to_vec(), vec![4.0, 6.0]);
+    /// assert_eq!(x.sum_dim(1, true).shape(), &[2, 1]);
+    /// ```
+    #[track_caller]
+    pub fn sum_dim(&self, dim: usize, keepdim: bool) -> Tensor<E> {
+        let s = self.sum_dims_keepdim(&[dim]);
+        if keepdim { s } else { s.squeeze(dim) }
+    }
+
+    /// Mean of all elements (shape `[]`).
+    pub fn mean(&self) -> Tensor<E> {
+        let n = E::from_usize(self.numel()).unwrap_or_else(E::nan);
+        self.sum().mul_scalar(E::one() / n)
+    }
+
+    /// Mean over `dim`.
+    #[track_caller]
+    pub fn mean_dim(&self, dim: usize, keepdim: bool) -> Tensor<E> {
+        check_dim("mean_dim", dim, self.shape());
+        let n = E::from_usize(self.shape()[dim]).unwrap_or_else(E::nan);
+        self.sum_dim(dim, keepdim).mul_scalar(E::one() / n)
+    }
+
+    /// Max over `dim` and the position of the (first) max of each slice.
+    /// ∂/∂x = the output gradient at each max's position, 0 elsewhere.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![1.0f32, 5.0, 3.0, 2.0], &[2, 2]);
+    /// let (m, idx) = x.max_dim(1, false);
+    /// assert_eq!(m.to_vec(), vec![5.0, 3.0]);
+    /// assert_eq!(idx, vec![1, 0]);
+    /// ```
+    #[track_caller]
+    pub fn max_dim(&self, dim: usize, keepdim: bool) -> (Tensor<E>, Vec<usize>) {
+        check_dim("max_dim", dim, self.shape());
+        let size = self.shape()[dim];
+        if size == 0 {
+            panic!("max_dim: dim {dim} of shape {:?} is empty; the max of nothing is undefined", self.shape());
+        }
+        let data = self.data();
+        let (vals, idx) = reduce::max_dim(&data, self.layout(), dim);
+        let mut kshape = self.shape().to_vec();
+        kshape[dim] = 1;
+        let idx = std::sync::Arc::new(idx);
+        let bidx = idx.clone();
+        let out = Tensor::from_data(vals, &kshape)
+            .record("max_dim", vec![self.clone()], move |c| vec![Some(c.grad.scatter(dim, &bidx, size))]);
+        let out = if keepdim { out } else { out.squeeze(dim) };
+        (out, std::sync::Arc::try_unwrap(idx).unwrap_or_else(|a| (*a).clone()))
+    }
+
+    /// Sums a broadcast tensor back down to `shape` (the adjoint of
+    /// [`broadcast_to`](Self::broadcast_to)).
+    #[track_caller]
+    pub fn sum_to_shape(&self, shape: &[usize]) -> Tensor<E> {
+        if self.shape() == shape {
+            return self.clone();
+        }
+        let lead = self
+            .ndim()
+            .checked_sub(shape.len())
+            .unwrap_or_else(|| panic!("sum_to_shape: cannot reduce shape {:?} to {shape:?}", self.shape()));
+        let dims: Vec<usize> =
+            (0..self.ndim()).filter(|&d| d < lead || (shape[d - lead] == 1 && self.shape()[d] != 1)).collect();
+        self.sum_dims_keepdim(&dims).reshape(shape)
+    }
+}

@@ -1,0 +1,207 @@
+//! Shape ops. The views (`t`, `transpose`, `permute`, `narrow`, `broadcast_to`, `squeeze`,
+//! `unsqueeze`, `reshape` of contiguous data) share the buffer and copy nothing; `cat` and
+//! `stack` copy. Each backward is the adjoint view or op.
+
+use std::sync::Arc;
+
+use crate::layout::{Layout, for_each_row};
+use crate::shape::{check_dim, numel};
+use crate::storage::Element;
+use crate::tensor::Tensor;
+
+impl<E: Element> Tensor<E> {
+    /// A new tensor over the same buffer with another layout.
+    fn view(&self, layout: Layout) -> Tensor<E> {
+        Tensor::from_storage(Arc::clone(self.storage()), layout)
+    }
+
+    /// Transpose of a 2-D tensor (a view).
+    #[track_caller]
+    pub fn t(&self) -> Tensor<E> {
+        if self.ndim() != 2 {
+            panic!("t: expects a 2-D tensor, got shape {:?}; use transpose(a, b) for other ranks", self.shape());
+        }
+        self.transpose(0, 1)
+    }
+
+    /// Swaps dims `a` and `b` (a view). Its backward swaps them back.
+    #[track_caller]
+    pub fn transpose(&self, a: usize, b: usize) -> Tensor<E> {
+        self.view(self.layout().transpose(a, b))
+            .record("transpose", vec![self.clone()], move |c| vec![Some(c.grad.transpose(a, b))])
+    }
+
+    /// Reorders dims: dim `i` of the result is dim `perm[i]` of `self` (a view).
+    #[track_caller]
+    pub fn permute(&self, perm: &[usize]) -> Tensor<E> {
+        let layout = self.layout().permute(perm);
+        let mut inverse = vec![0; perm.len()];
+        for (i, &p) in perm.iter().enumerate() {
+            inverse[p] = i;
+        }
+        self.view(layout).record("permute", vec![self.clone()], move |c| vec![Some(c.grad.permute(&inverse))])
+    }
+
+    /// Elements `start..start + len` of `dim` (a view). Its backward places the gradient into a
+    /// zero tensor of the input's shape.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0], &[2, 3]);
+    /// assert_eq!(x.narrow(1, 1, 2).to_vec(), vec![1.0, 2.0, 4.0, 5.0]);
+    /// ```
+    #[track_caller]
+    pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Tensor<E> {
+        let layout = self.layout().narrow(dim, start, len);
+        let size = self.shape()[dim];
+        self.view(layout).record("narrow", vec![self.clone()], move |c| vec![Some(c.grad.unnarrow(dim, start, size))])
+    }
+
+    /// The adjoint of `narrow`: a zero tensor with `dim` of length `size` whose range
+    /// `start..start + len` holds `self`. Its backward is `narrow`.
+    pub(crate) fn unnarrow(&self, dim: usize, start: usize, size: usize) -> Tensor<E> {
+        let mut shape = self.shape().to_vec();
+        let len = shape[dim];
+        shape[dim] = size;
+        let mut out = vec![E::zero(); numel(&shape)];
+        let dst = Layout::contiguous(&shape).narrow(dim, start, len);
+        copy_into(&mut out, &dst, self);
+        Tensor::from_data(out, &shape)
+            .record("unnarrow", vec![self.clone()], move |c| vec![Some(c.grad.narrow(dim, start, len))])
+    }
+
+    /// Stretches dims of size 1 (and prepends dims) to `shape`, with stride 0 (a view).
+    /// Its backward sums the gradient over the stretched dims.
+    ///
+    /// ```
+    /// let b = tensorgrad::Tensor::from_vec(vec![1.0f32, 2.0], &[2]);
+    /// assert_eq!(b.broadcast_to(&[2, 2]).to_vec(), vec![1.0, 2.0, 1.0, 2.0]);
+    /// ```
+    #[track_caller]
+    pub fn broadcast_to(&self, shape: &[usize]) -> Tensor<E> {
+        if self.shape() == shape {
+            return self.clone();
+        }
+        let layout = self.layout().broadcast_to(shape);
+        let in_shape = self.shape().to_vec();
+        self.view(layout)
+            .record("broadcast_to", vec![self.clone()], move |c| vec![Some(c.grad.sum_to_shape(&in_shape))])
+    }
+
+    /// Inserts a dim of size 1 at `dim` (a view).
+    #[track_caller]
+    pub fn unsqueeze(&self, dim: usize) -> Tensor<E> {
+        let layout = self.layout().unsqueeze(dim);
+        self.view(layout).record("unsqueeze", vec![self.clone()], move |c| vec![Some(c.grad.squeeze(dim))])
+    }
+
+    /// Removes dim `dim`, which must have size 1 (a view).
+    #[track_caller]
+    pub fn squeeze(&self, dim: usize) -> Tensor<E> {
+        let layout = self.layout().squeeze(dim);
+        self.view(layout).record("squeeze", vec![self.clone()], move |c| vec![Some(c.grad.unsqueeze(dim))])
+    }
+
+    /// The same elements in a new shape with the same number of elements. A view whenever the
+    /// strides can express it (always for contiguous data), otherwise a copy.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::arange(6).reshape(&[2, 3]);
+    /// assert_eq!(x.get(&[1, 0]), 3.0);
+    /// ```
+    #[track_caller]
+    pub fn reshape(&self, shape: &[usize]) -> Tensor<E> {
+        if numel(shape) != self.numel() {
+            panic!(
+                "reshape: cannot reshape {:?} ({} elements) into {shape:?} ({} elements)",
+                self.shape(),
+                self.numel(),
+                numel(shape)
+            );
+        }
+        if self.shape() == shape {
+            return self.clone();
+        }
+        let in_shape = self.shape().to_vec();
+        let out = match self.layout().reshape(shape) {
+            Some(layout) => self.view(layout),
+            None => Tensor::from_data(self.to_vec(), shape),
+        };
+        out.record("reshape", vec![self.clone()], move |c| vec![Some(c.grad.reshape(&in_shape))])
+    }
+
+    /// Joins tensors along an existing dim; all other dims must agree.
+    /// Its backward hands each input its `narrow` of the gradient.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0], &[1, 2]);
+    /// let b = Tensor::from_vec(vec![3.0f32, 4.0], &[1, 2]);
+    /// assert_eq!(Tensor::cat(&[a, b], 0).shape(), &[2, 2]);
+    /// ```
+    #[track_caller]
+    pub fn cat(tensors: &[Tensor<E>], dim: usize) -> Tensor<E> {
+        let Some(first) = tensors.first() else {
+            panic!("cat: needs at least one tensor");
+        };
+        check_dim("cat", dim, first.shape());
+        let mut shape = first.shape().to_vec();
+        shape[dim] = 0;
+        for t in tensors {
+            let ok = t.ndim() == first.ndim()
+                && t.shape().iter().zip(first.shape()).enumerate().all(|(d, (a, b))| d == dim || a == b);
+            if !ok {
+                let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
+                panic!("cat: shapes {shapes:?} differ outside dim {dim}");
+            }
+            shape[dim] += t.shape()[dim];
+        }
+        let mut out = vec![E::zero(); numel(&shape)];
+        let full = Layout::contiguous(&shape);
+        let mut starts = Vec::with_capacity(tensors.len());
+        let mut start = 0;
+        for t in tensors {
+            starts.push(start);
+            copy_into(&mut out, &full.narrow(dim, start, t.shape()[dim]), t);
+            start += t.shape()[dim];
+        }
+        let lens: Vec<usize> = tensors.iter().map(|t| t.shape()[dim]).collect();
+        Tensor::from_data(out, &shape).record("cat", tensors.to_vec(), move |c| {
+            (0..lens.len()).map(|i| c.needs(i).then(|| c.grad.narrow(dim, starts[i], lens[i]))).collect()
+        })
+    }
+
+    /// Joins tensors of equal shape along a new dim `dim`.
+    #[track_caller]
+    pub fn stack(tensors: &[Tensor<E>], dim: usize) -> Tensor<E> {
+        let Some(first) = tensors.first() else {
+            panic!("stack: needs at least one tensor");
+        };
+        if let Some(t) = tensors.iter().find(|t| t.shape() != first.shape()) {
+            panic!("stack: all tensors must have the same shape, got {:?} and {:?}", first.shape(), t.shape());
+        }
+        if dim > first.ndim() {
+            panic!(
+                "stack: dim {dim} is out of range for tensors of shape {:?} (valid: 0..={})",
+                first.shape(),
+                first.ndim()
+            );
+        }
+        let parts: Vec<Tensor<E>> = tensors.iter().map(|t| t.unsqueeze(dim)).collect();
+        Tensor::cat(&parts, dim)
+    }
+}
+
+/// Copies the logical elements of `src` into the positions `dst` addresses in `out`.
+pub(crate) fn copy_into<E: Element>(out: &mut [E], dst: &Layout, src: &Tensor<E>) {
+    let data = src.data();
+    let sl = src.layout();
+    for_each_row(dst.shape(), [dst.strides(), sl.strides()], [dst.offset(), sl.offset()], |[od, os], len, [sd, ss]| {
+        if sd == 1 && ss == 1 {
+            out[od..od + len].copy_from_slice(&data[os..os + len]);
+        } else {
+            for k in 0..len {
+                out[od + k * sd] = data[os + k * ss];
+            }
+        }
+    });
+}

@@ -1,0 +1,155 @@
+//! The element type and the shared buffer behind every tensor.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use num_traits::{Float, FromPrimitive, NumAssign, ToPrimitive};
+
+/// The floating-point types a [`Tensor`](crate::Tensor) can hold: `f32` and `f64`.
+///
+/// The trait is sealed: its matrix-multiply entry point is tied to the two
+/// `matrixmultiply` kernels.
+pub trait Element:
+    Float
+    + FromPrimitive
+    + ToPrimitive
+    + NumAssign
+    + Sum
+    + Default
+    + Debug
+    + Display
+    + Send
+    + Sync
+    + 'static
+    + sealed::Sealed
+{
+    /// The name of the type, as it appears in messages and weight files (`"f32"`, `"f64"`).
+    const NAME: &'static str;
+
+    /// Converts an `f64` constant into this type (rounding for `f32`).
+    fn of(x: f64) -> Self;
+
+    /// `C ← α·A·B + β·C` on raw strided matrices (row stride, column stride per operand).
+    ///
+    /// # Safety
+    /// The pointers must be valid for every element addressed by the given sizes and strides,
+    /// and `c` must not alias `a` or `b`.
+    #[allow(clippy::too_many_arguments)]
+    #[doc(hidden)]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+impl Element for f32 {
+    const NAME: &'static str = "f32";
+    #[inline]
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f32,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: the caller upholds sgemm's contract (valid, non-aliasing strided operands).
+        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+impl Element for f64 {
+    const NAME: &'static str = "f64";
+    #[inline]
+    fn of(x: f64) -> Self {
+        x
+    }
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f64,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: the caller upholds dgemm's contract (valid, non-aliasing strided operands).
+        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+/// A buffer shared by a tensor and all of its views.
+///
+/// Values are immutable once written, with one exception: a parameter's buffer may be
+/// overwritten in place by an optimizer between steps (see [`Storage::write`]). Readers take a
+/// snapshot (`Arc<Vec<E>>`); a writer that finds a live snapshot copies first, so a value saved
+/// for a backward pass never changes under the graph.
+#[derive(Debug)]
+pub(crate) struct Storage<E> {
+    data: Mutex<Arc<Vec<E>>>,
+}
+
+impl<E: Clone> Storage<E> {
+    pub(crate) fn new(data: Vec<E>) -> Self {
+        Storage { data: Mutex::new(Arc::new(data)) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Arc<Vec<E>>> {
+        // A poisoned lock only means a writer panicked; the Arc inside is still whole.
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A snapshot of the current values.
+    pub(crate) fn read(&self) -> Arc<Vec<E>> {
+        Arc::clone(&self.lock())
+    }
+
+    /// Runs `f` on the values with write access; copies first if a snapshot is alive.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut [E]) -> R) -> R {
+        let mut guard = self.lock();
+        f(Arc::make_mut(&mut guard).as_mut_slice())
+    }
+
+    /// Write access only if nobody else can observe the buffer (used to accumulate in place).
+    pub(crate) fn try_write_unique<R>(&self, f: impl FnOnce(&mut [E]) -> R) -> Option<R> {
+        let mut guard = self.lock();
+        Arc::get_mut(&mut guard).map(|v| f(v.as_mut_slice()))
+    }
+}
