@@ -6,6 +6,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::storage::Element;
 use crate::tensor::{Tensor, TensorId};
@@ -63,12 +64,52 @@ impl<E: Element> Ctx<'_, E> {
 }
 
 pub(crate) type BackwardFn<E> = Box<dyn Fn(&Ctx<'_, E>) -> Vec<Option<Tensor<E>>> + Send + Sync>;
+pub(crate) type PartsFn<E> = Box<dyn Fn(&Ctx<'_, E>) -> Vec<Option<Grad<E>>> + Send + Sync>;
+
+/// A backward rule: most ops return whole gradients; slicing ops may return parts.
+pub(crate) enum Backward<E: Element> {
+    Dense(BackwardFn<E>),
+    Parts(PartsFn<E>),
+}
 
 /// One recorded op: its name (for messages), its inputs and its backward rule.
 pub(crate) struct Node<E: Element> {
     pub op: &'static str,
     pub inputs: Vec<Tensor<E>>,
-    pub backward: BackwardFn<E>,
+    pub backward: Backward<E>,
+}
+
+/// A gradient flowing to one input: the whole of it, or a part that belongs in a region of it.
+///
+/// Slicing ops (`narrow`, `index_select`) return parts, so that a loop over the 100 steps of a
+/// sequence adds 100 slices into one buffer instead of building 100 full-size zero tensors.
+/// When the backward pass is recorded, a part is materialised with the differentiable adjoint
+/// op (`unnarrow`, `index_add`) instead.
+pub(crate) enum Grad<E: Element> {
+    Full(Tensor<E>),
+    /// The gradient of `input.narrow(dim, start, part.shape()[dim])`.
+    Narrow {
+        dim: usize,
+        start: usize,
+        part: Tensor<E>,
+    },
+    /// Slice `j` of `part` along `dim` belongs at position `indices[j]` (repeats add up).
+    IndexAdd {
+        dim: usize,
+        indices: Arc<[usize]>,
+        part: Tensor<E>,
+    },
+}
+
+impl<E: Element> Grad<E> {
+    /// The whole gradient for an input of `shape`, built with differentiable ops.
+    fn materialize(self, shape: &[usize]) -> Tensor<E> {
+        match self {
+            Grad::Full(t) => t,
+            Grad::Narrow { dim, start, part } => part.unnarrow(dim, start, shape[dim]),
+            Grad::IndexAdd { dim, indices, part } => part.index_add_zeros(dim, &indices, shape[dim]),
+        }
+    }
 }
 
 /// The gradients returned by a backward pass, keyed by tensor id: one entry per leaf (a tensor
@@ -123,22 +164,36 @@ impl<E: Element> Gradients<E> {
     /// Adds every gradient of `other` into `self` (gradient accumulation over micro-batches).
     pub fn accumulate(&mut self, other: Gradients<E>) {
         for (id, g) in other.map {
-            accumulate_into(&mut self.map, id, g);
+            let shape = g.shape().to_vec();
+            accumulate_into(&mut self.map, id, &shape, Grad::Full(g));
         }
     }
 }
 
-/// Adds `g` into the entry for `id`, in place when the existing buffer is ours alone.
-fn accumulate_into<E: Element>(map: &mut HashMap<TensorId, Tensor<E>>, id: TensorId, g: Tensor<E>) {
-    match map.remove(&id) {
-        None => {
-            map.insert(id, g);
+/// Adds `g` into the entry for `id` (a tensor of `shape`), in place when the existing buffer is
+/// ours alone. While recording, everything goes through differentiable ops instead.
+fn accumulate_into<E: Element>(map: &mut HashMap<TensorId, Tensor<E>>, id: TensorId, shape: &[usize], g: Grad<E>) {
+    let acc = map.remove(&id);
+    let sum = match (acc, g) {
+        (acc, g) if is_grad_enabled() => {
+            let g = g.materialize(shape);
+            match acc {
+                Some(acc) => &acc + &g,
+                None => g,
+            }
         }
-        Some(acc) => {
-            let sum = if is_grad_enabled() { &acc + &g } else { acc.add_assign_owned(&g) };
-            map.insert(id, sum);
+        (None, Grad::Full(g)) => g,
+        (Some(acc), Grad::Full(g)) => acc.add_assign_owned(&g),
+        (acc, part) => {
+            let acc = match acc {
+                Some(acc) => acc.into_unique(),
+                None => Tensor::zeros(shape),
+            };
+            acc.add_part_(part);
+            acc
         }
-    }
+    };
+    map.insert(id, sum);
 }
 
 /// The backward walk from `root` with output gradient `grad`.
@@ -158,25 +213,31 @@ pub(crate) fn run_backward<E: Element>(root: &Tensor<E>, grad: Tensor<E>, create
     for t in order.iter().rev() {
         let Some(g) = pending.remove(&t.id()) else { continue };
         let Some(node) = t.node() else {
-            accumulate_into(&mut out.map, t.id(), g);
+            accumulate_into(&mut out.map, t.id(), t.shape(), Grad::Full(g));
             continue;
         };
-        let grads = (node.backward)(&Ctx { out: t, grad: &g, inputs: &node.inputs });
+        let ctx = Ctx { out: t, grad: &g, inputs: &node.inputs };
+        let grads: Vec<Option<Grad<E>>> = match &node.backward {
+            Backward::Dense(f) => f(&ctx).into_iter().map(|g| g.map(Grad::Full)).collect(),
+            Backward::Parts(f) => f(&ctx),
+        };
         debug_assert_eq!(grads.len(), node.inputs.len(), "{}: backward arity", node.op);
         for (input, gi) in node.inputs.iter().zip(grads) {
             let Some(gi) = gi else { continue };
             if !input.needs_grad() {
                 continue;
             }
-            assert_eq!(
-                gi.shape(),
-                input.shape(),
-                "{}: backward produced a gradient of shape {:?} for an input of shape {:?}",
-                node.op,
-                gi.shape(),
-                input.shape()
-            );
-            accumulate_into(&mut pending, input.id(), gi);
+            if let Grad::Full(gi) = &gi {
+                assert_eq!(
+                    gi.shape(),
+                    input.shape(),
+                    "{}: backward produced a gradient of shape {:?} for an input of shape {:?}",
+                    node.op,
+                    gi.shape(),
+                    input.shape()
+                );
+            }
+            accumulate_into(&mut pending, input.id(), input.shape(), gi);
         }
     }
     out

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rand::Rng;
 use rand_distr::{Distribution, Normal, StandardNormal, Uniform};
 
-use crate::autograd::{self, BackwardFn, Ctx, Gradients, Node};
+use crate::autograd::{self, Backward, Ctx, Grad, Gradients, Node};
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::layout::Layout;
@@ -348,15 +348,30 @@ impl<E: Element> Tensor<E> {
     /// Attaches a backward rule to a freshly computed tensor if recording is on and some input
     /// needs a gradient; otherwise returns the tensor unchanged.
     pub(crate) fn record(
-        mut self,
+        self,
         op: &'static str,
         inputs: Vec<Tensor<E>>,
         backward: impl Fn(&Ctx<'_, E>) -> Vec<Option<Tensor<E>>> + Send + Sync + 'static,
     ) -> Self {
+        self.record_node(op, inputs, || Backward::Dense(Box::new(backward)))
+    }
+
+    /// Like [`record`](Self::record) for slicing ops whose backward returns parts of the input
+    /// gradient (see [`Grad`]).
+    pub(crate) fn record_parts(
+        self,
+        op: &'static str,
+        inputs: Vec<Tensor<E>>,
+        backward: impl Fn(&Ctx<'_, E>) -> Vec<Option<Grad<E>>> + Send + Sync + 'static,
+    ) -> Self {
+        self.record_node(op, inputs, || Backward::Parts(Box::new(backward)))
+    }
+
+    fn record_node(mut self, op: &'static str, inputs: Vec<Tensor<E>>, backward: impl FnOnce() -> Backward<E>) -> Self {
         if !autograd::is_grad_enabled() || !inputs.iter().any(Tensor::needs_grad) {
             return self;
         }
-        let backward: BackwardFn<E> = Box::new(backward);
+        let backward = backward();
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => {
                 inner.grad = GradState::Op(Node { op, inputs, backward });
@@ -371,15 +386,50 @@ impl<E: Element> Tensor<E> {
         }
     }
 
-    /// `self + g`, in place when `self` is a contiguous buffer nobody else can see.
-    pub(crate) fn add_assign_owned(self, g: &Tensor<E>) -> Tensor<E> {
-        let unique = Arc::strong_count(&self.inner) == 1
+    /// True when nobody else can observe this tensor's buffer and it is a plain row-major
+    /// buffer with no graph: it may then be updated in place.
+    fn is_unique_buffer(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1
             && Arc::strong_count(&self.inner.storage) == 1
             && self.is_contiguous()
             && self.layout().offset() == 0
-            && self.shape() == g.shape()
-            && self.is_leaf();
-        if unique {
+            && self.is_leaf()
+    }
+
+    /// `self` if its buffer is unique (see `is_unique_buffer`), else a fresh row-major copy.
+    pub(crate) fn into_unique(self) -> Tensor<E> {
+        if self.is_unique_buffer() && self.inner.storage.try_write_unique(|_| ()).is_some() {
+            return self;
+        }
+        Tensor::from_data(self.to_vec(), self.shape())
+    }
+
+    /// Adds a part of a gradient into the region of this (unique, row-major) buffer it belongs to.
+    pub(crate) fn add_part_(&self, part: Grad<E>) {
+        let full = Layout::contiguous(self.shape());
+        let regions: Vec<(Layout, Tensor<E>)> = match part {
+            Grad::Full(t) => vec![(full, t)],
+            Grad::Narrow { dim, start, part } => {
+                let len = part.shape()[dim];
+                vec![(full.narrow(dim, start, len), part)]
+            }
+            Grad::IndexAdd { dim, indices, part } => {
+                indices.iter().enumerate().map(|(j, &i)| (full.narrow(dim, i, 1), part.narrow(dim, j, 1))).collect()
+            }
+        };
+        self.inner
+            .storage
+            .try_write_unique(|buf| {
+                for (region, src) in &regions {
+                    crate::ops::add_into(buf, region, src);
+                }
+            })
+            .expect("add_part_: the accumulation buffer must be unique");
+    }
+
+    /// `self + g`, in place when `self` is a contiguous buffer nobody else can see.
+    pub(crate) fn add_assign_owned(self, g: &Tensor<E>) -> Tensor<E> {
+        if self.is_unique_buffer() && self.shape() == g.shape() {
             let gd = g.data();
             let gl = g.layout().clone();
             let done = self.inner.storage.try_write_unique(|d| {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::autograd::Grad;
 use crate::layout::Layout;
 use crate::shape::{check_dim, numel};
 use crate::storage::Element;
@@ -52,8 +53,9 @@ impl<E: Element> Tensor<E> {
             }
         }
         let idx: Arc<[usize]> = indices.into();
-        Tensor::from_data(out, &shape)
-            .record("index_select", vec![self.clone()], move |c| vec![Some(c.grad.index_add_zeros(dim, &idx, size))])
+        Tensor::from_data(out, &shape).record_parts("index_select", vec![self.clone()], move |c| {
+            vec![Some(Grad::IndexAdd { dim, indices: Arc::clone(&idx), part: c.grad.clone() })]
+        })
     }
 
     /// The adjoint of `index_select`: zeros with `dim` of length `size`, into which slice `j` of
@@ -61,20 +63,10 @@ impl<E: Element> Tensor<E> {
     pub(crate) fn index_add_zeros(&self, dim: usize, indices: &Arc<[usize]>, size: usize) -> Tensor<E> {
         let mut shape = self.shape().to_vec();
         shape[dim] = size;
-        let mut out = vec![E::zero(); numel(&shape)];
-        let full = Layout::contiguous(&shape);
-        let data = self.data();
-        let sl = self.layout();
-        for (j, &i) in indices.iter().enumerate() {
-            let dst = full.narrow(dim, i, 1).offsets();
-            let src = sl.narrow(dim, j, 1).offsets();
-            for (d, s) in dst.into_iter().zip(src) {
-                out[d] += data[s];
-            }
-        }
+        let out = Tensor::zeros(&shape);
+        out.add_part_(Grad::IndexAdd { dim, indices: Arc::clone(indices), part: self.detach() });
         let idx = Arc::clone(indices);
-        Tensor::from_data(out, &shape)
-            .record("index_add", vec![self.clone()], move |c| vec![Some(c.grad.index_select(dim, &idx))])
+        out.record("index_add", vec![self.clone()], move |c| vec![Some(c.grad.index_select(dim, &idx))])
     }
 
     /// Picks one element from each slice along `dim`: the result has the shape of `self` with

@@ -8,3 +8,5 @@ mod index;
 mod matmul;
 mod reduce;
 mod view;
+
+pub(crate) use view::add_into;

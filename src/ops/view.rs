@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::autograd::Grad;
 use crate::layout::{Layout, for_each_row};
 use crate::shape::{check_dim, numel};
 use crate::storage::Element;
@@ -52,8 +53,9 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Tensor<E> {
         let layout = self.layout().narrow(dim, start, len);
-        let size = self.shape()[dim];
-        self.view(layout).record("narrow", vec![self.clone()], move |c| vec![Some(c.grad.unnarrow(dim, start, size))])
+        self.view(layout).record_parts("narrow", vec![self.clone()], move |c| {
+            vec![Some(Grad::Narrow { dim, start, part: c.grad.clone() })]
+        })
     }
 
     /// The adjoint of `narrow`: a zero tensor with `dim` of length `size` whose range
@@ -62,11 +64,9 @@ impl<E: Element> Tensor<E> {
         let mut shape = self.shape().to_vec();
         let len = shape[dim];
         shape[dim] = size;
-        let mut out = vec![E::zero(); numel(&shape)];
-        let dst = Layout::contiguous(&shape).narrow(dim, start, len);
-        copy_into(&mut out, &dst, self);
-        Tensor::from_data(out, &shape)
-            .record("unnarrow", vec![self.clone()], move |c| vec![Some(c.grad.narrow(dim, start, len))])
+        let out = Tensor::zeros(&shape);
+        out.add_part_(Grad::Narrow { dim, start, part: self.detach() });
+        out.record("unnarrow", vec![self.clone()], move |c| vec![Some(c.grad.narrow(dim, start, len))])
     }
 
     /// Stretches dims of size 1 (and prepends dims) to `shape`, with stride 0 (a view).
@@ -189,6 +189,23 @@ impl<E: Element> Tensor<E> {
         let parts: Vec<Tensor<E>> = tensors.iter().map(|t| t.unsqueeze(dim)).collect();
         Tensor::cat(&parts, dim)
     }
+}
+
+/// Adds the logical elements of `src` into the positions `dst` addresses in `out`.
+pub(crate) fn add_into<E: Element>(out: &mut [E], dst: &Layout, src: &Tensor<E>) {
+    let data = src.data();
+    let sl = src.layout();
+    for_each_row(dst.shape(), [dst.strides(), sl.strides()], [dst.offset(), sl.offset()], |[od, os], len, [sd, ss]| {
+        if sd == 1 && ss == 1 {
+            for (o, &x) in out[od..od + len].iter_mut().zip(&data[os..os + len]) {
+                *o += x;
+            }
+        } else {
+            for k in 0..len {
+                out[od + k * sd] += data[os + k * ss];
+            }
+        }
+    });
 }
 
 /// Copies the logical elements of `src` into the positions `dst` addresses in `out`.
