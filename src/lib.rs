@@ -33,6 +33,7 @@ mod error;
 mod gradcheck;
 mod kernels;
 mod layout;
+pub mod nn;
 mod ops;
 pub mod shape;
 mod storage;

@@ -5,6 +5,7 @@
 //! computed by exactly one piece in a fixed order. Results are therefore bit-identical whatever
 //! `RAYON_NUM_THREADS` is.
 
+pub(crate) mod lstm;
 pub(crate) mod map;
 pub(crate) mod matmul;
 pub(crate) mod reduce;

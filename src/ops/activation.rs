@@ -32,6 +32,26 @@ impl<E: Element> Tensor<E> {
         })
     }
 
+    /// `x` for x > 0, `slope · x` otherwise (composed: `relu(x) − slope · relu(−x)`).
+    pub fn leaky_relu(&self, slope: E) -> Tensor<E> {
+        &self.relu() - &self.neg().relu().mul_scalar(slope)
+    }
+
+    /// The Gauss error function. ∂/∂x = 2/√π · e^(−x²).
+    pub fn erf(&self) -> Tensor<E> {
+        self.map(|x| E::of(libm::erf(x.to_f64().unwrap_or(f64::NAN)))).record("erf", vec![self.clone()], |c| {
+            let x = &c.inputs[0];
+            vec![Some(c.grad * &(x * x).neg().exp().mul_scalar(E::of(std::f64::consts::FRAC_2_SQRT_PI)))]
+        })
+    }
+
+    /// GELU with the exact Gaussian CDF, `x · Φ(x) = x/2 · (1 + erf(x/√2))` (PyTorch's default
+    /// `nn.GELU()`), composed from primitives.
+    pub fn gelu(&self) -> Tensor<E> {
+        let cdf = self.mul_scalar(E::of(std::f64::consts::FRAC_1_SQRT_2)).erf().add_scalar(E::one());
+        (self * &cdf).mul_scalar(E::of(0.5))
+    }
+
     /// Softmax over `dim`: `exp(x − max) / Σ exp(x − max)`, stable for large inputs.
     ///
     /// ```

@@ -7,6 +7,9 @@ mod elementwise;
 mod index;
 mod matmul;
 mod reduce;
+mod rnn;
 mod view;
 
+pub(crate) use activation::sigmoid_scalar;
+pub(crate) use rnn::lstm_sequence;
 pub(crate) use view::add_into;

@@ -1,0 +1,22 @@
+//! Layers as composable modules, in PyTorch's conventions (Keras names where users expect them).
+//!
+//! A module is a plain struct holding its parameters ([`Param`]); [`Module::forward`] maps a
+//! tensor to a tensor, and [`Module::named_parameters`] lists the parameters with dotted names in
+//! a stable order, as in a PyTorch `state_dict` (`lstm.weight_ih_l0`, `fc.bias`, …).
+
+mod activation;
+mod dropout;
+mod embedding;
+pub mod init;
+mod linear;
+mod lstm;
+mod module;
+mod sequential;
+
+pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use linear::{Dense, Linear};
+pub use lstm::{Lstm, LstmConfig, LstmOutput, LstmState};
+pub use module::{Mask, Module, Param};
+pub use sequential::Sequential;

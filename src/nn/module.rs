@@ -1,0 +1,207 @@
+//! The `Module` trait and `Param`, a parameter that can be frozen.
+
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::{Element, Tensor};
+
+/// A learnable tensor owned by a module.
+///
+/// The value is a leaf that requires a gradient; an optimizer overwrites it in place between
+/// steps. A frozen parameter takes part in the forward pass as a constant: no gradient reaches
+/// it, and [`Module::parameters`] leaves it out.
+#[derive(Debug)]
+pub struct Param<E: Element = f32> {
+    value: RwLock<Tensor<E>>,
+    trainable: AtomicBool,
+}
+
+/// A leaf that requires a gradient: `t` itself if it already is one, else a new leaf over its data.
+fn as_leaf<E: Element>(t: Tensor<E>) -> Tensor<E> {
+    if t.is_leaf() && t.needs_grad() { t } else { t.detach().requires_grad() }
+}
+
+impl<E: Element> Param<E> {
+    /// Wraps a tensor as a trainable parameter. A tensor that is already a leaf requiring a
+    /// gradient is used as it is (same identity); anything else becomes a new leaf.
+    pub fn new(value: Tensor<E>) -> Self {
+        Param { value: RwLock::new(as_leaf(value)), trainable: AtomicBool::new(true) }
+    }
+
+    /// The tensor to use in a forward pass (a constant view when frozen).
+    pub fn tensor(&self) -> Tensor<E> {
+        let v = self.value();
+        if self.is_trainable() { v } else { v.detach() }
+    }
+
+    /// The leaf itself: the key of its gradient in [`Gradients`](crate::Gradients), and the
+    /// handle an optimizer updates in place.
+    pub fn value(&self) -> Tensor<E> {
+        self.value.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes `value` the parameter (same identity if it is a leaf requiring a gradient).
+    /// For functional use — evaluating a module at given parameter tensors, as `gradcheck`
+    /// does. An optimizer built earlier keeps updating the previous tensor.
+    #[track_caller]
+    pub fn bind(&self, value: Tensor<E>) {
+        let mut v = self.value.write().unwrap_or_else(|e| e.into_inner());
+        if v.shape() != value.shape() {
+            panic!("Param::bind: new value has shape {:?}, the parameter has {:?}", value.shape(), v.shape());
+        }
+        *v = as_leaf(value);
+    }
+
+    /// Whether gradients flow to this parameter.
+    pub fn is_trainable(&self) -> bool {
+        self.trainable.load(Ordering::Relaxed)
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) the parameter.
+    pub fn set_trainable(&self, trainable: bool) {
+        self.trainable.store(trainable, Ordering::Relaxed);
+    }
+}
+
+impl<E: Element> Clone for Param<E> {
+    /// A deep copy: the clone has its own buffer, so training one does not move the other.
+    fn clone(&self) -> Self {
+        let v = self.value();
+        let p = Param::new(Tensor::from_vec(v.to_vec(), v.shape()));
+        p.set_trainable(self.is_trainable());
+        p
+    }
+}
+
+/// A padding mask travelling with a batch of sequences: shape `[batch, seq]`, 1 for a real
+/// step and 0 for padding (Keras `mask_zero` semantics).
+#[derive(Clone, Debug)]
+pub struct Mask<E: Element = f32>(pub Tensor<E>);
+
+impl<E: Element> Mask<E> {
+    /// A mask from each sequence's length: steps `0..len` are real, the rest padding.
+    #[track_caller]
+    pub fn from_lengths(lengths: &[usize], seq_len: usize) -> Self {
+        if let Some((i, &l)) = lengths.iter().enumerate().find(|&(_, &l)| l > seq_len) {
+            panic!("Mask::from_lengths: length {l} of sequence {i} exceeds the sequence length {seq_len}");
+        }
+        let data = lengths.iter().flat_map(|&l| (0..seq_len).map(move |t| if t < l { E::one() } else { E::zero() }));
+        Mask(Tensor::from_vec(data.collect(), &[lengths.len(), seq_len]))
+    }
+
+    /// The number of real steps of each sequence (the mask's row sums).
+    pub fn lengths(&self) -> Vec<usize> {
+        let seq = self.0.shape()[1];
+        self.0.to_vec().chunks(seq.max(1)).map(|r| r.iter().filter(|&&m| m > E::zero()).count()).collect()
+    }
+}
+
+/// A layer or a model: a forward pass plus named parameters.
+///
+/// Implementors write [`forward`](Module::forward) and
+/// [`visit_params`](Module::visit_params); everything else has a default.
+pub trait Module<E: Element = f32>: Send + Sync {
+    /// The forward pass. Shapes are documented on each module.
+    fn forward(&self, x: &Tensor<E>) -> Tensor<E>;
+
+    /// The forward pass with a padding mask alongside the input (Keras masking). Modules that
+    /// make a mask (an `Embedding` with `mask_zero`) or consume one (an `Lstm`) override this;
+    /// the default passes the mask through unchanged.
+    fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
+        (self.forward(x), mask.cloned())
+    }
+
+    /// Calls `f` with each parameter and its dotted name (`prefix` + local name), in a fixed
+    /// order.
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>));
+
+    /// Switches training behaviour (dropout) on or off. Containers forward it to children.
+    fn set_training(&mut self, _training: bool) {}
+
+    /// Training mode (dropout active).
+    fn train(&mut self) {
+        self.set_training(true);
+    }
+
+    /// Evaluation mode (dropout off).
+    fn eval(&mut self) {
+        self.set_training(false);
+    }
+
+    /// Every parameter (frozen ones too) with its dotted name, as in a PyTorch `state_dict`.
+    fn named_parameters(&self) -> Vec<(String, Tensor<E>)> {
+        let mut out = Vec::new();
+        self.visit_params("", &mut |name, p| out.push((name, p.value())));
+        out
+    }
+
+    /// The trainable parameters, in order: what an optimizer updates.
+    fn parameters(&self) -> Vec<Tensor<E>> {
+        let mut out = Vec::new();
+        self.visit_params("", &mut |_, p| {
+            if p.is_trainable() {
+                out.push(p.value());
+            }
+        });
+        out
+    }
+
+    /// Freezes or unfreezes the parameter called `name`; returns false if there is none.
+    fn set_trainable(&self, name: &str, trainable: bool) -> bool {
+        let mut found = false;
+        self.visit_params("", &mut |n, p| {
+            if n == name {
+                p.set_trainable(trainable);
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// Binds the parameters, in the order of [`named_parameters`](Module::named_parameters), to
+    /// the given tensors (see [`Param::bind`]).
+    #[track_caller]
+    fn bind_parameters(&self, tensors: &[Tensor<E>]) {
+        let mut k = 0;
+        self.visit_params("", &mut |name, p| {
+            let Some(t) = tensors.get(k) else {
+                panic!(
+                    "bind_parameters: {} tensors given, but the module has more parameters (next: {name})",
+                    tensors.len()
+                );
+            };
+            p.bind(t.clone());
+            k += 1;
+        });
+        if k != tensors.len() {
+            panic!("bind_parameters: {} tensors given for {k} parameters", tensors.len());
+        }
+    }
+
+    /// Total number of scalar parameters.
+    fn num_parameters(&self) -> usize {
+        let mut n = 0;
+        self.visit_params("", &mut |_, p| n += p.value().numel());
+        n
+    }
+}
+
+/// Joins a prefix and a local name with a dot (`"" + "weight"` → `"weight"`).
+pub(crate) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
+}
+
+impl<E: Element, M: Module<E> + ?Sized> Module<E> for Box<M> {
+    fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
+        (**self).forward(x)
+    }
+    fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
+        (**self).forward_masked(x, mask)
+    }
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
+        (**self).visit_params(prefix, f)
+    }
+    fn set_training(&mut self, training: bool) {
+        (**self).set_training(training)
+    }
+}

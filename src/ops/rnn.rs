@@ -1,0 +1,67 @@
+//! The fused LSTM recurrence as one differentiable op over a whole sequence.
+
+use std::sync::Arc;
+
+use crate::kernels::lstm::{self, LstmDims};
+use crate::storage::Element;
+use crate::tensor::Tensor;
+
+/// Runs an LSTM layer's recurrence over all steps as one op (see `kernels::lstm`).
+///
+/// - `xp`: the input projection of every step plus both biases, `[B, T, 4H]`
+/// - `w_hh`: `[4H, H]`; `h0`, `c0`: `[B, H]`
+/// - `rec_mask`: recurrent dropout mask `[B, H]` (a constant), `mask`: padding mask `[B, T]`
+///
+/// Returns `[B, T + 2, H]`: step outputs, then the final `h` and `c`. Its backward is
+/// hand-written (BPTT with one matmul for the recurrent weight gradient), so it cannot be
+/// differentiated twice; the reference cell (`LstmConfig::fused = false`) can.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lstm_sequence<E: Element>(
+    xp: &Tensor<E>,
+    w_hh: &Tensor<E>,
+    h0: &Tensor<E>,
+    c0: &Tensor<E>,
+    rec_mask: Option<&Tensor<E>>,
+    mask: Option<&Tensor<E>>,
+) -> Tensor<E> {
+    let (b, steps, g4) = (xp.shape()[0], xp.shape()[1], xp.shape()[2]);
+    let d = LstmDims { b, t: steps, h: g4 / 4 };
+    let whh: Arc<Vec<E>> = Arc::new(w_hh.to_vec());
+    let rec: Option<Arc<Vec<E>>> = rec_mask.map(|r| Arc::new(r.to_vec()));
+    let msk: Option<Arc<Vec<E>>> = mask.map(|m| Arc::new(m.to_vec()));
+    let (out, saved) = lstm::forward(
+        d,
+        &xp.to_vec(),
+        &whh,
+        &h0.to_vec(),
+        &c0.to_vec(),
+        rec.as_deref().map(|v| &v[..]),
+        msk.as_deref().map(|v| &v[..]),
+    );
+    let out = Tensor::from_vec(out, &[b, steps + 2, d.h]);
+    let inputs = vec![xp.clone(), w_hh.clone(), h0.clone(), c0.clone()];
+    out.record("lstm", inputs, move |c| {
+        if crate::is_grad_enabled() {
+            panic!(
+                "lstm: the fused LSTM kernel has a hand-written backward and cannot be differentiated twice; \
+                 build the layer with LstmConfig {{ fused: false, .. }} (the cell composed from primitive ops) \
+                 to take gradients of gradients"
+            );
+        }
+        let g = lstm::backward(
+            d,
+            &saved,
+            &whh,
+            rec.as_deref().map(|v| &v[..]),
+            msk.as_deref().map(|v| &v[..]),
+            &c.grad.to_vec(),
+        );
+        let (b, h) = (d.b, d.h);
+        vec![
+            c.needs(0).then(|| Tensor::from_vec(g.dxp, &[b, d.t, 4 * h])),
+            c.needs(1).then(|| Tensor::from_vec(g.dwhh, &[4 * h, h])),
+            c.needs(2).then(|| Tensor::from_vec(g.dh0, &[b, h])),
+            c.needs(3).then(|| Tensor::from_vec(g.dc0, &[b, h])),
+        ]
+    })
+}
