@@ -33,6 +33,7 @@ mod error;
 mod gradcheck;
 mod kernels;
 mod layout;
+pub mod loss;
 pub mod nn;
 mod ops;
 pub mod shape;
@@ -45,3 +46,8 @@ pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradcheck_with}
 pub use layout::Layout;
 pub use storage::Element;
 pub use tensor::{Tensor, TensorId};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

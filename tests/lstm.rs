@@ -189,3 +189,79 @@ fn parameter_names_follow_pytorch() {
     assert_eq!(names[8], ("weight_ih_l1".to_string(), vec![16, 8]));
     assert_eq!(names.len(), 16);
 }
+
+// ---------------------------------------------------------------------------------------------
+// GRU
+// ---------------------------------------------------------------------------------------------
+
+use tensorgrad::nn::{Gru, GruConfig};
+
+/// `v[i] = 0.5·sin(0.37·i + k)`, the filling used by tests/fixtures/gru/make_reference.py.
+fn filled(shape: &[usize], k: usize) -> Tensor<f64> {
+    let n: usize = shape.iter().product();
+    Tensor::from_vec((0..n).map(|i| 0.5 * (0.37 * i as f64 + k as f64).sin()).collect(), shape)
+}
+
+fn reference_line(name: &str) -> Vec<f64> {
+    let text = include_str!("fixtures/gru/reference.txt");
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap();
+    let list = line[name.len() + 1..].trim().trim_start_matches('[').trim_end_matches(']');
+    list.split(',').map(|v| v.trim().parse().unwrap()).collect()
+}
+
+#[test]
+fn gru_matches_pytorch() {
+    // PyTorch nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True), float64.
+    let cfg = GruConfig { num_layers: 2, bidirectional: true, return_sequences: true, ..GruConfig::new(3, 4) };
+    let gru = Gru::<f64>::new(cfg, &mut StdRng::seed_from_u64(0));
+    let params: Vec<Tensor<f64>> =
+        gru.named_parameters().iter().enumerate().map(|(k, (_, p))| filled(p.shape(), k)).collect();
+    gru.bind_parameters(&params);
+    let out = gru.forward_full(&filled(&[2, 5, 3], 100), None, None);
+    for (got, want) in [(out.output, reference_line("output")), (out.h, reference_line("h"))] {
+        for (a, b) in got.to_vec().iter().zip(&want) {
+            assert_relative_eq!(*a, *b, epsilon = 1e-14);
+        }
+        assert_eq!(got.numel(), want.len());
+    }
+}
+
+#[test]
+fn gradcheck_gru_stacked_bidirectional_masked() {
+    let cfg = GruConfig { num_layers: 2, bidirectional: true, ..GruConfig::new(2, 3) };
+    let gru = Gru::<f64>::new(cfg, &mut StdRng::seed_from_u64(1));
+    let mask = Mask::from_lengths(&[2, 4], 4);
+    let mut inputs = vec![randn(&[2, 4, 2], 8)];
+    inputs.extend(gru.named_parameters().iter().map(|(_, p)| Tensor::from_vec(p.to_vec(), p.shape())));
+    let result = gradcheck(
+        |xs| {
+            gru.bind_parameters(&xs[1..]);
+            let out = gru.forward_full(&xs[0], None, Some(&mask));
+            Tensor::cat(&[out.output.reshape(&[out.output.numel()]), out.h.reshape(&[out.h.numel()])], 0)
+        },
+        &inputs,
+    );
+    assert!(result.is_ok(), "{}", result.unwrap_err());
+}
+
+#[test]
+fn gru_parameter_shapes_follow_pytorch() {
+    let gru = Gru::<f32>::new(GruConfig::new(3, 4), &mut StdRng::seed_from_u64(0));
+    let shapes: Vec<(String, Vec<usize>)> =
+        gru.named_parameters().into_iter().map(|(n, t)| (n, t.shape().to_vec())).collect();
+    assert_eq!(
+        shapes,
+        vec![
+            ("weight_ih_l0".to_string(), vec![12, 3]),
+            ("weight_hh_l0".to_string(), vec![12, 4]),
+            ("bias_ih_l0".to_string(), vec![12]),
+            ("bias_hh_l0".to_string(), vec![12]),
+        ]
+    );
+}
+
+#[test]
+#[should_panic(expected = "Gru: expected input [batch, seq, 3], got [2, 3]")]
+fn gru_wrong_rank_names_the_module() {
+    Gru::<f32>::new(GruConfig::new(3, 2), &mut StdRng::seed_from_u64(0)).forward(&Tensor::zeros(&[2, 3]));
+}

@@ -19,7 +19,7 @@ use crate::{Element, Tensor};
 /// let mut drop = Dropout::new(0.5, 42);
 /// let y = drop.forward(&Tensor::<f32>::ones(&[1000]));
 /// assert!(y.to_vec().iter().all(|&v| v == 0.0 || v == 2.0));
-/// drop.eval();
+/// drop.set_training(false); // evaluation mode: the identity
 /// assert_eq!(drop.forward(&Tensor::<f32>::ones(&[3])).to_vec(), vec![1.0; 3]);
 /// ```
 #[derive(Debug)]
@@ -48,6 +48,11 @@ impl Dropout {
     /// The drop probability.
     pub fn p(&self) -> f64 {
         self.p
+    }
+
+    /// Switches between training (dropping) and evaluation (identity).
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
     }
 
     /// Whether the module is in training mode.

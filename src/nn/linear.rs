@@ -21,7 +21,7 @@ use crate::{Element, Tensor};
 /// use rand::SeedableRng;
 /// use tensorgrad::{Tensor, nn::{Linear, Module}};
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let fc = Linear::new(3, 2, &mut rng);
+/// let fc: Linear = Linear::new(3, 2, &mut rng); // Linear<f32>
 /// let y = fc.forward(&Tensor::ones(&[4, 3]));
 /// assert_eq!(y.shape(), &[4, 2]);
 /// assert_eq!(fc.named_parameters()[0].0, "weight");
@@ -119,7 +119,7 @@ impl<E: Element> Module<E> for Linear<E> {
 /// use rand::SeedableRng;
 /// use tensorgrad::{Tensor, nn::{Activation, Dense, Module}};
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let head = Dense::new(128, 1, Some(Activation::Sigmoid), &mut rng);
+/// let head: Dense = Dense::new(128, 1, Some(Activation::Sigmoid), &mut rng);
 /// let p = head.forward(&Tensor::zeros(&[8, 128]));
 /// assert!(p.to_vec().iter().all(|&v| v > 0.0 && v < 1.0));
 /// ```

@@ -9,14 +9,14 @@ mod dropout;
 mod embedding;
 pub mod init;
 mod linear;
-mod lstm;
 mod module;
+mod rnn;
 mod sequential;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::{Dense, Linear};
-pub use lstm::{Lstm, LstmConfig, LstmOutput, LstmState};
 pub use module::{Mask, Module, Param};
+pub use rnn::{Gru, GruConfig, GruOutput, Lstm, LstmConfig, LstmOutput, LstmState, RnnConfig};
 pub use sequential::Sequential;

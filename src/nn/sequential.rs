@@ -14,7 +14,7 @@ use crate::{Element, Tensor};
 /// use rand::SeedableRng;
 /// use tensorgrad::{Tensor, nn::{Linear, Module, Relu, Sequential}};
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let mlp = Sequential::new()
+/// let mlp: Sequential = Sequential::new()
 ///     .add(Linear::new(4, 8, &mut rng))
 ///     .add(Relu)
 ///     .add(Linear::new(8, 2, &mut rng));

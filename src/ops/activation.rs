@@ -32,6 +32,13 @@ impl<E: Element> Tensor<E> {
         })
     }
 
+    /// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^(−|x|))` (finite for any x).
+    /// ∂/∂x = σ(x).
+    pub fn softplus(&self) -> Tensor<E> {
+        self.map(|x| x.max(E::zero()) + (-x.abs()).exp().ln_1p())
+            .record("softplus", vec![self.clone()], |c| vec![Some(c.grad * &c.inputs[0].sigmoid())])
+    }
+
     /// `x` for x > 0, `slope · x` otherwise (composed: `relu(x) − slope · relu(−x)`).
     pub fn leaky_relu(&self, slope: E) -> Tensor<E> {
         &self.relu() - &self.neg().relu().mul_scalar(slope)

@@ -1,0 +1,210 @@
+//! Loss functions, PyTorch's definitions and reductions.
+//!
+//! Each takes a [`Reduction`]: the mean over elements (PyTorch's and Keras's default), the sum,
+//! or no reduction (one loss per element). Bad input — a target whose shape differs from the
+//! prediction's, a BCE target outside `[0, 1]`, a class id out of range — panics with a message
+//! naming the loss and the shapes or values.
+
+use crate::autograd::no_grad;
+use crate::{Element, Tensor};
+
+/// How per-element losses are combined.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// The mean over all elements.
+    #[default]
+    Mean,
+    /// The sum over all elements.
+    Sum,
+    /// No reduction: the per-element losses.
+    None,
+}
+
+impl Reduction {
+    fn apply<E: Element>(self, per_element: Tensor<E>) -> Tensor<E> {
+        match self {
+            Reduction::Mean => per_element.mean(),
+            Reduction::Sum => per_element.sum(),
+            Reduction::None => per_element,
+        }
+    }
+}
+
+#[track_caller]
+fn check_same_shape<E: Element>(loss: &str, pred: &Tensor<E>, target: &Tensor<E>) {
+    if pred.shape() != target.shape() {
+        panic!("{loss}: prediction shape {:?} and target shape {:?} differ", pred.shape(), target.shape());
+    }
+}
+
+#[track_caller]
+fn check_unit_interval<E: Element>(loss: &str, what: &str, t: &Tensor<E>) {
+    if let Some((pos, v)) = t.to_vec().into_iter().enumerate().find(|&(_, v)| !(v >= E::zero() && v <= E::one())) {
+        panic!("{loss}: {what} {v} at position {pos} is outside [0, 1]");
+    }
+}
+
+/// Mean squared error, `(pred − target)²`.
+///
+/// ```
+/// use tensorgrad::{Tensor, loss::{mse, Reduction}};
+/// let p = Tensor::from_vec(vec![1.0f32, 2.0], &[2]);
+/// let t = Tensor::from_vec(vec![1.0f32, 4.0], &[2]);
+/// assert_eq!(mse(&p, &t, Reduction::Mean).item(), 2.0);
+/// ```
+#[track_caller]
+pub fn mse<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, reduction: Reduction) -> Tensor<E> {
+    check_same_shape("mse", pred, target);
+    let d = pred - target;
+    reduction.apply(&d * &d)
+}
+
+/// Mean absolute error, `|pred − target|`.
+#[track_caller]
+pub fn l1<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, reduction: Reduction) -> Tensor<E> {
+    check_same_shape("l1", pred, target);
+    reduction.apply((pred - target).abs())
+}
+
+/// Huber loss: `½d²` where `|d| < delta`, else `delta·(|d| − ½delta)`, with `d = pred − target`.
+#[track_caller]
+pub fn huber<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, delta: f64, reduction: Reduction) -> Tensor<E> {
+    check_same_shape("huber", pred, target);
+    if !(delta > 0.0 && delta.is_finite()) {
+        panic!("huber: delta {delta} must be a positive number");
+    }
+    let a = (pred - target).abs();
+    let quadratic = a.clamp(E::zero(), E::of(delta));
+    let linear = &a - &quadratic;
+    reduction.apply((&quadratic * &quadratic).mul_scalar(E::of(0.5)) + linear.mul_scalar(E::of(delta)))
+}
+
+/// Binary cross-entropy on probabilities: `−(y·ln p + (1 − y)·ln(1 − p))`.
+///
+/// As in Keras, `p` is clipped to `[ε, 1 − ε]` (ε = 1e-7), so a probability of exactly 0 or 1
+/// gives a large finite loss, never inf or NaN. Prefer [`bce_with_logits`] on the logits: it is
+/// exact and stable for any input.
+#[track_caller]
+pub fn bce<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, reduction: Reduction) -> Tensor<E> {
+    check_same_shape("bce", pred, target);
+    check_unit_interval("bce", "prediction", pred);
+    check_unit_interval("bce", "target", target);
+    let eps = E::of(1e-7);
+    let p = pred.clamp(eps, E::one() - eps);
+    let one_minus = |t: &Tensor<E>| t.neg().add_scalar(E::one());
+    let ll = target * &p.ln() + &one_minus(target) * &one_minus(&p).ln();
+    reduction.apply(ll.neg())
+}
+
+/// Binary cross-entropy on logits, as one stable primitive:
+/// `max(x, 0) − x·y + ln(1 + e^(−|x|))`, with gradient `σ(x) − y`.
+///
+/// `pos_weight` (broadcast against the logits, e.g. one per class) multiplies the loss of
+/// positive targets, as PyTorch's `pos_weight`:
+/// `(1 − y)·x + (1 + (w − 1)·y)·softplus(−x)`.
+///
+/// ```
+/// use tensorgrad::{Tensor, loss::{bce_with_logits, Reduction}};
+/// let logits = Tensor::from_vec(vec![1e4f32, -1e4, 0.0], &[3]);
+/// let y = Tensor::from_vec(vec![1.0f32, 0.0, 1.0], &[3]);
+/// let l = bce_with_logits(&logits, &y, None, Reduction::None).to_vec();
+/// assert_eq!(l[0], 0.0);
+/// assert!((l[2] - 2f32.ln()).abs() < 1e-6);
+/// ```
+#[track_caller]
+pub fn bce_with_logits<E: Element>(
+    logits: &Tensor<E>,
+    target: &Tensor<E>,
+    pos_weight: Option<&Tensor<E>>,
+    reduction: Reduction,
+) -> Tensor<E> {
+    check_same_shape("bce_with_logits", logits, target);
+    check_unit_interval("bce_with_logits", "target", target);
+    // softplus(−x) = ln(1 + e^(−|x|)) + max(−x, 0), finite for any x.
+    let softplus_neg = |x: E| (-x.abs()).exp().ln_1p() + (-x).max(E::zero());
+    let per_element = match pos_weight {
+        None => logits.zip(target, move |x, y| x.max(E::zero()) - x * y + (-x.abs()).exp().ln_1p()),
+        Some(w) => {
+            let w = w.broadcast_to(logits.shape()).detach();
+            no_grad(|| {
+                let sp = logits.map(softplus_neg);
+                let scale = (&w.add_scalar(-E::one()) * target).add_scalar(E::one());
+                &(&target.neg().add_scalar(E::one()) * logits) + &(&scale * &sp)
+            })
+        }
+    };
+    let w = pos_weight.map(|w| w.broadcast_to(logits.shape()).detach());
+    let per_element = per_element.record("bce_with_logits", vec![logits.clone(), target.clone()], move |c| {
+        let (x, y) = (&c.inputs[0], &c.inputs[1]);
+        // ∂/∂x = (1 − y) − (1 + (w − 1)·y)·σ(−x);  ∂/∂y = −x + (w − 1)·softplus(−x)
+        let scale = match &w {
+            Some(w) => (&w.add_scalar(-E::one()) * y).add_scalar(E::one()),
+            None => Tensor::ones(x.shape()),
+        };
+        let dx = c.needs(0).then(|| {
+            let d = &y.neg().add_scalar(E::one()) - &(&scale * &x.neg().sigmoid());
+            c.grad * &d
+        });
+        let dy = c.needs(1).then(|| {
+            let d = match &w {
+                Some(w) => &x.neg() + &(&w.add_scalar(-E::one()) * &x.neg().softplus()),
+                None => x.neg(),
+            };
+            c.grad * &d
+        });
+        vec![dx, dy]
+    });
+    reduction.apply(per_element)
+}
+
+/// Cross-entropy from logits `[N, C]` and class ids (`targets.len() == N`), with optional label
+/// smoothing `ε ∈ [0, 1)`: `(1 − ε)·(−ln p[y]) + ε/C · Σ_c −ln p[c]`.
+///
+/// ```
+/// use tensorgrad::{Tensor, loss::{cross_entropy, Reduction}};
+/// let logits = Tensor::from_vec(vec![2.0f64, 0.0, 0.0, 0.0, 0.0, 2.0], &[2, 3]);
+/// let l = cross_entropy(&logits, &[0, 2], 0.0, Reduction::Mean).item();
+/// let expected = -(2f64.exp() / (2f64.exp() + 2.0)).ln();
+/// assert!((l - expected).abs() < 1e-12);
+/// ```
+#[track_caller]
+pub fn cross_entropy<E: Element>(
+    logits: &Tensor<E>,
+    targets: &[usize],
+    label_smoothing: f64,
+    reduction: Reduction,
+) -> Tensor<E> {
+    check_class_targets("cross_entropy", logits, targets);
+    if !(0.0..1.0).contains(&label_smoothing) {
+        panic!("cross_entropy: label smoothing {label_smoothing} must be in [0, 1)");
+    }
+    let logp = logits.log_softmax(1);
+    let nll = logp.gather(1, targets).squeeze(1).neg();
+    if label_smoothing == 0.0 {
+        return reduction.apply(nll);
+    }
+    // ε/C · Σ_c −ln p[c] = ε · mean_c(−ln p[c])
+    let smooth = logp.mean_dim(1, false).neg();
+    reduction.apply(nll.mul_scalar(E::of(1.0 - label_smoothing)) + smooth.mul_scalar(E::of(label_smoothing)))
+}
+
+/// Negative log-likelihood from log-probabilities `[N, C]` and class ids: `−logp[y]`.
+#[track_caller]
+pub fn nll_loss<E: Element>(log_probs: &Tensor<E>, targets: &[usize], reduction: Reduction) -> Tensor<E> {
+    check_class_targets("nll_loss", log_probs, targets);
+    reduction.apply(log_probs.gather(1, targets).squeeze(1).neg())
+}
+
+#[track_caller]
+fn check_class_targets<E: Element>(loss: &str, scores: &Tensor<E>, targets: &[usize]) {
+    if scores.ndim() != 2 {
+        panic!("{loss}: expected scores of shape [batch, classes], got {:?}", scores.shape());
+    }
+    let (n, c) = (scores.shape()[0], scores.shape()[1]);
+    if targets.len() != n {
+        panic!("{loss}: {} targets for a batch of {n} (scores {:?})", targets.len(), scores.shape());
+    }
+    if let Some((pos, &t)) = targets.iter().enumerate().find(|&(_, &t)| t >= c) {
+        panic!("{loss}: class {t} at position {pos} is out of range for {c} classes");
+    }
+}
