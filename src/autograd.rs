@@ -76,7 +76,28 @@ pub(crate) enum Backward<E: Element> {
 pub(crate) struct Node<E: Element> {
     pub op: &'static str,
     pub inputs: Vec<Tensor<E>>,
+    /// The buffer version of each input when the op was recorded.
+    pub versions: Vec<u64>,
     pub backward: Backward<E>,
+}
+
+impl<E: Element> Node<E> {
+    /// Panics if an input was overwritten in place (`update_`) after this op was recorded: its
+    /// backward would silently use the new values.
+    #[track_caller]
+    fn check_versions(&self) {
+        for (input, &v) in self.inputs.iter().zip(&self.versions) {
+            let now = input.storage().version();
+            if now != v {
+                panic!(
+                    "backward: an input of shape {:?} to `{}` was modified in place (update_) after the op was \
+                     recorded (version {now}, recorded at {v}); compute the output again after updating the tensor",
+                    input.shape(),
+                    self.op
+                );
+            }
+        }
+    }
 }
 
 /// A gradient flowing to one input: the whole of it, or a part that belongs in a region of it.
@@ -161,6 +182,30 @@ impl<E: Element> Gradients<E> {
         self.map.is_empty()
     }
 
+    /// The gradients with the ids of their tensors, in increasing id order (the order in which
+    /// the tensors were made), so that anything summed over them is reproducible.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).requires_grad();
+    /// let b = Tensor::from_vec(vec![3.0f32], &[1]).requires_grad();
+    /// let grads = ((&a * &a).sum() + b.sum()).backward();
+    /// let ids: Vec<_> = grads.iter().map(|(id, _)| id).collect();
+    /// assert_eq!(ids, vec![a.id(), b.id()]);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (TensorId, &Tensor<E>)> {
+        let mut entries: Vec<(TensorId, &Tensor<E>)> = self.map.iter().map(|(&id, g)| (id, g)).collect();
+        entries.sort_unstable_by_key(|&(id, _)| id);
+        entries.into_iter()
+    }
+
+    /// Like [`iter`](Self::iter), with each gradient replaceable (as gradient clipping does).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (TensorId, &mut Tensor<E>)> {
+        let mut entries: Vec<(TensorId, &mut Tensor<E>)> = self.map.iter_mut().map(|(&id, g)| (id, g)).collect();
+        entries.sort_unstable_by_key(|&(id, _)| id);
+        entries.into_iter()
+    }
+
     /// Adds every gradient of `other` into `self` (gradient accumulation over micro-batches).
     pub fn accumulate(&mut self, other: Gradients<E>) {
         for (id, g) in other.map {
@@ -216,6 +261,7 @@ pub(crate) fn run_backward<E: Element>(root: &Tensor<E>, grad: Tensor<E>, create
             accumulate_into(&mut out.map, t.id(), t.shape(), Grad::Full(g));
             continue;
         };
+        node.check_versions();
         let ctx = Ctx { out: t, grad: &g, inputs: &node.inputs };
         let grads: Vec<Option<Grad<E>>> = match &node.backward {
             Backward::Dense(f) => f(&ctx).into_iter().map(|g| g.map(Grad::Full)).collect(),

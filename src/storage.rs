@@ -2,6 +2,7 @@
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use num_traits::{Float, FromPrimitive, NumAssign, ToPrimitive};
@@ -119,16 +120,23 @@ impl Element for f64 {
 ///
 /// Values are immutable once written, with one exception: a parameter's buffer may be
 /// overwritten in place by an optimizer between steps (see [`Storage::write`]). Readers take a
-/// snapshot (`Arc<Vec<E>>`); a writer that finds a live snapshot copies first, so a value saved
-/// for a backward pass never changes under the graph.
+/// snapshot (`Arc<Vec<E>>`); a writer that finds a live snapshot copies first, so a kernel that is
+/// reading never sees a torn value. Every write bumps a version counter: a recorded op notes the
+/// versions of its inputs, and the backward pass refuses to use an input written since.
 #[derive(Debug)]
 pub(crate) struct Storage<E> {
     data: Mutex<Arc<Vec<E>>>,
+    version: AtomicU64,
 }
 
 impl<E: Clone> Storage<E> {
     pub(crate) fn new(data: Vec<E>) -> Self {
-        Storage { data: Mutex::new(Arc::new(data)) }
+        Storage { data: Mutex::new(Arc::new(data)), version: AtomicU64::new(0) }
+    }
+
+    /// How many times the buffer has been written in place.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> MutexGuard<'_, Arc<Vec<E>>> {
@@ -144,6 +152,7 @@ impl<E: Clone> Storage<E> {
     /// Runs `f` on the values with write access; copies first if a snapshot is alive.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut [E]) -> R) -> R {
         let mut guard = self.lock();
+        self.version.fetch_add(1, Ordering::AcqRel);
         f(Arc::make_mut(&mut guard).as_mut_slice())
     }
 

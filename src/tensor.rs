@@ -336,8 +336,9 @@ impl<E: Element> Tensor<E> {
 
     /// Overwrites the values of this tensor in place (for optimizers and weight loading), as
     /// PyTorch does under `no_grad`. The tensor must be contiguous and `f` sees its elements in
-    /// row-major order. Values saved by a graph that is still alive are not affected: a live
-    /// snapshot is copied first.
+    /// row-major order. A graph recorded before the update cannot be backpropagated afterwards:
+    /// `backward` panics naming the op whose input changed (PyTorch's version counter), instead
+    /// of silently using the new values.
     #[track_caller]
     pub fn update_(&self, f: impl FnOnce(&mut [E])) {
         assert!(self.is_contiguous(), "update_: tensor of shape {:?} is not contiguous", self.shape());
@@ -372,15 +373,16 @@ impl<E: Element> Tensor<E> {
             return self;
         }
         let backward = backward();
+        let versions = inputs.iter().map(|t| t.storage().version()).collect();
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => {
-                inner.grad = GradState::Op(Node { op, inputs, backward });
+                inner.grad = GradState::Op(Node { op, inputs, versions, backward });
                 self
             }
             None => {
                 let mut t = Self::from_storage(Arc::clone(&self.inner.storage), self.inner.layout.clone());
                 Arc::get_mut(&mut t.inner).expect("fresh tensor is unique").grad =
-                    GradState::Op(Node { op, inputs, backward });
+                    GradState::Op(Node { op, inputs, versions, backward });
                 t
             }
         }

@@ -38,6 +38,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn sum_dim(&self, dim: usize, keepdim: bool) -> Tensor<E> {
+        check_dim("sum_dim", dim, self.shape());
         let s = self.sum_dims_keepdim(&[dim]);
         if keepdim { s } else { s.squeeze(dim) }
     }
