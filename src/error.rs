@@ -26,6 +26,125 @@ pub enum Error {
         /// Its position in the input.
         position: usize,
     },
+    /// A file could not be read, written, synced or renamed.
+    #[error("cannot {op} {}: {source}", .path.display())]
+    Io {
+        /// What was being done, e.g. `"read"` or `"create the temporary file"`.
+        op: &'static str,
+        /// The file the operation failed on.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Bytes that are not a valid safetensors file: truncated, a corrupt or hostile header,
+    /// sizes that do not add up (see [`crate::io`]).
+    #[error("{}: not a valid safetensors file: {reason}", crate::io::describe_origin(.path))]
+    Format {
+        /// The file, or `None` for bytes given in memory.
+        path: Option<std::path::PathBuf>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A stored tensor whose element type is not the one asked for (loading never converts).
+    #[error("{}: tensor `{name}` is stored as {found}, expected {expected}", crate::io::describe_origin(.path))]
+    DType {
+        /// The file, or `None` for bytes given in memory.
+        path: Option<std::path::PathBuf>,
+        /// The tensor's name in the file.
+        name: String,
+        /// The stored safetensors dtype (`"F64"`, `"BF16"`, …).
+        found: String,
+        /// The dtype that was asked for (`"F32"` or `"F64"`).
+        expected: String,
+    },
+    /// A tensor or metadata name that cannot be saved: a duplicate, or the reserved
+    /// `"__metadata__"`.
+    #[error("cannot save {kind} named {name:?}: {reason}")]
+    InvalidName {
+        /// `"tensor"` or `"metadata key"`.
+        kind: &'static str,
+        /// The name.
+        name: String,
+        /// Why it cannot be saved.
+        reason: &'static str,
+    },
+    /// The tensors of a weight file do not match a model's parameters; nothing was loaded.
+    /// Lists every difference at once.
+    #[error(
+        "{}",
+        crate::io::describe_state_mismatch(.path, .missing, .unexpected, .mismatched, .wrong_dtype)
+    )]
+    StateMismatch {
+        /// The weight file.
+        path: std::path::PathBuf,
+        /// Parameters of the model that the file does not have.
+        missing: Vec<String>,
+        /// Tensors of the file that the model has no parameter for.
+        unexpected: Vec<String>,
+        /// Tensors whose shape differs: (name, the model's shape, the file's shape).
+        mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
+        /// Tensors whose element type differs: (name, the model's dtype, the file's dtype).
+        wrong_dtype: Vec<(String, String, String)>,
+    },
+    /// A parameter that is a non-contiguous view, so its values cannot be overwritten in place.
+    #[error("cannot load parameter `{name}` in place: it is a non-contiguous view of shape {shape:?}")]
+    NotContiguous {
+        /// The parameter's name.
+        name: String,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+    /// An optimizer's saved state does not fit the optimizer loading it; nothing was changed.
+    /// Lists every problem at once.
+    #[error(
+        "{optimizer}: cannot load the optimizer state: {}",
+        describe_optimizer_state(.missing, .unexpected, .invalid)
+    )]
+    OptimizerState {
+        /// The optimizer that was loading (`"Adam"`, `"Sgd"`, …).
+        optimizer: &'static str,
+        /// Entries the optimizer needs that the state lacks, e.g. `"1.exp_avg_sq"`.
+        missing: Vec<String>,
+        /// Entries of the state the optimizer does not know: an unknown name, or a parameter
+        /// index beyond the optimizer's parameters.
+        unexpected: Vec<String>,
+        /// Entries with a wrong shape or an invalid value, or given twice, each with the reason.
+        invalid: Vec<String>,
+    },
+    /// A labelled text file that cannot be read as a dataset: a malformed row (wrong number of
+    /// fields, a label that is not a number, bytes that are not UTF-8), a missing column, or an
+    /// unknown format (see [`crate::data::read_labelled`]).
+    #[error("{}: {reason}", crate::data::describe_location(.path, .line))]
+    DataFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The 1-based line the problem is on (where the record starts), or `None` for a problem
+        /// of the whole file.
+        line: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tokenizer vocabulary file that is corrupt, truncated or not UTF-8 (see
+    /// [`crate::data::Tokenizer::load`]).
+    #[error("{}: not a valid tokenizer vocabulary: {reason}", crate::data::describe_location(.path, .line))]
+    Vocabulary {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The 1-based line the problem is on, or `None` for a problem of the whole file.
+        line: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The body of the message of [`Error::OptimizerState`]: its non-empty lists, in order.
+fn describe_optimizer_state(missing: &[String], unexpected: &[String], invalid: &[String]) -> String {
+    let parts: Vec<String> = [("missing", missing), ("unexpected", unexpected), ("invalid", invalid)]
+        .into_iter()
+        .filter(|(_, list)| !list.is_empty())
+        .map(|(what, list)| format!("{what} {}", list.join(", ")))
+        .collect();
+    parts.join("; ")
 }
 
 /// `Result` with [`Error`].

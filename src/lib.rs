@@ -29,8 +29,10 @@
 #![warn(missing_docs)]
 
 mod autograd;
+pub mod data;
 mod error;
 mod gradcheck;
+pub mod io;
 mod kernels;
 mod layout;
 pub mod loss;

@@ -1,0 +1,50 @@
+//! Text preprocessing and batching, in the style of Keras's `preprocessing` utilities.
+//!
+//! - [`Tokenizer`]: Keras's `Tokenizer` — lower-casing, punctuation filtering, a vocabulary
+//!   ranked by word frequency, `num_words` and `oov_token` with Keras's exact semantics — plus a
+//!   crash-safe save/load of the vocabulary.
+//! - [`pad_sequences`] / [`pad_sequences_ids`]: Keras's `pad_sequences`, returning a `[n, maxlen]`
+//!   tensor of ids ready for [`Embedding`](crate::nn::Embedding), or plain vectors.
+//! - [`read_labelled`]: a labelled text file (TSV without quoting, or RFC 4180 CSV) with `label`
+//!   and `text` columns, as a [`TextDataset`]; malformed rows are an error naming the file, line
+//!   and problem, or are skipped and counted.
+//! - [`train_test_split`], [`train_val_test_split`], [`permutation`], [`batches`]: seeded,
+//!   reproducible shuffling, splitting and mini-batching of row indices.
+//!
+//! ```
+//! use tensorgrad::data::{Padding, Tokenizer, Truncating, batches, pad_sequences};
+//!
+//! let texts = ["A gripping, funny film!", "A dull film.", "Funny and warm."];
+//! let mut tokenizer = Tokenizer::new().with_num_words(100).with_oov_token("<OOV>");
+//! tokenizer.fit_on_texts(&texts);
+//! let sequences = tokenizer.texts_to_sequences(&texts);
+//! let ids = pad_sequences(&sequences, Some(4), Padding::Pre, Truncating::Pre, 0.0);
+//! assert_eq!(ids.shape(), &[3, 4]);
+//!
+//! for batch in batches(texts.len(), 2, Some(42)) {
+//!     let x = ids.index_select(0, &batch); // [batch, 4], the input of an `Embedding`
+//!     assert_eq!(x.shape()[1], 4);
+//! }
+//! ```
+
+mod labelled;
+mod sequence;
+mod split;
+mod tokenizer;
+mod vocab_file;
+
+use std::path::Path;
+
+pub use labelled::{Format, ReadOptions, SkippedRow, TextDataset, read_labelled};
+pub use sequence::{Padding, Truncating, pad_sequences, pad_sequences_ids};
+pub use split::{Batches, Split, batches, batches_from, permutation, train_test_split, train_val_test_split};
+pub use tokenizer::{DEFAULT_FILTERS, Tokenizer, text_to_word_sequence};
+
+/// `path:line` or `path` for the messages of [`Error::DataFile`](crate::Error::DataFile) and
+/// [`Error::Vocabulary`](crate::Error::Vocabulary).
+pub(crate) fn describe_location(path: &Path, line: &Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    }
+}

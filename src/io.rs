@@ -1,0 +1,556 @@
+//! Weight files in the [safetensors] format, the format of PyTorch and the Hugging Face hub.
+//!
+//! A safetensors file is an 8-byte little-endian header length, a JSON header naming each
+//! tensor with its dtype, shape and byte range, and the raw little-endian values. Files written
+//! here are read by `safetensors.torch.load_file`, and files written by PyTorch are read here:
+//! [`Lstm`](crate::nn::Lstm) and [`Linear`](crate::nn::Linear) use PyTorch's parameter names and
+//! shapes, so a `state_dict` moves between the two.
+//!
+//! - [`save_tensors`] / [`load_tensors`]: named tensors, plus string metadata.
+//! - [`save_model`] / [`load_model`]: a [`Module`]'s parameters, by their dotted names.
+//!
+//! Saving is crash-safe: the file is written to a temporary file in the same directory, synced
+//! to disk, then renamed over the target, so an interrupted save leaves the previous file whole.
+//!
+//! Loading never panics on a corrupt, truncated or hostile file: every problem is an
+//! [`Error`], and no memory is allocated for a tensor before its declared size has been checked
+//! against the bytes actually present. Element types are strict: an `F64` tensor does not load
+//! into `Tensor<f32>` (convert explicitly if you mean to).
+//!
+//! [safetensors]: https://github.com/huggingface/safetensors
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
+
+use crate::nn::Module;
+use crate::{Element, Error, Result, Tensor};
+
+/// The header key safetensors reserves for the string metadata.
+const METADATA_KEY: &str = "__metadata__";
+/// Bytes of the header-length prefix.
+const PREFIX: usize = 8;
+
+// ---------------------------------------------------------------------------------------------
+// Saving
+// ---------------------------------------------------------------------------------------------
+
+/// Writes named tensors and string metadata to a safetensors file at `path`.
+///
+/// Tensors are stored as `F32` or `F64` (from `E`), little-endian, in row-major order with their
+/// shapes; views are written as their logical values. The file's tensors are ordered by name,
+/// as the safetensors writer does. `metadata` goes into the header's `__metadata__` map; with
+/// more than one entry their order in the header (not their content) can differ from one save to
+/// the next, since the safetensors crate keeps them in a hash map.
+///
+/// The write is crash-safe: the bytes go to a temporary file `.<name>.<pid>.tmp` next to the
+/// target, which is flushed, synced (`sync_all`) and then renamed over `path`. If anything fails
+/// the temporary file is removed and an existing file at `path` is left untouched.
+///
+/// # Errors
+/// [`Error::InvalidName`] for a duplicate tensor name or metadata key, or a tensor named
+/// `__metadata__`; [`Error::Io`] if the directory does not exist or a write, sync or rename
+/// fails.
+pub fn save_tensors<E: Element>(
+    path: impl AsRef<Path>,
+    tensors: &[(String, Tensor<E>)],
+    metadata: &[(String, String)],
+) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = save_tensors_to_bytes(tensors, metadata)?;
+    write_atomically(path, &bytes)
+}
+
+/// The bytes of the safetensors file [`save_tensors`] would write.
+///
+/// # Errors
+/// [`Error::InvalidName`] for a duplicate tensor name or metadata key, or a tensor named
+/// `__metadata__`.
+pub fn save_tensors_to_bytes<E: Element>(
+    tensors: &[(String, Tensor<E>)],
+    metadata: &[(String, String)],
+) -> Result<Vec<u8>> {
+    let mut seen = HashSet::new();
+    for (name, _) in tensors {
+        if name == METADATA_KEY {
+            return Err(Error::InvalidName {
+                kind: "tensor",
+                name: name.clone(),
+                reason: "the name is reserved for the file's metadata",
+            });
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(Error::InvalidName { kind: "tensor", name: name.clone(), reason: "the name is used twice" });
+        }
+    }
+    let mut info = HashMap::with_capacity(metadata.len());
+    for (key, value) in metadata {
+        if info.insert(key.clone(), value.clone()).is_some() {
+            return Err(Error::InvalidName {
+                kind: "metadata key",
+                name: key.clone(),
+                reason: "the key is used twice",
+            });
+        }
+    }
+    let views = tensors.iter().map(|(name, t)| (name.as_str(), Encoded { tensor: t, dtype: dtype_of::<E>() }));
+    let info = (!info.is_empty()).then_some(info);
+    // The names are unique and the byte lengths match the shapes, so serialization cannot fail
+    // except for a header over safetensors' 100 MB limit.
+    safetensors::serialize(views, info).map_err(|e| Error::Format { path: None, reason: e.to_string() })
+}
+
+/// A tensor as the safetensors writer sees it: its values are encoded when they are written.
+struct Encoded<'a, E: Element> {
+    tensor: &'a Tensor<E>,
+    dtype: Dtype,
+}
+
+impl<E: Element> View for Encoded<'_, E> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    fn shape(&self) -> &[usize] {
+        self.tensor.shape()
+    }
+
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        encode(&self.tensor.to_vec()).into()
+    }
+
+    fn data_len(&self) -> usize {
+        self.tensor.numel().saturating_mul(size_of::<E>())
+    }
+}
+
+/// Serializes saves within this process, so two threads saving to the same path cannot share a
+/// temporary file (the temporary name is unique per process, not per call).
+static SAVE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let Some(file_name) = path.file_name() else {
+        let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path does not name a file");
+        return Err(io_err("save to", path)(source));
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
+
+    let _guard = SAVE_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut file = create_temp(&tmp).map_err(io_err("create the temporary file", &tmp))?;
+    let written = (|| {
+        file.write_all(bytes).map_err(io_err("write", &tmp))?;
+        file.flush().map_err(io_err("write", &tmp))?;
+        file.sync_all().map_err(io_err("sync", &tmp))?;
+        drop(file);
+        fs::rename(&tmp, path).map_err(io_err("rename the temporary file onto", path))
+    })();
+    if let Err(e) = written {
+        // Best effort: the error being reported is the one that matters.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Creates the temporary file, never following or reusing an existing entry, except a file left
+/// by an interrupted save of an earlier process that had the same id.
+fn create_temp(tmp: &Path) -> std::io::Result<File> {
+    let open = || OpenOptions::new().write(true).create_new(true).open(tmp);
+    match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // We hold SAVE_LOCK and the name carries our process id, so no save of ours is using
+            // it: it is stale. Remove a stale file or link, but never a directory.
+            match fs::symlink_metadata(tmp) {
+                Ok(m) if !m.is_dir() => {
+                    fs::remove_file(tmp)?;
+                    open()
+                }
+                _ => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// A closure wrapping an `std::io::Error` as [`Error::Io`] for `op` on `path`.
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io { op, path: path.to_path_buf(), source }
+}
+
+/// Makes the rename durable (best effort; a directory cannot be opened for sync on Windows).
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// Writes every parameter of `model` (frozen ones too) to a safetensors file, under the names of
+/// [`Module::named_parameters`] — PyTorch's `state_dict` names for PyTorch-style modules
+/// (`lstm.weight_ih_l0`, `fc.bias`, …). The header metadata is `{"format": "pt"}`, which the
+/// Hugging Face loaders expect of PyTorch-layout weights.
+///
+/// Crash-safe like [`save_tensors`].
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tensorgrad::{Tensor, io, nn::{Linear, Module}};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let trained = Linear::<f32>::new(3, 2, &mut rng);
+/// let path = std::env::temp_dir().join(format!("tensorgrad-doc-save-{}.safetensors", std::process::id()));
+/// io::save_model(&trained, &path)?;
+///
+/// let fresh = Linear::<f32>::new(3, 2, &mut rng);
+/// io::load_model(&fresh, &path)?;
+/// let x = Tensor::ones(&[1, 3]);
+/// assert_eq!(fresh.forward(&x).to_vec(), trained.forward(&x).to_vec());
+/// std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`save_tensors`]; [`Error::InvalidName`] if two parameters share a name.
+pub fn save_model<E: Element, M: Module<E> + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<()> {
+    save_tensors(path, &model.named_parameters(), &[("format".to_string(), "pt".to_string())])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+
+/// Reads every tensor of a safetensors file, in the order of their data in the file (for files
+/// written by [`save_tensors`] or PyTorch, sorted by name). The tensors are constants; call
+/// [`Tensor::requires_grad`] to train them.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not a valid safetensors
+/// file (truncated, corrupt header, inconsistent or absurd sizes); [`Error::DType`] if a tensor
+/// is not stored as `E` (`F32` for `f32`, `F64` for `f64`).
+pub fn load_tensors<E: Element>(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor<E>)>> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    Parsed::new(&bytes, Some(path))?.tensors()
+}
+
+/// [`load_tensors`] from the bytes of a file held in memory.
+///
+/// ```
+/// use tensorgrad::{Tensor, io};
+/// let t = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], &[3, 1]);
+/// let bytes = io::save_tensors_to_bytes(&[("t".to_string(), t)], &[])?;
+/// let back = io::load_tensors_from_bytes::<f64>(&bytes)?;
+/// assert_eq!(back[0].1.shape(), &[3, 1]);
+/// assert!(io::load_tensors_from_bytes::<f32>(&bytes).is_err()); // stored as F64
+/// assert!(io::load_tensors_from_bytes::<f64>(&bytes[..bytes.len() - 1]).is_err());
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`load_tensors`], without [`Error::Io`].
+pub fn load_tensors_from_bytes<E: Element>(bytes: &[u8]) -> Result<Vec<(String, Tensor<E>)>> {
+    Parsed::new(bytes, None)?.tensors()
+}
+
+/// The string metadata of a safetensors file (its header's `__metadata__`), sorted by key.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not a valid safetensors
+/// file.
+pub fn load_metadata(path: impl AsRef<Path>) -> Result<Vec<(String, String)>> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    let parsed = Parsed::new(&bytes, Some(path))?;
+    let mut out: Vec<(String, String)> =
+        parsed.meta.metadata().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Loads a safetensors file into the parameters of `model`, matching them by name
+/// ([`Module::named_parameters`]).
+///
+/// Every name, shape and dtype is checked before anything is written: if the file lacks a
+/// parameter, has a tensor the model does not, or differs in a shape or dtype, the call returns
+/// [`Error::StateMismatch`] listing all the differences, and the model is unchanged. The values
+/// are written in place into the existing parameter tensors (with [`Tensor::update_`]), so an
+/// optimizer holding those tensors keeps training them.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tensorgrad::{Error, io, nn::{Linear, Module}};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+/// let path = std::env::temp_dir().join(format!("tensorgrad-doc-load-{}.safetensors", std::process::id()));
+/// io::save_model(&Linear::<f32>::new(4, 2, &mut rng), &path)?;
+///
+/// // A model of another shape is refused, and keeps its values.
+/// let other = Linear::<f32>::new(4, 3, &mut rng);
+/// let before = other.weight().value().to_vec();
+/// let err = io::load_model(&other, &path).unwrap_err();
+/// assert!(matches!(&err, Error::StateMismatch { mismatched, .. } if mismatched.len() == 2));
+/// assert_eq!(other.weight().value().to_vec(), before);
+/// std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Io`], [`Error::Format`] as [`load_tensors`]; [`Error::StateMismatch`] as above;
+/// [`Error::NotContiguous`] if a parameter is a non-contiguous view (one bound with
+/// [`Param::bind`](crate::nn::Param::bind)), which cannot be overwritten in place.
+pub fn load_model<E: Element, M: Module<E> + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    let parsed = Parsed::new(&bytes, Some(path))?;
+    let params = model.named_parameters();
+    let file = parsed.meta.tensors();
+    let expected = dtype_of::<E>();
+
+    let (mut missing, mut mismatched, mut wrong_dtype) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, t) in &params {
+        let Some(info) = file.get(name) else {
+            missing.push(name.clone());
+            continue;
+        };
+        if info.dtype != expected {
+            wrong_dtype.push((name.clone(), expected.to_string(), info.dtype.to_string()));
+        }
+        if info.shape != t.shape() {
+            mismatched.push((name.clone(), t.shape().to_vec(), info.shape.clone()));
+        }
+    }
+    let names: HashSet<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+    let mut unexpected: Vec<String> = file.keys().filter(|n| !names.contains(n.as_str())).cloned().collect();
+    unexpected.sort();
+    if !(missing.is_empty() && unexpected.is_empty() && mismatched.is_empty() && wrong_dtype.is_empty()) {
+        return Err(Error::StateMismatch { path: path.to_path_buf(), missing, unexpected, mismatched, wrong_dtype });
+    }
+    if let Some((name, t)) = params.iter().find(|(_, t)| !t.is_contiguous()) {
+        return Err(Error::NotContiguous { name: name.clone(), shape: t.shape().to_vec() });
+    }
+
+    // Decode everything first, so a failure cannot leave the model half loaded.
+    let values =
+        params.iter().map(|(name, _)| parsed.values::<E>(name, file[name])).collect::<Result<Vec<Vec<E>>>>()?;
+    for ((_, t), v) in params.iter().zip(values) {
+        t.update_(|d| d.copy_from_slice(&v));
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|source| Error::Io { op: "read", path: path.to_path_buf(), source })
+}
+
+/// A validated safetensors header over the bytes of the whole file.
+struct Parsed<'a> {
+    /// The data section (everything after the header).
+    data: &'a [u8],
+    meta: Metadata,
+    path: Option<&'a Path>,
+}
+
+impl<'a> Parsed<'a> {
+    fn new(bytes: &'a [u8], path: Option<&'a Path>) -> Result<Self> {
+        let fail = |reason: String| Error::Format { path: path.map(Path::to_path_buf), reason };
+        let Some((prefix, rest)) = bytes.split_first_chunk::<PREFIX>() else {
+            return Err(fail(format!("{} bytes is too short for the 8-byte header length", bytes.len())));
+        };
+        let n = u64::from_le_bytes(*prefix);
+        let header_len = usize::try_from(n).ok().filter(|&n| n <= rest.len()).ok_or_else(|| {
+            fail(format!("the header length {n} is larger than the {} bytes that follow it", rest.len()))
+        })?;
+        let (header, data) = rest.split_at(header_len);
+        check_numbers(header, bytes.len()).map_err(fail)?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| fail(describe(&e, data.len())))?;
+        Ok(Parsed { data, meta, path })
+    }
+
+    /// The tensors in data order (ties, which only zero-sized tensors can have, by name).
+    fn tensors<E: Element>(&self) -> Result<Vec<(String, Tensor<E>)>> {
+        let mut entries: Vec<(String, &TensorInfo)> = self.meta.tensors().into_iter().collect();
+        entries.sort_by(|(a, x), (b, y)| x.data_offsets.cmp(&y.data_offsets).then_with(|| a.cmp(b)));
+        entries
+            .into_iter()
+            .map(|(name, info)| {
+                let values = self.values::<E>(&name, info)?;
+                let t = Tensor::try_from_vec(values, &info.shape)?;
+                Ok((name, t))
+            })
+            .collect()
+    }
+
+    /// The values of one tensor, after checking its dtype and that its declared size is exactly
+    /// the bytes it covers (before allocating anything).
+    fn values<E: Element>(&self, name: &str, info: &TensorInfo) -> Result<Vec<E>> {
+        let expected = dtype_of::<E>();
+        if info.dtype != expected {
+            return Err(Error::DType {
+                path: self.path.map(Path::to_path_buf),
+                name: name.to_string(),
+                found: info.dtype.to_string(),
+                expected: expected.to_string(),
+            });
+        }
+        let (start, end) = info.data_offsets;
+        let bytes = self.data.get(start..end);
+        let needed =
+            info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|n| n.checked_mul(size_of::<E>()));
+        match bytes {
+            Some(b) if Some(b.len()) == needed => Ok(decode(b)),
+            _ => Err(Error::Format {
+                path: self.path.map(Path::to_path_buf),
+                reason: format!(
+                    "tensor `{name}` of shape {:?} declares bytes {start}..{end}, which do not hold it within the {} data bytes",
+                    info.shape,
+                    self.data.len()
+                ),
+            }),
+        }
+    }
+}
+
+/// Rejects any number in the JSON header (outside strings) so large that adding the file length
+/// to it would overflow. Shapes and offsets of a real file are far smaller; the check guards
+/// against an unchecked addition in `safetensors` 0.8's `read_metadata`, which panics (debug
+/// builds) on offsets summing to nearly `usize::MAX`.
+fn check_numbers(header: &[u8], file_len: usize) -> Result<(), String> {
+    let limit = usize::MAX - file_len;
+    let (mut i, mut in_string) = (0, false);
+    while i < header.len() {
+        let c = header[i];
+        i += 1;
+        if in_string {
+            match c {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if c == b'"' {
+            in_string = true;
+        } else if c.is_ascii_digit() {
+            let mut v = usize::from(c - b'0');
+            while let Some(d) = header.get(i).filter(|d| d.is_ascii_digit()) {
+                v = v.checked_mul(10).and_then(|v| v.checked_add(usize::from(d - b'0'))).unwrap_or(usize::MAX);
+                i += 1;
+            }
+            if v > limit {
+                return Err("the header declares a size or offset larger than any file can hold".to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A readable reason for a safetensors parse error.
+fn describe(e: &SafeTensorError, data_len: usize) -> String {
+    match e {
+        SafeTensorError::MetadataIncompleteBuffer => format!(
+            "the tensors' declared sizes do not add up to the {data_len} data bytes in the file (truncated or corrupt)"
+        ),
+        SafeTensorError::TensorInvalidInfo => "a tensor's byte range does not match its shape and dtype".to_string(),
+        other => other.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Element encoding
+// ---------------------------------------------------------------------------------------------
+
+/// The safetensors dtype of an element type.
+fn dtype_of<E: Element>() -> Dtype {
+    match E::NAME {
+        "f32" => Dtype::F32,
+        "f64" => Dtype::F64,
+        other => unreachable!("Element is sealed to f32 and f64, got {other}"),
+    }
+}
+
+/// Little-endian bytes of the values (bit-exact, NaN payloads included).
+fn encode<E: Element>(values: &[E]) -> Vec<u8> {
+    match dtype_of::<E>() {
+        Dtype::F32 => values.iter().flat_map(|v| v.to_f32().unwrap_or(f32::NAN).to_le_bytes()).collect(),
+        _ => values.iter().flat_map(|v| v.to_f64().unwrap_or(f64::NAN).to_le_bytes()).collect(),
+    }
+}
+
+/// Values from little-endian bytes; `bytes.len()` is a multiple of the element size.
+fn decode<E: Element>(bytes: &[u8]) -> Vec<E> {
+    match dtype_of::<E>() {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| {
+                let mut a = [0; 4];
+                a.copy_from_slice(c);
+                E::from_f32(f32::from_le_bytes(a)).unwrap_or_else(E::nan)
+            })
+            .collect(),
+        _ => bytes
+            .chunks_exact(8)
+            .map(|c| {
+                let mut a = [0; 8];
+                a.copy_from_slice(c);
+                E::of(f64::from_le_bytes(a))
+            })
+            .collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error messages (used by `Error`'s Display)
+// ---------------------------------------------------------------------------------------------
+
+/// `` `path` `` for a file, or a phrase for bytes in memory.
+pub(crate) fn describe_origin(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(p) => format!("`{}`", p.display()),
+        None => "safetensors bytes".to_string(),
+    }
+}
+
+/// The multi-line listing of [`Error::StateMismatch`].
+pub(crate) fn describe_state_mismatch(
+    path: &Path,
+    missing: &[String],
+    unexpected: &[String],
+    mismatched: &[(String, Vec<usize>, Vec<usize>)],
+    wrong_dtype: &[(String, String, String)],
+) -> String {
+    let mut s = format!("the tensors in `{}` do not match the model's parameters; nothing was loaded", path.display());
+    if !missing.is_empty() {
+        s += &format!("\n  missing from the file ({}): {}", missing.len(), missing.join(", "));
+    }
+    if !unexpected.is_empty() {
+        s += &format!("\n  not in the model ({}): {}", unexpected.len(), unexpected.join(", "));
+    }
+    if !mismatched.is_empty() {
+        s += &format!("\n  wrong shape ({}):", mismatched.len());
+        for (name, model, file) in mismatched {
+            s += &format!("\n    {name}: model {model:?}, file {file:?}");
+        }
+    }
+    if !wrong_dtype.is_empty() {
+        s += &format!("\n  wrong dtype ({}):", wrong_dtype.len());
+        for (name, model, file) in wrong_dtype {
+            s += &format!("\n    {name}: model {model}, file {file}");
+        }
+    }
+    s
+}

@@ -1,0 +1,682 @@
+//! The `data` module against Keras's documented behaviour, file reading, and splitting.
+//!
+//! Keras references: the `tf.keras.preprocessing.text.Tokenizer` docs (TF 2.3–2.5 API pages)
+//! and the `tf.keras.preprocessing.sequence.pad_sequences` docs, whose examples are copied
+//! below as expected outputs.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use tensorgrad::Error;
+use tensorgrad::data::{
+    DEFAULT_FILTERS, Format, Padding, ReadOptions, SkippedRow, Tokenizer, Truncating, batches, batches_from,
+    pad_sequences, pad_sequences_ids, permutation, read_labelled, text_to_word_sequence, train_test_split,
+    train_val_test_split,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data").join(name)
+}
+
+/// A fresh directory under the system temp dir, unique to this process and test.
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tensorgrad-data-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn index(pairs: &[(&str, usize)]) -> HashMap<String, usize> {
+    pairs.iter().map(|&(w, i)| (w.to_owned(), i)).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokenizer
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tokenizer_ranks_by_frequency_with_ties_in_first_seen_order() {
+    // Rules: ids start at 1 ("0 is a reserved index that won't be assigned to any word"); the
+    // vocabulary is sorted by count, most frequent first, ties in order of first appearance
+    // (Keras stably sorts its OrderedDict of counts); `word_index` holds every word whatever
+    // `num_words`. Texts and `word_index` are those of a widely quoted Q&A ("Keras Tokenizer
+    // num_words doesn't seem to work"), where Keras printed exactly this dict for
+    // `Tokenizer(num_words=3)` — "so&#$" becomes "so" because `&`, `#`, `$` are filtered.
+    let texts = ["Hello, World! This is so&#$ fantastic!", "There is no other world like this one"];
+    let mut t = Tokenizer::new().with_num_words(3);
+    t.fit_on_texts(texts);
+    let expected = index(&[
+        ("world", 1),
+        ("this", 2),
+        ("is", 3),
+        ("hello", 4),
+        ("so", 5),
+        ("fantastic", 6),
+        ("there", 7),
+        ("no", 8),
+        ("other", 9),
+        ("like", 10),
+        ("one", 11),
+    ]);
+    assert_eq!(t.word_index(), &expected);
+    for (word, id) in &expected {
+        assert_eq!(&t.index_word()[id], word);
+    }
+    assert_eq!(t.document_count(), 2);
+    assert_eq!(t.word_counts()[0], ("hello".to_owned(), 1));
+    assert_eq!(t.word_counts()[1], ("world".to_owned(), 2));
+}
+
+#[test]
+fn tokenizer_num_words_counts_the_padding_id() {
+    // Rule: "Only the most common num_words-1 words will be kept": texts_to_sequences emits
+    // only ids < num_words; other known words are dropped when there is no oov_token.
+    let texts = ["Hello, World! This is so&#$ fantastic!", "There is no other world like this one"];
+    let mut t = Tokenizer::new().with_num_words(3);
+    t.fit_on_texts(texts);
+    assert_eq!(t.texts_to_sequences(texts), [vec![1, 2], vec![1, 2]]);
+    assert_eq!(t.vocab_size(), 3);
+
+    // Without a cap every word is used.
+    let mut full = Tokenizer::new();
+    full.fit_on_texts(texts);
+    assert_eq!(full.texts_to_sequences(texts), [vec![4, 1, 2, 3, 5, 6], vec![7, 3, 8, 9, 1, 10, 2, 11]]);
+    assert_eq!(full.vocab_size(), 12);
+    // `num_words=0` is falsy in Keras's `if num_words and i >= num_words`: no cap.
+    let mut zero = Tokenizer::new().with_num_words(0);
+    zero.fit_on_texts(texts);
+    assert_eq!(zero.num_words(), None);
+    assert_eq!(zero.texts_to_sequences(texts), full.texts_to_sequences(texts));
+}
+
+#[test]
+fn tokenizer_oov_token_gets_id_one_and_replaces_unknown_words() {
+    // Rule: "oov_token: if given, it will be added to word_index and used to replace
+    // out-of-vocabulary words during text_to_sequence calls"; it is placed first (id 1).
+    // The texts are those of common tutorials; the expected ids are worked out by hand from the
+    // documented rules (eat ×3; i, fish ×2 in order of first appearance; then the rest).
+    let sentences = ["I eat chicken", "I do not eat fish", "Did you eat fish?"];
+    let mut t = Tokenizer::new().with_num_words(100).with_oov_token("<OOV>");
+    t.fit_on_texts(sentences);
+    let expected = index(&[
+        ("<OOV>", 1),
+        ("eat", 2),
+        ("i", 3),
+        ("fish", 4),
+        ("chicken", 5),
+        ("do", 6),
+        ("not", 7),
+        ("did", 8),
+        ("you", 9),
+    ]);
+    assert_eq!(t.word_index(), &expected);
+    assert_eq!(t.texts_to_sequences(["Did you eat a sandwich?"]), [vec![8, 9, 2, 1, 1]]);
+
+    let sentences = ["Apples are red", "Apples are round", "Oranges are round", "Grapes are green"];
+    let mut t = Tokenizer::new().with_num_words(100).with_oov_token("<some-word>");
+    t.fit_on_texts(sentences);
+    assert_eq!(t.texts_to_sequences(["Grapes are sour but oranges are sweet"]), [vec![7, 2, 1, 1, 6, 2, 1]]);
+    assert_eq!(
+        t.sequences_to_texts(&[vec![7, 2, 1, 1, 6, 2, 1]]),
+        ["grapes are <some-word> <some-word> oranges are <some-word>"]
+    );
+}
+
+#[test]
+fn tokenizer_without_oov_token_drops_unknown_words() {
+    // Rule (Keras's texts_to_sequences): a word not in word_index is skipped when there is no
+    // oov_token.
+    let mut t = Tokenizer::new();
+    t.fit_on_texts(["a b", "b"]);
+    assert_eq!(t.texts_to_sequences(["a z b z"]), [vec![2, 1]]);
+    assert_eq!(t.texts_to_sequences([""]), [Vec::<usize>::new()]);
+}
+
+#[test]
+fn tokenizer_num_words_with_oov_maps_capped_words_to_the_oov_id() {
+    // Rule: with both, a known word whose id is >= num_words becomes the OOV id; the OOV entry
+    // is one of the num_words - 1 kept, so num_words=4 keeps <OOV> plus the 2 most common words.
+    let mut t = Tokenizer::new().with_num_words(4).with_oov_token("<OOV>");
+    t.fit_on_texts(["c c c b b a", "d"]);
+    assert_eq!(t.word_index(), &index(&[("<OOV>", 1), ("c", 2), ("b", 3), ("a", 4), ("d", 5)]));
+    assert_eq!(t.texts_to_sequences(["a b c d e"]), [vec![1, 3, 2, 1, 1]]);
+    assert_eq!(t.vocab_size(), 4);
+    // sequences_to_texts: capped and unknown ids (padding 0 included) become the OOV token.
+    assert_eq!(t.sequences_to_texts(&[vec![0, 2, 4, 99]]), ["<OOV> c <OOV> <OOV>"]);
+
+    // num_words = 1 still emits the OOV id 1 (Keras appends it unconditionally), so the
+    // embedding table needs 2 rows.
+    let t1 = t.clone().with_num_words(1);
+    assert_eq!(t1.texts_to_sequences(["a b c"]), [vec![1, 1, 1]]);
+    assert_eq!(t1.vocab_size(), 2);
+}
+
+#[test]
+fn tokenizer_lower_cases_unless_told_not_to() {
+    // Rule: "lower: boolean. Whether to convert the texts to lowercase" (default True).
+    let mut t = Tokenizer::new();
+    t.fit_on_texts(["The THE the Cat"]);
+    assert_eq!(t.word_index(), &index(&[("the", 1), ("cat", 2)]));
+
+    let mut t = Tokenizer::new().with_lower(false);
+    t.fit_on_texts(["The THE the the Cat"]);
+    assert_eq!(t.word_index(), &index(&[("the", 1), ("The", 2), ("THE", 3), ("Cat", 4)]));
+    assert_eq!(t.texts_to_sequences(["the cat Cat"]), [vec![1, 4]]);
+}
+
+#[test]
+fn tokenizer_filters_punctuation_but_keeps_apostrophes() {
+    // Rule: the default filters are "all punctuation, plus tabs and line breaks, minus the '
+    // character"; each filtered character becomes a separator ("words maybe include the '
+    // character").
+    assert_eq!(DEFAULT_FILTERS, "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n");
+    let words =
+        text_to_word_sequence("It's a well-made,\tfunny\nfilm (really!) [U.S.A.] #1 ~ok~", DEFAULT_FILTERS, true);
+    assert_eq!(words, ["it's", "a", "well", "made", "funny", "film", "really", "u", "s", "a", "1", "ok"]);
+
+    // Every default filter character separates words.
+    let all: String = DEFAULT_FILTERS.chars().flat_map(|c| ['x', c]).collect();
+    assert_eq!(text_to_word_sequence(&all, DEFAULT_FILTERS, true), vec!["x"; DEFAULT_FILTERS.chars().count()]);
+
+    // Custom filters: "" keeps punctuation attached; any set of characters may be given.
+    let mut t = Tokenizer::new().with_filters("");
+    t.fit_on_texts(["Wow! wow"]);
+    assert_eq!(t.word_index(), &index(&[("wow!", 1), ("wow", 2)]));
+    let t = Tokenizer::new().with_filters("x—");
+    assert_eq!(t.tokenize("AxB—c, d"), ["a", "b", "c,", "d"]);
+}
+
+#[test]
+fn tokenizer_fitting_again_accumulates_counts() {
+    // Rule (Keras's fit_on_texts): counts accumulate across calls and the ranking is recomputed
+    // from all of them, ties still in order of first appearance.
+    let mut t = Tokenizer::new();
+    t.fit_on_texts(["a b b"]);
+    assert_eq!(t.word_index(), &index(&[("b", 1), ("a", 2)]));
+    t.fit_on_texts(vec!["a".to_owned()]);
+    assert_eq!(t.word_index(), &index(&[("a", 1), ("b", 2)]));
+    assert_eq!(t.document_count(), 2);
+}
+
+#[test]
+fn tokenizer_oov_token_occurring_in_texts_keeps_a_single_id() {
+    // Not Keras (which would give such a word a second id and leave id 1 without an
+    // index_word entry): the token and the word share id 1.
+    let mut t = Tokenizer::new().with_oov_token("unk");
+    t.fit_on_texts(["unk unk unk a"]);
+    assert_eq!(t.word_index(), &index(&[("unk", 1), ("a", 2)]));
+    assert_eq!(t.texts_to_sequences(["a unk z"]), [vec![2, 1, 1]]);
+    assert_eq!(t.vocab_size(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vocabulary files
+// ---------------------------------------------------------------------------------------------
+
+fn fitted() -> Tokenizer {
+    let mut t = Tokenizer::new().with_num_words(5).with_oov_token("<O\tO\\V>").with_filters("!,\t\n\\");
+    t.fit_on_texts(["The cat, the hat!", "A cat\\dog sat", "naïve café"]);
+    t
+}
+
+fn assert_same(a: &Tokenizer, b: &Tokenizer) {
+    assert_eq!(a.word_index(), b.word_index());
+    assert_eq!(a.index_word(), b.index_word());
+    assert_eq!(a.word_counts(), b.word_counts());
+    assert_eq!(a.num_words(), b.num_words());
+    assert_eq!(a.oov_token(), b.oov_token());
+    assert_eq!(a.filters(), b.filters());
+    assert_eq!(a.lower(), b.lower());
+    assert_eq!(a.document_count(), b.document_count());
+    let probe = ["the CAT sat on a hat, naïve dog!"];
+    assert_eq!(a.texts_to_sequences(probe), b.texts_to_sequences(probe));
+}
+
+#[test]
+fn vocabulary_save_load_round_trip() {
+    let dir = temp_dir("vocab_round_trip");
+    let path = dir.join("vocab.txt");
+
+    let t = fitted();
+    t.save(&path).unwrap();
+    let loaded = Tokenizer::load(&path).unwrap();
+    assert_same(&t, &loaded);
+
+    // Fitting more texts after loading ranks exactly as fitting the original would.
+    let (mut a, mut b) = (t.clone(), loaded);
+    a.fit_on_texts(["hat hat sat"]);
+    b.fit_on_texts(["hat hat sat"]);
+    assert_same(&a, &b);
+
+    // No cap, no OOV, no lower-casing, default filters; saving over an existing file.
+    let mut plain = Tokenizer::new().with_lower(false);
+    plain.fit_on_texts(["Some Words here", "some words"]);
+    plain.save(&path).unwrap();
+    assert_same(&plain, &Tokenizer::load(&path).unwrap());
+
+    // An empty tokenizer too.
+    Tokenizer::new().save(&path).unwrap();
+    assert_same(&Tokenizer::new(), &Tokenizer::load(&path).unwrap());
+
+    // The save left no temporary file behind.
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["vocab.txt"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn vocabulary_file_is_readable_text() {
+    let dir = temp_dir("vocab_text");
+    let path = dir.join("vocab.txt");
+    let mut t = Tokenizer::new().with_oov_token("<OOV>");
+    t.fit_on_texts(["b a a"]);
+    t.save(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let expected = "tensorgrad tokenizer vocabulary v1\n\
+                    lower\ttrue\n\
+                    filters\t!\"#$%&()*+,-./:;<=>?@[\\\\]^_`{|}~\\t\\n\n\
+                    num_words\tnone\n\
+                    oov_token\t<OOV>\n\
+                    document_count\t1\n\
+                    words\t2\n\
+                    3\t1\tb\n\
+                    2\t2\ta\n\
+                    end\n";
+    assert_eq!(text, expected);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Loads `bytes` as a vocabulary file and returns the error.
+fn load_err(dir: &Path, bytes: &[u8]) -> Error {
+    let path = dir.join("corrupt.txt");
+    std::fs::write(&path, bytes).unwrap();
+    match Tokenizer::load(&path) {
+        Ok(_) => panic!("loaded a corrupt vocabulary: {:?}", String::from_utf8_lossy(bytes)),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn vocabulary_load_rejects_corrupt_files() {
+    let dir = temp_dir("vocab_corrupt");
+    let path = dir.join("vocab.txt");
+    fitted().save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+
+    // Every truncation is an error, except dropping only the final newline.
+    for len in 0..good.len() - 1 {
+        let e = load_err(&dir, &good[..len]);
+        assert!(matches!(e, Error::Vocabulary { .. }), "prefix of {len} bytes: {e}");
+    }
+    Tokenizer::load(&path).unwrap();
+
+    let text = String::from_utf8(good.clone()).unwrap();
+    let cases: Vec<(Vec<u8>, Option<usize>, &str)> = vec![
+        (b"hello\n".to_vec(), Some(1), "the first line is \"hello\""),
+        (text.replacen("lower\ttrue", "lower\tyes", 1).into_bytes(), Some(2), "`lower` must be"),
+        (text.replacen("num_words\t5", "num_words\t-5", 1).into_bytes(), Some(4), "not a non-negative integer"),
+        (text.replacen("document_count\t3", "document_count\t3\ndocument_count\t3", 1).into_bytes(), Some(7), "twice"),
+        (text.replacen("num_words\t5\n", "", 1).into_bytes(), None, "`num_words` line is missing"),
+        (text.replacen("\nwords\t", "\ncolour\t", 1).into_bytes(), Some(7), "unknown key"),
+        (text.replacen("\tthe\n", "\tth\\e\n", 1).into_bytes(), Some(8), "unknown escape"),
+        (text.replacen("\tthe\n", "\tthe\textra\n", 1).into_bytes(), Some(8), "expected `id<TAB>count<TAB>word`"),
+        (text.replacen("2\t2\tthe", "3\t2\tthe", 1).into_bytes(), Some(8), "stored with id 3"),
+        (text.replacen("2\t2\tthe", "2\t0\tthe", 1).into_bytes(), Some(8), "count of 0"),
+        (text.replacen("\tcat\n", "\tthe\n", 1).into_bytes(), Some(9), "listed twice"),
+        (text.replacen("end\n", "end\nmore\n", 1).into_bytes(), Some(17), "unexpected content after `end`"),
+        (text.replacen("end\n", "", 1).into_bytes(), None, "truncated"),
+        (text.replacen("words\t8", "words\t99999999999999999999", 1).into_bytes(), Some(7), "too large"),
+        (text.replacen("words\t8", "words\t1000000", 1).into_bytes(), Some(16), "expected `id<TAB>count<TAB>word`"),
+    ];
+    for (bytes, line, needle) in cases {
+        let e = load_err(&dir, &bytes);
+        let Error::Vocabulary { path, line: got, reason } = &e else { panic!("not a vocabulary error: {e}") };
+        assert_eq!(path, &dir.join("corrupt.txt"));
+        assert_eq!(*got, line, "{e}");
+        assert!(reason.contains(needle), "{e}");
+        assert!(e.to_string().contains("not a valid tokenizer vocabulary"), "{e}");
+    }
+
+    // Bytes that are not UTF-8 name their line.
+    let mut bad = good.clone();
+    let at = text.find("\tcat\n").unwrap() + 2;
+    bad[at] = 0xFF;
+    let e = load_err(&dir, &bad);
+    assert!(matches!(&e, Error::Vocabulary { line: Some(9), reason, .. } if reason.contains("UTF-8")), "{e}");
+
+    // A missing file is an I/O error.
+    let e = Tokenizer::load(dir.join("missing.txt")).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    // So is saving into a directory that does not exist.
+    let e = fitted().save(dir.join("no/such/dir/vocab.txt")).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// pad_sequences
+// ---------------------------------------------------------------------------------------------
+
+/// The rows of a `[n, maxlen]` tensor of ids, as integers.
+fn rows(t: &tensorgrad::Tensor) -> Vec<Vec<i64>> {
+    let (n, m) = (t.shape()[0], t.shape()[1]);
+    let v = t.to_vec();
+    (0..n).map(|i| v[i * m..(i + 1) * m].iter().map(|&x| x as i64).collect()).collect()
+}
+
+#[test]
+fn pad_sequences_matches_the_keras_docs() {
+    let sequence = vec![vec![1], vec![2, 3], vec![4, 5, 6]];
+    let (pre, post) = (Padding::Pre, Padding::Post);
+    let (tpre, tpost) = (Truncating::Pre, Truncating::Post);
+
+    // Docs: pad_sequences(sequence) -> [[0, 0, 1], [0, 2, 3], [4, 5, 6]]; the defaults are
+    // padding='pre', truncating='pre', value=0, and maxlen=None pads to the longest sequence.
+    assert_eq!(Padding::default(), pre);
+    assert_eq!(Truncating::default(), tpre);
+    let x = pad_sequences(&sequence, None, pre, tpre, 0.0);
+    assert_eq!(x.shape(), &[3, 3]);
+    assert_eq!(rows(&x), [[0, 0, 1], [0, 2, 3], [4, 5, 6]]);
+
+    // Docs: value=-1 -> [[-1, -1, 1], [-1, 2, 3], [4, 5, 6]] (custom padding value).
+    assert_eq!(rows(&pad_sequences(&sequence, None, pre, tpre, -1.0)), [[-1, -1, 1], [-1, 2, 3], [4, 5, 6]]);
+
+    // Docs: padding='post' -> [[1, 0, 0], [2, 3, 0], [4, 5, 6]].
+    assert_eq!(rows(&pad_sequences(&sequence, None, post, tpre, 0.0)), [[1, 0, 0], [2, 3, 0], [4, 5, 6]]);
+
+    // Docs: maxlen=2 -> [[0, 1], [2, 3], [5, 6]] (default 'pre' truncation drops the start).
+    assert_eq!(rows(&pad_sequences(&sequence, Some(2), pre, tpre, 0.0)), [[0, 1], [2, 3], [5, 6]]);
+
+    // truncating='post' removes values "in the end of the sequence": [[1,2],[3],[4,5,6]] with
+    // maxlen=2 -> [[1, 2], [0, 3], [4, 5]].
+    let a = vec![vec![1, 2], vec![3], vec![4, 5, 6]];
+    assert_eq!(rows(&pad_sequences(&a, Some(2), pre, tpost, 0.0)), [[1, 2], [0, 3], [4, 5]]);
+    // maxlen=3, padding='post' -> [[1, 2, 0], [3, 0, 0], [4, 5, 6]].
+    assert_eq!(rows(&pad_sequences(&a, Some(3), post, tpre, 0.0)), [[1, 2, 0], [3, 0, 0], [4, 5, 6]]);
+    // Both 'post', maxlen=2.
+    assert_eq!(rows(&pad_sequences(&a, Some(2), post, tpost, 0.0)), [[1, 2], [3, 0], [4, 5]]);
+    // maxlen longer than every sequence pads every row.
+    assert_eq!(rows(&pad_sequences(&a, Some(4), pre, tpre, 9.0)), [[9, 9, 1, 2], [9, 9, 9, 3], [9, 4, 5, 6]]);
+}
+
+#[test]
+fn pad_sequences_edge_cases() {
+    // An empty sequence becomes a row of padding (Keras skips it, leaving the fill value).
+    let seqs: Vec<Vec<usize>> = vec![vec![], vec![7, 8]];
+    assert_eq!(rows(&pad_sequences(&seqs, None, Padding::Pre, Truncating::Pre, 0.0)), [[0, 0], [7, 8]]);
+    // No sequences: shape [0, maxlen].
+    let none: Vec<Vec<usize>> = vec![];
+    assert_eq!(pad_sequences(&none, None, Padding::Pre, Truncating::Pre, 0.0).shape(), &[0, 0]);
+    assert_eq!(pad_sequences(&none, Some(5), Padding::Pre, Truncating::Pre, 0.0).shape(), &[0, 5]);
+    // maxlen 0: empty rows.
+    assert_eq!(pad_sequences(&seqs, Some(0), Padding::Pre, Truncating::Pre, 0.0).shape(), &[2, 0]);
+    // Slices work as input too.
+    let slices: [&[usize]; 2] = [&[1, 2, 3], &[4]];
+    assert_eq!(rows(&pad_sequences(&slices, Some(2), Padding::Post, Truncating::Pre, 0.0)), [[2, 3], [4, 0]]);
+}
+
+#[test]
+fn pad_sequences_ids_matches_pad_sequences() {
+    let seqs = vec![vec![1, 2, 3, 4, 5], vec![6], vec![], vec![7, 8, 9]];
+    for maxlen in [None, Some(0), Some(1), Some(3), Some(6)] {
+        for padding in [Padding::Pre, Padding::Post] {
+            for truncating in [Truncating::Pre, Truncating::Post] {
+                let ids = pad_sequences_ids(&seqs, maxlen, padding, truncating, 0);
+                let t = pad_sequences(&seqs, maxlen, padding, truncating, 0.0);
+                let width = maxlen.unwrap_or(5);
+                assert_eq!(t.shape(), &[4, width]);
+                let as_i64: Vec<Vec<i64>> = ids.iter().map(|r| r.iter().map(|&x| x as i64).collect()).collect();
+                assert_eq!(rows(&t), as_i64, "{maxlen:?} {padding:?} {truncating:?}");
+            }
+        }
+    }
+    // A padding value that is not 0.
+    assert_eq!(pad_sequences_ids(&[vec![1]], Some(3), Padding::Post, Truncating::Pre, 99), [vec![1, 99, 99]]);
+}
+
+#[test]
+#[should_panic(expected = "cannot be stored exactly in an f32 tensor")]
+fn pad_sequences_rejects_ids_f32_cannot_hold() {
+    pad_sequences(&[vec![(1 << 24) + 1]], None, Padding::Pre, Truncating::Pre, 0.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Labelled files
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tsv_keeps_double_quotes_as_text() {
+    // TSV has no quoting: a `"` anywhere is part of the text, even an unbalanced one.
+    let data = read_labelled(fixture("quotes.tsv"), &ReadOptions::new()).unwrap();
+    assert_eq!(data.texts, ["A \"great\" film, truly.", "\"Dull\" from start to finish", "He said \"wow"]);
+    assert_eq!(data.labels, [1.0, 0.0, 1.0]);
+    assert_eq!(data.skipped, 0);
+    assert_eq!(data.len(), 3);
+}
+
+#[test]
+fn csv_handles_quoted_commas_newlines_and_column_order() {
+    // RFC 4180: quoted fields may hold commas, newlines and doubled quotes; the header names the
+    // columns in any order (here id,text,label) and extra columns are ignored.
+    let data = read_labelled(fixture("quoted.csv"), &ReadOptions::new()).unwrap();
+    assert_eq!(data.texts, ["Funny, warm, and wise.", "A film in\ntwo lines, with \"quotes\".", "Plain text"]);
+    assert_eq!(data.labels, [1.0, 0.0, 1.0]);
+}
+
+#[test]
+fn format_follows_the_extension_or_the_options() {
+    let dir = temp_dir("format");
+    // A CSV file with a .txt name: unknown extension is an error, an explicit format works.
+    let path = dir.join("reviews.txt");
+    std::fs::copy(fixture("quoted.csv"), &path).unwrap();
+    let e = read_labelled(&path, &ReadOptions::new()).unwrap_err();
+    assert!(matches!(&e, Error::DataFile { line: None, .. }), "{e}");
+    assert!(e.to_string().contains("reviews.txt") && e.to_string().contains("extension"), "{e}");
+    let data = read_labelled(&path, &ReadOptions::new().with_format(Format::Csv)).unwrap();
+    assert_eq!(data.len(), 3);
+    // The same bytes read as TSV: the header has no tab, so no `label` column.
+    let e = read_labelled(&path, &ReadOptions::new().with_format(Format::Tsv)).unwrap_err();
+    assert!(e.to_string().contains(":1: the header has no `label` column"), "{e}");
+
+    // Windows line ends, a byte order mark, blank lines, custom column names, spaces around a
+    // label.
+    let path = dir.join("windows.tsv");
+    std::fs::write(&path, b"\xEF\xBB\xBFtext\tscore\r\n\r\nfine\t 1 \r\n\r\nalso fine\t-0.5\r\n").unwrap();
+    let data = read_labelled(&path, &ReadOptions::new().with_columns("score", "text")).unwrap();
+    assert_eq!(data.texts, ["fine", "also fine"]);
+    assert_eq!(data.labels, [1.0, -0.5]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The message of the error of reading `name` with default options.
+fn read_error(name: &str) -> (Option<usize>, String) {
+    match read_labelled(fixture(name), &ReadOptions::new()) {
+        Ok(d) => panic!("read {name} without error: {d:?}"),
+        Err(e @ Error::DataFile { line, .. }) => (line, e.to_string()),
+        Err(e) => panic!("{name}: unexpected error {e}"),
+    }
+}
+
+#[test]
+fn malformed_rows_name_the_file_line_and_problem() {
+    // The first bad row (line 3: three fields) stops the read.
+    let (line, msg) = read_error("bad_rows.tsv");
+    assert_eq!(line, Some(3));
+    let path = fixture("bad_rows.tsv");
+    assert_eq!(msg, format!("{}:3: expected 2 tab-separated fields, found 3", path.display()));
+
+    // A CSV row spanning lines 3–4 is reported at the line where it starts.
+    let (line, msg) = read_error("bad_rows.csv");
+    assert_eq!(line, Some(3));
+    assert!(msg.ends_with("bad_rows.csv:3: expected 2 comma-separated fields, found 3"), "{msg}");
+
+    // Bytes that are not UTF-8.
+    let (line, msg) = read_error("non_utf8.tsv");
+    assert_eq!(line, Some(3));
+    assert!(msg.contains("non_utf8.tsv:3: the line is not valid UTF-8"), "{msg}");
+
+    // A missing column is an error of the header, in skip mode too.
+    for skip in [false, true] {
+        let e = read_labelled(fixture("no_label.tsv"), &ReadOptions::new().with_skip_bad_rows(skip)).unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "no_label.tsv:1: the header has no `label` column (found `score`, `text`; is this tab-separated data?)"
+            ),
+            "{e}"
+        );
+    }
+
+    // Labels: not a number, not finite, empty.
+    let dir = temp_dir("malformed");
+    for (row, reason) in [
+        ("abc\tx", "label \"abc\" is not a number"),
+        ("nan\tx", "label \"nan\" is not a finite number"),
+        ("inf\tx", "label \"inf\" is not a finite number"),
+        ("\tx", "the label is empty"),
+    ] {
+        let path = dir.join("one.tsv");
+        std::fs::write(&path, format!("label\ttext\n1\tfine\n{row}\n")).unwrap();
+        let e = read_labelled(&path, &ReadOptions::new()).unwrap_err();
+        assert_eq!(e.to_string(), format!("{}:3: {reason}", path.display()));
+    }
+    // An empty file, a duplicate column, a non-UTF-8 CSV field, a missing file.
+    let path = dir.join("empty.csv");
+    std::fs::write(&path, "").unwrap();
+    let e = read_labelled(&path, &ReadOptions::new()).unwrap_err();
+    assert!(matches!(&e, Error::DataFile { line: None, .. }) && e.to_string().contains("empty"), "{e}");
+    std::fs::write(&path, "label,text,label\n1,a,1\n").unwrap();
+    let e = read_labelled(&path, &ReadOptions::new()).unwrap_err();
+    assert!(e.to_string().ends_with("empty.csv:1: the header has more than one `label` column"), "{e}");
+    std::fs::write(&path, b"label,text\n1,\"caf\xE9\"\n").unwrap();
+    let e = read_labelled(&path, &ReadOptions::new()).unwrap_err();
+    assert!(e.to_string().contains("empty.csv:2: field 2 is not valid UTF-8"), "{e}");
+    let e = read_labelled(dir.join("missing.tsv"), &ReadOptions::new()).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn skip_mode_counts_and_lists_bad_rows() {
+    let skip = ReadOptions::new().with_skip_bad_rows(true);
+    let data = read_labelled(fixture("bad_rows.tsv"), &skip).unwrap();
+    assert_eq!(data.texts, ["good row", "another good row"]);
+    assert_eq!(data.labels, [1.0, 0.0]);
+    assert_eq!(data.skipped, 4);
+    let lines: Vec<usize> = data.skipped_rows.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [3, 4, 6, 7]);
+    assert_eq!(data.skipped_rows[1], SkippedRow { line: 4, reason: "label \"abc\" is not a number".to_owned() });
+
+    let data = read_labelled(fixture("bad_rows.csv"), &skip).unwrap();
+    assert_eq!(data.texts, ["one, quoted", "ok"]);
+    assert_eq!(data.skipped, 1);
+    assert_eq!(data.skipped_rows[0].line, 3);
+
+    let data = read_labelled(fixture("non_utf8.tsv"), &skip).unwrap();
+    assert_eq!(data.texts, ["valid", "valid again"]);
+    assert_eq!(data.skipped, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Splits and batches
+// ---------------------------------------------------------------------------------------------
+
+fn assert_partition(parts: &[&[usize]], n: usize) {
+    let mut seen = HashSet::new();
+    for part in parts {
+        for &i in *part {
+            assert!(i < n, "index {i} out of range");
+            assert!(seen.insert(i), "index {i} appears twice");
+        }
+    }
+    assert_eq!(seen.len(), n, "some indices are missing");
+}
+
+#[test]
+fn train_test_split_is_seeded_disjoint_and_complete() {
+    for n in [0, 1, 2, 10, 101] {
+        for fraction in [0.0, 0.2, 0.5, 1.0] {
+            let (train, test) = train_test_split(n, fraction, 3);
+            assert_partition(&[&train, &test], n);
+            assert_eq!(test.len(), (fraction * n as f64).ceil() as usize);
+            assert_eq!((train.clone(), test.clone()), train_test_split(n, fraction, 3));
+        }
+    }
+    // 0.7 × 10 is 7.000000000000001 in floating point; the test part still has 7 rows.
+    assert_eq!(train_test_split(10, 0.7, 0).1.len(), 7);
+    // Another seed, another split (and the rows are shuffled, not taken in order).
+    let (train_a, _) = train_test_split(1000, 0.2, 1);
+    let (train_b, _) = train_test_split(1000, 0.2, 2);
+    assert_ne!(train_a, train_b);
+    assert_ne!(permutation(1000, 1), (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn train_val_test_split_is_seeded_disjoint_and_complete() {
+    for n in [0, 1, 3, 10, 97] {
+        let s = train_val_test_split(n, 0.15, 0.25, 9);
+        assert_partition(&[&s.train, &s.validation, &s.test], n);
+        assert_eq!(s, train_val_test_split(n, 0.15, 0.25, 9));
+        // The test part is the one train_test_split gives.
+        assert_eq!(s.test, train_test_split(n, 0.25, 9).1);
+    }
+    let s = train_val_test_split(3, 0.5, 0.5, 0);
+    assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (0, 1, 2));
+}
+
+#[test]
+#[should_panic(expected = "train_test_split: the fraction must be in [0, 1], got 1.5")]
+fn train_test_split_rejects_a_bad_fraction() {
+    train_test_split(10, 1.5, 0);
+}
+
+#[test]
+#[should_panic(expected = "add up to more than 1")]
+fn train_val_test_split_rejects_fractions_over_one() {
+    train_val_test_split(10, 0.6, 0.6, 0);
+}
+
+#[test]
+fn dataset_split_keeps_texts_with_their_labels() {
+    let data = read_labelled(fixture("quoted.csv"), &ReadOptions::new()).unwrap();
+    let (train, test) = data.train_test_split(0.34, 5);
+    assert_eq!((train.len(), test.len()), (1, 2));
+    for part in [&train, &test] {
+        for (text, label) in part.texts.iter().zip(&part.labels) {
+            let i = data.texts.iter().position(|t| t == text).unwrap();
+            assert_eq!(data.labels[i], *label);
+        }
+    }
+    assert_eq!(data.subset(&[2, 0]).texts, ["Plain text", "Funny, warm, and wise."]);
+}
+
+#[test]
+fn batches_cover_every_index_once() {
+    // In order without a seed; the last batch holds the remainder.
+    let all: Vec<Vec<usize>> = batches(7, 3, None).collect();
+    assert_eq!(all, [vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+    assert_eq!(batches(0, 3, None).count(), 0);
+    assert_eq!(batches(6, 3, None).len(), 2);
+
+    // Seeded: reproducible, a permutation, and different for another seed.
+    let a: Vec<Vec<usize>> = batches(100, 32, Some(7)).collect();
+    assert_eq!(a, batches(100, 32, Some(7)).collect::<Vec<_>>());
+    assert_ne!(a, batches(100, 32, Some(8)).collect::<Vec<_>>());
+    assert_eq!(a.iter().map(Vec::len).collect::<Vec<_>>(), [32, 32, 32, 4]);
+    let flat: Vec<usize> = a.concat();
+    assert_partition(&[&flat], 100);
+
+    // Over a subset of indices.
+    let (train, _) = train_test_split(50, 0.2, 0);
+    let from: Vec<usize> = batches_from(&train, 8, Some(1)).flatten().collect();
+    let (mut x, mut y) = (from.clone(), train.clone());
+    x.sort();
+    y.sort();
+    assert_eq!(x, y);
+    assert_eq!(batches_from(&train, 8, None).flatten().collect::<Vec<_>>(), train);
+}
+
+#[test]
+#[should_panic(expected = "batches: batch_size must be at least 1, got 0")]
+fn batches_of_size_zero_panic() {
+    let _ = batches(10, 0, None);
+}
