@@ -38,6 +38,7 @@ mod layout;
 pub mod loss;
 pub mod nn;
 mod ops;
+pub mod optim;
 pub mod shape;
 mod storage;
 mod tensor;

@@ -1,0 +1,62 @@
+//! Adagrad (`torch.optim.Adagrad`).
+
+use super::chain::{Chain, check_non_negative};
+use super::transform::{AdagradScale, Transform, WeightDecay};
+use crate::{Element, Tensor};
+
+/// The hyper-parameters of [`Adagrad`]; [`Default`] gives PyTorch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdagradConfig {
+    /// Learning rate (default `1e-2`).
+    pub lr: f64,
+    /// Learning-rate decay: step `t` uses `lr / (1 + (t − 1)·lr_decay)` (default 0).
+    pub lr_decay: f64,
+    /// L2 penalty λ, added to the gradient as `g + λ·p` (default 0).
+    pub weight_decay: f64,
+    /// The starting value of the accumulated squares (default 0).
+    pub initial_accumulator_value: f64,
+    /// Added to the root of the accumulated squares (default `1e-10`).
+    pub eps: f64,
+}
+
+impl Default for AdagradConfig {
+    fn default() -> Self {
+        AdagradConfig { lr: 1e-2, lr_decay: 0.0, weight_decay: 0.0, initial_accumulator_value: 0.0, eps: 1e-10 }
+    }
+}
+
+/// Adagrad, as `torch.optim.Adagrad`:
+///
+/// ```text
+/// g ← g + λ·p
+/// Σ ← Σ + g²                    (Σ starts at initial_accumulator_value)
+/// p ← p − lr / (1 + (t − 1)·lr_decay) · g / (√Σ + ε)
+/// ```
+#[derive(Debug)]
+pub struct Adagrad<E: Element = f32> {
+    pub(super) chain: Chain<E>,
+}
+
+impl<E: Element> Adagrad<E> {
+    /// An optimizer over `params` (usually [`Module::parameters`](crate::nn::Module::parameters)).
+    ///
+    /// # Panics
+    /// If the learning rate is not positive and finite; if the learning-rate decay, weight
+    /// decay, initial accumulator value or `eps` is negative or not finite; if a parameter is
+    /// not contiguous or appears twice.
+    #[track_caller]
+    pub fn new(params: Vec<Tensor<E>>, config: AdagradConfig) -> Self {
+        const NAME: &str = "Adagrad";
+        let AdagradConfig { lr, lr_decay, weight_decay, initial_accumulator_value, eps } = config;
+        check_non_negative(NAME, "lr_decay", lr_decay);
+        check_non_negative(NAME, "weight_decay", weight_decay);
+        check_non_negative(NAME, "initial_accumulator_value", initial_accumulator_value);
+        check_non_negative(NAME, "eps", eps);
+        let mut stages: Vec<Box<dyn Transform<E>>> = Vec::new();
+        if weight_decay != 0.0 {
+            stages.push(Box::new(WeightDecay { coef: weight_decay }));
+        }
+        stages.push(Box::new(AdagradScale { lr_decay, eps, initial_accumulator_value }));
+        Adagrad { chain: Chain::new(NAME, params, lr, stages) }
+    }
+}

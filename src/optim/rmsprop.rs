@@ -1,0 +1,68 @@
+//! RMSprop (`torch.optim.RMSprop`).
+
+use super::chain::{Chain, check_non_negative, check_unit_interval};
+use super::transform::{Momentum, RmsScale, Transform, WeightDecay};
+use crate::{Element, Tensor};
+
+/// The hyper-parameters of [`RmsProp`]; [`Default`] gives PyTorch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsPropConfig {
+    /// Learning rate (default `1e-2`).
+    pub lr: f64,
+    /// Smoothing constant α of the running mean square, in `[0, 1)` (default 0.99).
+    pub alpha: f64,
+    /// Added to the root mean square (default `1e-8`).
+    pub eps: f64,
+    /// L2 penalty λ, added to the gradient as `g + λ·p` (default 0).
+    pub weight_decay: f64,
+    /// Momentum factor μ (default 0).
+    pub momentum: f64,
+    /// Centred RMSprop: normalise by an estimate of the variance, `v − ḡ²` (default false).
+    pub centered: bool,
+}
+
+impl Default for RmsPropConfig {
+    fn default() -> Self {
+        RmsPropConfig { lr: 1e-2, alpha: 0.99, eps: 1e-8, weight_decay: 0.0, momentum: 0.0, centered: false }
+    }
+}
+
+/// RMSprop, as `torch.optim.RMSprop`:
+///
+/// ```text
+/// g ← g + λ·p
+/// v ← α·v + (1 − α)·g²
+/// centred: ḡ ← α·ḡ + (1 − α)·g,  r = √(v − ḡ²) + ε;  else r = √v + ε
+/// momentum: b ← μ·b + g / r,  p ← p − lr·b;  else p ← p − lr·g / r
+/// ```
+#[derive(Debug)]
+pub struct RmsProp<E: Element = f32> {
+    pub(super) chain: Chain<E>,
+}
+
+impl<E: Element> RmsProp<E> {
+    /// An optimizer over `params` (usually [`Module::parameters`](crate::nn::Module::parameters)).
+    ///
+    /// # Panics
+    /// If the learning rate is not positive and finite; if `alpha` is outside `[0, 1)`; if
+    /// `eps`, the weight decay or the momentum is negative or not finite; if a parameter is not
+    /// contiguous or appears twice.
+    #[track_caller]
+    pub fn new(params: Vec<Tensor<E>>, config: RmsPropConfig) -> Self {
+        const NAME: &str = "RmsProp";
+        let RmsPropConfig { lr, alpha, eps, weight_decay, momentum, centered } = config;
+        check_unit_interval(NAME, "alpha", alpha);
+        check_non_negative(NAME, "eps", eps);
+        check_non_negative(NAME, "weight_decay", weight_decay);
+        check_non_negative(NAME, "momentum", momentum);
+        let mut stages: Vec<Box<dyn Transform<E>>> = Vec::new();
+        if weight_decay != 0.0 {
+            stages.push(Box::new(WeightDecay { coef: weight_decay }));
+        }
+        stages.push(Box::new(RmsScale { alpha, eps, centered }));
+        if momentum > 0.0 {
+            stages.push(Box::new(Momentum { momentum, dampening: 0.0, nesterov: false }));
+        }
+        RmsProp { chain: Chain::new(NAME, params, lr, stages) }
+    }
+}
