@@ -31,6 +31,18 @@ pub trait Element:
     /// Converts an `f64` constant into this type (rounding for `f32`).
     fn of(x: f64) -> Self;
 
+    /// `x ← eˣ` elementwise (vectorised for `f32`).
+    #[doc(hidden)]
+    fn exp_inplace(x: &mut [Self]);
+
+    /// `x ← σ(x)` elementwise, finite for any input (vectorised for `f32`).
+    #[doc(hidden)]
+    fn sigmoid_inplace(x: &mut [Self]);
+
+    /// `x ← tanh(x)` elementwise (vectorised for `f32`).
+    #[doc(hidden)]
+    fn tanh_inplace(x: &mut [Self]);
+
     /// `C ← α·A·B + β·C` on raw strided matrices (row stride, column stride per operand).
     ///
     /// # Safety
@@ -68,6 +80,15 @@ impl Element for f32 {
     fn of(x: f64) -> Self {
         x as f32
     }
+    fn exp_inplace(x: &mut [f32]) {
+        crate::kernels::math::exp_f32_inplace(x)
+    }
+    fn sigmoid_inplace(x: &mut [f32]) {
+        crate::kernels::math::sigmoid_f32_inplace(x)
+    }
+    fn tanh_inplace(x: &mut [f32]) {
+        crate::kernels::math::tanh_f32_inplace(x)
+    }
     unsafe fn gemm(
         m: usize,
         k: usize,
@@ -94,6 +115,15 @@ impl Element for f64 {
     #[inline]
     fn of(x: f64) -> Self {
         x
+    }
+    fn exp_inplace(x: &mut [f64]) {
+        x.iter_mut().for_each(|v| *v = v.exp());
+    }
+    fn sigmoid_inplace(x: &mut [f64]) {
+        x.iter_mut().for_each(|v| *v = crate::ops::sigmoid_scalar(*v));
+    }
+    fn tanh_inplace(x: &mut [f64]) {
+        x.iter_mut().for_each(|v| *v = v.tanh());
     }
     unsafe fn gemm(
         m: usize,

@@ -13,7 +13,6 @@
 //! All buffers are row-major with the batch first: `[B, T, ·]`.
 
 use super::matmul::{MatRef, gemm};
-use crate::ops::sigmoid_scalar;
 use crate::storage::Element;
 
 /// Sizes of one recurrence: batch, steps, hidden size.
@@ -74,32 +73,43 @@ pub(crate) fn forward<E: Element>(
         let hm_t = MatRef { offset: t * h, rs: steps * h, cs: 1 };
         gemm(b, h, g4, &saved.hm, hm_t, whh, w_t, &mut z);
         for bi in 0..b {
-            let zr = &z[bi * g4..][..g4];
-            let xr = &xp[(bi * steps + t) * g4..][..g4];
-            let ar = &mut saved.acts[(bi * steps + t) * g4..][..g4];
-            for j in 0..h {
-                ar[j] = sigmoid_scalar(zr[j] + xr[j]);
-                ar[h + j] = sigmoid_scalar(zr[h + j] + xr[h + j]);
-                ar[2 * h + j] = (zr[2 * h + j] + xr[2 * h + j]).tanh();
-                ar[3 * h + j] = sigmoid_scalar(zr[3 * h + j] + xr[3 * h + j]);
-            }
-            let m = mask.map_or(E::one(), |m| m[bi * steps + t]);
             let row = (bi * steps + t) * h;
             let orow = (bi * (steps + 2) + t) * h;
+            let ar = &mut saved.acts[(bi * steps + t) * g4..][..g4];
+            for ((a, &zv), &xv) in ar.iter_mut().zip(&z[bi * g4..][..g4]).zip(&xp[(bi * steps + t) * g4..][..g4]) {
+                *a = zv + xv;
+            }
+            E::sigmoid_inplace(&mut ar[..2 * h]);
+            E::tanh_inplace(&mut ar[2 * h..3 * h]);
+            E::sigmoid_inplace(&mut ar[3 * h..]);
+            let (i, rest) = ar.split_at(h);
+            let (f, rest) = rest.split_at(h);
+            let (g, o) = rest.split_at(h);
+            let cp = &mut cs[bi * h..][..h];
+            let hp = &mut hs[bi * h..][..h];
+            saved.cprev[row..row + h].copy_from_slice(cp);
+            let cn = &mut saved.cnew[row..row + h];
             for j in 0..h {
-                let (i, f, g, o) = (ar[j], ar[h + j], ar[2 * h + j], ar[3 * h + j]);
-                let cp = cs[bi * h + j];
-                let cn = f * cp + i * g;
-                let hn = o * cn.tanh();
-                saved.cprev[row + j] = cp;
-                saved.cnew[row + j] = cn;
-                out[orow + j] = m * hn;
-                if m == E::one() {
-                    cs[bi * h + j] = cn;
-                    hs[bi * h + j] = hn;
-                } else if m != E::zero() {
-                    cs[bi * h + j] = m * cn + (E::one() - m) * cp;
-                    hs[bi * h + j] = m * hn + (E::one() - m) * hs[bi * h + j];
+                cn[j] = f[j] * cp[j] + i[j] * g[j];
+            }
+            let hn = &mut out[orow..orow + h];
+            hn.copy_from_slice(cn);
+            E::tanh_inplace(hn);
+            for (hv, &ov) in hn.iter_mut().zip(o) {
+                *hv *= ov;
+            }
+            match mask.map(|m| m[bi * steps + t]) {
+                None => {
+                    cp.copy_from_slice(cn);
+                    hp.copy_from_slice(hn);
+                }
+                // Blend, as the reference cell does: state + m·(new − state); the output is m·h'.
+                Some(m) => {
+                    for j in 0..h {
+                        cp[j] += m * (cn[j] - cp[j]);
+                        hp[j] += m * (hn[j] - hp[j]);
+                        hn[j] *= m;
+                    }
                 }
             }
         }
@@ -136,6 +146,7 @@ pub(crate) fn backward<E: Element>(
     let mut dc: Vec<E> = (0..b).flat_map(|bi| dout[(bi * (steps + 2) + steps + 1) * h..][..h].to_vec()).collect();
     let mut dhm = vec![E::zero(); b * h];
     let one = E::one();
+    let mut tc = vec![E::zero(); h];
     for t in (0..steps).rev() {
         for bi in 0..b {
             let m = mask.map_or(one, |m| m[bi * steps + t]);
@@ -143,20 +154,23 @@ pub(crate) fn backward<E: Element>(
             let ar = &saved.acts[(bi * steps + t) * g4..][..g4];
             let dzr = &mut dz[(bi * steps + t) * g4..][..g4];
             let orow = (bi * (steps + 2) + t) * h;
+            tc.copy_from_slice(&saved.cnew[row..row + h]);
+            E::tanh_inplace(&mut tc);
+            let (dhr, dcr) = (&mut dh[bi * h..][..h], &mut dc[bi * h..][..h]);
+            let (cprev, doutr) = (&saved.cprev[row..row + h], &dout[orow..orow + h]);
             for j in 0..h {
                 let (i, f, g, o) = (ar[j], ar[h + j], ar[2 * h + j], ar[3 * h + j]);
-                let k = bi * h + j;
                 // Split the carried gradients between the new state and the carried-over one.
-                let dh_new = m * (dh[k] + dout[orow + j]);
-                let dc_new = m * dc[k];
-                let tc = saved.cnew[row + j].tanh();
-                let dcn = dc_new + dh_new * o * (one - tc * tc);
+                let dh_new = m * (dhr[j] + doutr[j]);
+                let dc_new = m * dcr[j];
+                let tcj = tc[j];
+                let dcn = dc_new + dh_new * o * (one - tcj * tcj);
                 dzr[j] = dcn * g * i * (one - i);
-                dzr[h + j] = dcn * saved.cprev[row + j] * f * (one - f);
+                dzr[h + j] = dcn * cprev[j] * f * (one - f);
                 dzr[2 * h + j] = dcn * i * (one - g * g);
-                dzr[3 * h + j] = dh_new * tc * o * (one - o);
-                dc[k] = dcn * f + (one - m) * dc[k];
-                dh[k] = (one - m) * dh[k];
+                dzr[3 * h + j] = dh_new * tcj * o * (one - o);
+                dcr[j] = dcn * f + (one - m) * dcr[j];
+                dhr[j] *= one - m;
             }
         }
         // dh += (dZ_t · W_hh) ⊙ r

@@ -34,6 +34,19 @@ pub(crate) fn unary<E: Element>(a: &[E], la: &Layout, f: impl Fn(E) -> E + Sync)
     out
 }
 
+/// Applies an in-place slice function (e.g. `Element::sigmoid_inplace`) to the logical elements
+/// of `a`; row-major output, split into fixed pieces across threads when large.
+pub(crate) fn unary_inplace<E: Element>(a: &[E], la: &Layout, f: fn(&mut [E])) -> Vec<E> {
+    let mut out =
+        if la.is_contiguous() { a[la.offset()..la.offset() + la.numel()].to_vec() } else { gather_contiguous(a, la) };
+    if out.len() >= PAR_ELEMS {
+        out.par_chunks_mut(PAR_CHUNK).for_each(f);
+    } else {
+        f(&mut out);
+    }
+    out
+}
+
 /// `out[i] = f(a[i], b[i])` for two layouts of the same shape; `out` is row-major.
 pub(crate) fn binary<E: Element>(a: &[E], la: &Layout, b: &[E], lb: &Layout, f: impl Fn(E, E) -> E + Sync) -> Vec<E> {
     debug_assert_eq!(la.shape(), lb.shape());

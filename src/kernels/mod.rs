@@ -7,6 +7,7 @@
 
 pub(crate) mod lstm;
 pub(crate) mod map;
+pub(crate) mod math;
 pub(crate) mod matmul;
 pub(crate) mod reduce;
 

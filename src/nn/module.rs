@@ -91,8 +91,9 @@ impl<E: Element> Mask<E> {
 
     /// The number of real steps of each sequence (the mask's row sums).
     pub fn lengths(&self) -> Vec<usize> {
-        let seq = self.0.shape()[1];
-        self.0.to_vec().chunks(seq.max(1)).map(|r| r.iter().filter(|&&m| m > E::zero()).count()).collect()
+        let (b, seq) = (self.0.shape()[0], self.0.shape()[1]);
+        let v = self.0.to_vec();
+        (0..b).map(|i| v[i * seq..(i + 1) * seq].iter().filter(|&&m| m > E::zero()).count()).collect()
     }
 }
 
@@ -162,20 +163,22 @@ pub trait Module<E: Element = f32>: Send + Sync {
     /// the given tensors (see [`Param::bind`]).
     #[track_caller]
     fn bind_parameters(&self, tensors: &[Tensor<E>]) {
+        // Check the count and every shape first, so a bad call binds nothing.
+        let mut shapes = Vec::new();
+        self.visit_params("", &mut |name, p| shapes.push((name, p.value().shape().to_vec())));
+        if shapes.len() != tensors.len() {
+            panic!("bind_parameters: {} tensors given for {} parameters", tensors.len(), shapes.len());
+        }
+        for ((name, shape), t) in shapes.iter().zip(tensors) {
+            if t.shape() != shape.as_slice() {
+                panic!("bind_parameters: tensor for {name} has shape {:?}, the parameter has {shape:?}", t.shape());
+            }
+        }
         let mut k = 0;
-        self.visit_params("", &mut |name, p| {
-            let Some(t) = tensors.get(k) else {
-                panic!(
-                    "bind_parameters: {} tensors given, but the module has more parameters (next: {name})",
-                    tensors.len()
-                );
-            };
-            p.bind(t.clone());
+        self.visit_params("", &mut |_, p| {
+            p.bind(tensors[k].clone());
             k += 1;
         });
-        if k != tensors.len() {
-            panic!("bind_parameters: {} tensors given for {k} parameters", tensors.len());
-        }
     }
 
     /// Total number of scalar parameters.

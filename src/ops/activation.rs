@@ -9,7 +9,7 @@ use crate::tensor::Tensor;
 impl<E: Element> Tensor<E> {
     /// Hyperbolic tangent. ∂/∂x = 1 − tanh²(x) (from the output).
     pub fn tanh(&self) -> Tensor<E> {
-        self.map(|x| x.tanh()).record("tanh", vec![self.clone()], |c| {
+        self.map_slice(E::tanh_inplace).record("tanh", vec![self.clone()], |c| {
             let y = c.out;
             vec![Some(c.grad * &((y * y).neg() + E::one()))]
         })
@@ -18,7 +18,7 @@ impl<E: Element> Tensor<E> {
     /// Logistic sigmoid `1 / (1 + e⁻ˣ)`, finite for any input. ∂/∂x = σ(x)·(1 − σ(x)) (from the
     /// output).
     pub fn sigmoid(&self) -> Tensor<E> {
-        self.map(sigmoid_scalar).record("sigmoid", vec![self.clone()], |c| {
+        self.map_slice(E::sigmoid_inplace).record("sigmoid", vec![self.clone()], |c| {
             let y = c.out;
             vec![Some(c.grad * &(y * &(y.neg() + E::one())))]
         })

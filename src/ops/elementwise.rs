@@ -19,6 +19,12 @@ impl<E: Element> Tensor<E> {
         Tensor::from_data(map::unary(&d, self.layout(), f), self.shape())
     }
 
+    /// Applies an in-place slice kernel to a copy of the elements, recording nothing.
+    pub(crate) fn map_slice(&self, f: fn(&mut [E])) -> Tensor<E> {
+        let d = self.data();
+        Tensor::from_data(map::unary_inplace(&d, self.layout(), f), self.shape())
+    }
+
     /// Combines two tensors of the same shape element by element, recording nothing.
     pub(crate) fn zip(&self, other: &Tensor<E>, f: impl Fn(E, E) -> E + Sync) -> Tensor<E> {
         let (a, b) = (self.data(), other.data());
@@ -86,7 +92,7 @@ impl<E: Element> Tensor<E> {
 
     /// `eˣ`. ∂/∂x = eˣ (the output).
     pub fn exp(&self) -> Tensor<E> {
-        self.map(|x| x.exp()).record("exp", vec![self.clone()], |c| vec![Some(c.grad * c.out)])
+        self.map_slice(E::exp_inplace).record("exp", vec![self.clone()], |c| vec![Some(c.grad * c.out)])
     }
 
     /// Natural logarithm. ∂/∂x = 1/x.
