@@ -135,6 +135,37 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A training history (JSON or CSV) that is corrupt, truncated or not in the format that
+    /// [`crate::train::History`] writes.
+    #[error("{}: not a valid training history: {reason}", describe_history_origin(.path, .line))]
+    History {
+        /// The file, or `None` for JSON given as a string.
+        path: Option<std::path::PathBuf>,
+        /// The 1-based line the problem is on, when it is known.
+        line: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A plot that cannot be drawn: an unsupported file extension, nothing to draw, or a
+    /// failure of the drawing backend.
+    #[error("cannot plot to {}: {reason}", .path.display())]
+    Plot {
+        /// The image file that was asked for.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// `path:line`, `path`, or a phrase for JSON given in memory, for the message of
+/// [`Error::History`].
+fn describe_history_origin(path: &Option<std::path::PathBuf>, line: &Option<usize>) -> String {
+    match (path, line) {
+        (Some(p), Some(line)) => format!("{}:{line}", p.display()),
+        (Some(p), None) => p.display().to_string(),
+        (None, Some(line)) => format!("history JSON, line {line}"),
+        (None, None) => "history JSON".to_string(),
+    }
 }
 
 /// The body of the message of [`Error::OptimizerState`]: its non-empty lists, in order.

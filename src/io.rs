@@ -135,7 +135,7 @@ impl<E: Element> View for Encoded<'_, E> {
 static SAVE_LOCK: Mutex<()> = Mutex::new(());
 
 /// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let Some(file_name) = path.file_name() else {
         let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path does not name a file");
         return Err(io_err("save to", path)(source));

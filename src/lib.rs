@@ -42,6 +42,7 @@ pub mod optim;
 pub mod shape;
 mod storage;
 mod tensor;
+pub mod train;
 
 pub use autograd::{Gradients, is_grad_enabled, no_grad};
 pub use error::{Error, Result};

@@ -1,0 +1,267 @@
+//! [`Metric`] and [`MetricState`]: classification metrics accumulated over batches.
+
+use std::fmt;
+
+use crate::storage::Element;
+use crate::tensor::Tensor;
+
+/// A classification metric, reported under [`name`](Self::name) in a
+/// [`History`](super::History) (with `val_` in front for validation data).
+///
+/// Predictions of shape `[N]` or `[N, 1]` are binary: probabilities, a positive when above 0.5,
+/// against targets 0 or 1 (a target of at least 0.5 counts as 1, so smoothed labels work).
+/// Predictions of shape `[N, C]` with `C > 1` are multi-class: the predicted class is the
+/// arg-max of each row (the first one on ties), against targets holding class ids (`[N]` or
+/// `[N, 1]`) or one-hot rows (`[N, C]`). Only [`Accuracy`](Self::Accuracy) takes multi-class
+/// predictions; the others are binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Metric {
+    /// The fraction of correct predictions (Keras's `accuracy`: binary or sparse categorical).
+    Accuracy,
+    /// Of the predicted positives, the fraction that are positive: `TP / (TP + FP)`; 0 when
+    /// nothing was predicted positive (as Keras).
+    Precision,
+    /// Of the positives, the fraction predicted positive: `TP / (TP + FN)`; 0 when there are no
+    /// positives (as Keras).
+    Recall,
+    /// The harmonic mean of precision and recall, `2·P·R / (P + R)`; 0 when both are 0.
+    F1,
+    /// The exact area under the ROC curve of the scores, i.e. the probability that a random
+    /// positive scores above a random negative, ties counting one half (the Mann–Whitney U
+    /// statistic divided by `positives × negatives`). `NaN` unless both classes are present, or
+    /// if a score is `NaN`. Keeps every score seen since the last reset.
+    Auc,
+}
+
+impl Metric {
+    /// The name under which the metric is reported: `"accuracy"`, `"precision"`, `"recall"`,
+    /// `"f1"`, `"auc"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::F1 => "f1",
+            Metric::Auc => "auc",
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A [`Metric`] accumulated over the batches of an epoch: [`update`](Self::update) with each
+/// batch, read [`result`](Self::result) at the end, [`reset`](Self::reset) for the next epoch.
+/// The result over several batches is the result over their concatenation (not a mean of
+/// per-batch results).
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::train::{Metric, MetricState};
+///
+/// let mut acc = MetricState::new(Metric::Accuracy);
+/// // Binary: probabilities against 0/1 targets.
+/// acc.update(&Tensor::from_vec(vec![0.9f32, 0.2, 0.6], &[3, 1]), &Tensor::from_vec(vec![1.0, 0.0, 0.0], &[3, 1]));
+/// acc.update(&Tensor::from_vec(vec![0.1f32], &[1, 1]), &Tensor::from_vec(vec![0.0], &[1, 1]));
+/// assert_eq!(acc.result(), 0.75);
+///
+/// // Multi-class: arg-max of each row against class ids.
+/// let mut acc = MetricState::new(Metric::Accuracy);
+/// let logits = Tensor::from_vec(vec![2.0f32, 0.1, 0.3, 0.2, 0.1, 3.0], &[2, 3]);
+/// acc.update(&logits, &Tensor::from_vec(vec![0.0, 1.0], &[2]));
+/// assert_eq!(acc.result(), 0.5);
+/// ```
+#[derive(Clone, Debug)]
+pub struct MetricState {
+    metric: Metric,
+    /// Samples seen, and of them those predicted correctly.
+    total: u64,
+    correct: u64,
+    /// Binary confusion counts.
+    true_pos: u64,
+    false_pos: u64,
+    false_neg: u64,
+    /// Every (score, is positive) seen, for [`Metric::Auc`] only.
+    scores: Vec<(f64, bool)>,
+    /// Whether a `NaN` score was seen, which makes the AUC undefined.
+    nan_score: bool,
+}
+
+impl MetricState {
+    /// A fresh accumulator for `metric`.
+    pub fn new(metric: Metric) -> Self {
+        MetricState {
+            metric,
+            total: 0,
+            correct: 0,
+            true_pos: 0,
+            false_pos: 0,
+            false_neg: 0,
+            scores: Vec::new(),
+            nan_score: false,
+        }
+    }
+
+    /// The metric being accumulated.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Adds a batch of predictions and their targets (shapes as described on [`Metric`]).
+    ///
+    /// # Panics
+    /// If the shapes do not fit together, if a multi-class target is not a class id in
+    /// `0..C`, or if a binary-only metric is given multi-class predictions.
+    #[track_caller]
+    pub fn update<E: Element>(&mut self, pred: &Tensor<E>, target: &Tensor<E>) {
+        let name = self.metric.name();
+        let (n, classes) = match *pred.shape() {
+            [n] => (n, 1),
+            [n, c] if c >= 1 => (n, c),
+            _ => panic!(
+                "metric {name}: predictions must have shape [N] or [N, C], got {:?} (targets {:?})",
+                pred.shape(),
+                target.shape()
+            ),
+        };
+        let pred_values = to_f64(pred);
+        let target_values = to_f64(target);
+        if classes == 1 {
+            if !(matches!(*target.shape(), [m] | [m, 1] if m == n)) {
+                panic!(
+                    "metric {name}: binary predictions of shape {:?} need targets of shape [{n}] or [{n}, 1], got {:?}",
+                    pred.shape(),
+                    target.shape()
+                );
+            }
+            self.update_binary(&pred_values, &target_values);
+        } else {
+            if self.metric != Metric::Accuracy {
+                panic!(
+                    "metric {name} is binary-only: predictions of shape {:?} have {classes} classes; \
+                     use predictions of shape [N] or [N, 1] (probabilities of the positive class)",
+                    pred.shape()
+                );
+            }
+            self.update_multiclass(&pred_values, &target_values, target.shape(), n, classes);
+        }
+    }
+
+    fn update_binary(&mut self, pred: &[f64], target: &[f64]) {
+        for (&p, &t) in pred.iter().zip(target) {
+            let predicted = p > 0.5;
+            let actual = t >= 0.5;
+            self.total += 1;
+            self.correct += u64::from(predicted == actual);
+            self.true_pos += u64::from(predicted && actual);
+            self.false_pos += u64::from(predicted && !actual);
+            self.false_neg += u64::from(!predicted && actual);
+            if self.metric == Metric::Auc {
+                self.nan_score |= p.is_nan();
+                self.scores.push((p, actual));
+            }
+        }
+    }
+
+    #[track_caller]
+    fn update_multiclass(&mut self, pred: &[f64], target: &[f64], target_shape: &[usize], n: usize, c: usize) {
+        let one_hot = match *target_shape {
+            [m] | [m, 1] if m == n => false,
+            [m, k] if m == n && k == c => true,
+            _ => panic!(
+                "metric {}: predictions of shape [{n}, {c}] need targets of class ids, of shape [{n}] or [{n}, 1], \
+                 or one-hot targets of shape [{n}, {c}]; got {target_shape:?}",
+                self.metric.name()
+            ),
+        };
+        for (row, p) in pred.chunks_exact(c).enumerate() {
+            let predicted = argmax(p);
+            let actual = if one_hot {
+                argmax(&target[row * c..(row + 1) * c])
+            } else {
+                let t = target[row];
+                if !(t >= 0.0 && t < c as f64 && t.fract() == 0.0) {
+                    panic!("metric {}: target {row} is {t}, not a class id in 0..{c}", self.metric.name());
+                }
+                t as usize
+            };
+            self.total += 1;
+            self.correct += u64::from(predicted == actual);
+        }
+    }
+
+    /// The metric over everything added since the last reset. Accuracy (and AUC) of no samples
+    /// is `NaN`; precision, recall and F1 follow Keras and are 0 when undefined.
+    pub fn result(&self) -> f64 {
+        let ratio = |num: u64, den: u64| if den == 0 { 0.0 } else { num as f64 / den as f64 };
+        match self.metric {
+            Metric::Accuracy => {
+                if self.total == 0 {
+                    f64::NAN
+                } else {
+                    self.correct as f64 / self.total as f64
+                }
+            }
+            Metric::Precision => ratio(self.true_pos, self.true_pos + self.false_pos),
+            Metric::Recall => ratio(self.true_pos, self.true_pos + self.false_neg),
+            Metric::F1 => {
+                // 2·P·R / (P + R) = 2·TP / (2·TP + FP + FN), exact in counts.
+                ratio(2 * self.true_pos, 2 * self.true_pos + self.false_pos + self.false_neg)
+            }
+            Metric::Auc => self.auc(),
+        }
+    }
+
+    /// Mann–Whitney: rank all scores (ties share their mean rank); the AUC is
+    /// `(Σ ranks of positives − P(P+1)/2) / (P·N)`.
+    fn auc(&self) -> f64 {
+        let positives = self.scores.iter().filter(|s| s.1).count();
+        let negatives = self.scores.len() - positives;
+        if self.nan_score || positives == 0 || negatives == 0 {
+            return f64::NAN;
+        }
+        let mut sorted = self.scores.clone();
+        sorted.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut rank_sum = 0.0f64;
+        let mut start = 0;
+        while start < sorted.len() {
+            let mut end = start + 1;
+            while end < sorted.len() && sorted[end].0 == sorted[start].0 {
+                end += 1;
+            }
+            // Ranks start + 1 ..= end share their mean.
+            let mean_rank = (start + 1 + end) as f64 / 2.0;
+            let tied_positives = sorted[start..end].iter().filter(|s| s.1).count();
+            rank_sum += mean_rank * tied_positives as f64;
+            start = end;
+        }
+        let (p, n) = (positives as f64, negatives as f64);
+        (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
+    }
+
+    /// Forgets everything added, for the next epoch.
+    pub fn reset(&mut self) {
+        *self = MetricState { scores: std::mem::take(&mut self.scores), ..MetricState::new(self.metric) };
+        self.scores.clear();
+    }
+}
+
+/// The elements of `t` in logical order, as `f64`.
+fn to_f64<E: Element>(t: &Tensor<E>) -> Vec<f64> {
+    t.to_vec().into_iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).collect()
+}
+
+/// The index of the first largest value; `NaN`s never win (unless all are `NaN`: then 0).
+fn argmax(row: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] || row[best].is_nan() && !v.is_nan() {
+            best = i;
+        }
+    }
+    best
+}
