@@ -95,4 +95,8 @@ impl<E: Element> Module<E> for Dropout {
     fn set_training(&mut self, training: bool) {
         self.training = training;
     }
+
+    fn reseed(&mut self, seed: u64) {
+        *self.rng.get_mut().unwrap_or_else(|e| e.into_inner()) = StdRng::seed_from_u64(seed);
+    }
 }

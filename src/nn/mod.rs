@@ -17,6 +17,7 @@ pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::{Dense, Linear};
+pub(crate) use module::derive_seed;
 pub use module::{Mask, Module, Param};
 pub use rnn::{Gru, GruConfig, GruOutput, Lstm, LstmConfig, LstmOutput, LstmState, RnnConfig};
 pub use sequential::Sequential;

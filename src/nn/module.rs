@@ -119,6 +119,12 @@ pub trait Module<E: Element = f32>: Send + Sync {
     /// Switches training behaviour (dropout) on or off. Containers forward it to children.
     fn set_training(&mut self, _training: bool) {}
 
+    /// Restarts every random stream in the module (dropout masks) from `seed`. Containers give
+    /// each child a seed derived from `seed` and the child's position. The trainer reseeds at
+    /// the start of every epoch from its own seed and the epoch, so a run resumed at an epoch
+    /// draws the same masks as one that never stopped.
+    fn reseed(&mut self, _seed: u64) {}
+
     /// Training mode (dropout active).
     fn train(&mut self) {
         self.set_training(true);
@@ -207,4 +213,15 @@ impl<E: Element, M: Module<E> + ?Sized> Module<E> for Box<M> {
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)
     }
+    fn reseed(&mut self, seed: u64) {
+        (**self).reseed(seed)
+    }
+}
+
+/// A well-mixed seed for child `index` of a module seeded with `seed` (SplitMix64's finaliser).
+pub(crate) fn derive_seed(seed: u64, index: u64) -> u64 {
+    let mut z = seed.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

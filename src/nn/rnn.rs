@@ -6,7 +6,7 @@ use rand::Rng;
 
 use super::dropout::{Dropout, check_probability};
 use super::init::Init;
-use super::module::{Mask, Module, Param, join};
+use super::module::{Mask, Module, Param, derive_seed, join};
 use crate::{Element, Tensor};
 
 /// Settings of an [`Lstm`] or a [`Gru`]. Start from [`RnnConfig::new`] and change fields.
@@ -372,6 +372,14 @@ impl<E: Element> RecurrentStack<E> {
             <Dropout as Module<E>>::set_training(d, training);
         }
     }
+
+    fn reseed(&mut self, seed: u64) {
+        for (i, d) in
+            [&mut self.input_dropout, &mut self.recurrent_dropout, &mut self.layer_dropout].into_iter().enumerate()
+        {
+            <Dropout as Module<E>>::reseed(d, derive_seed(seed, i as u64));
+        }
+    }
 }
 
 /// A long short-term memory recurrent layer (or stack of layers).
@@ -512,6 +520,10 @@ macro_rules! recurrent_module {
 
             fn set_training(&mut self, training: bool) {
                 self.0.set_training(training)
+            }
+
+            fn reseed(&mut self, seed: u64) {
+                self.0.reseed(seed)
             }
         }
     };

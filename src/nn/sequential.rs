@@ -1,6 +1,6 @@
 //! `Sequential`: modules applied one after another.
 
-use super::module::{Mask, Module, Param, join};
+use super::module::{Mask, Module, Param, derive_seed, join};
 use crate::{Element, Tensor};
 
 /// Applies its modules in order, passing a padding [`Mask`] along (so an `Embedding` with
@@ -62,6 +62,16 @@ impl<E: Element> Sequential<E> {
         self
     }
 
+    /// The module called `name` (Keras's `model.get_layer(name)`), e.g. to run part of a model.
+    pub fn get(&self, name: &str) -> Option<&dyn Module<E>> {
+        self.layers.iter().find(|(n, _)| n == name).map(|(_, m)| &**m as &dyn Module<E>)
+    }
+
+    /// The names of the modules, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.layers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
     /// Number of modules.
     pub fn len(&self) -> usize {
         self.layers.len()
@@ -98,6 +108,12 @@ impl<E: Element> Module<E> for Sequential<E> {
     fn set_training(&mut self, training: bool) {
         for (_, layer) in &mut self.layers {
             layer.set_training(training);
+        }
+    }
+
+    fn reseed(&mut self, seed: u64) {
+        for (i, (_, layer)) in self.layers.iter_mut().enumerate() {
+            layer.reseed(derive_seed(seed, i as u64));
         }
     }
 }

@@ -182,6 +182,8 @@ where
         }
         for epoch in options.initial_epoch..options.epochs {
             let started = Instant::now();
+            // Dropout masks of epoch e depend only on the seed and e (see Module::reseed).
+            self.model.reseed(crate::nn::derive_seed(options.seed, epoch as u64));
             let order: Vec<usize> = if options.shuffle {
                 permutation(train_idx.len(), options.seed.wrapping_add(epoch as u64))
                     .into_iter()

@@ -160,6 +160,16 @@ impl History {
         best
     }
 
+    /// Appends the epochs of `later` (e.g. the history of a resumed run to that of the
+    /// checkpoint it resumed from).
+    pub fn extend(&mut self, later: &History) {
+        for e in 0..later.epochs() {
+            let values: Vec<(String, f64)> =
+                later.names().iter().map(|&n| (n.to_string(), later.get(n).map_or(f64::NAN, |v| v[e]))).collect();
+            self.push_epoch(&values, later.epoch_seconds()[e]);
+        }
+    }
+
     /// Keeps only the first `epochs` epochs (for resuming from a checkpoint taken at that
     /// epoch); does nothing if there are not more. Every name is kept, even one whose series
     /// becomes all `NaN` or empty.

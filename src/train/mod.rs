@@ -26,11 +26,13 @@
 //! ```
 
 mod callbacks;
+mod checkpoint;
 mod fit;
 mod history;
 mod metrics;
 
 pub use callbacks::{Callback, Control, EarlyStopping, FnCallback, LrSchedule, ModelCheckpoint, TrainContext};
+pub use checkpoint::{Checkpoint, Resume, load_checkpoint, save_checkpoint};
 pub use fit::{Evaluation, FitOptions, Trainer, Validation, predict};
 pub use history::History;
 pub use metrics::{Metric, MetricState};
