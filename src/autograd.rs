@@ -13,6 +13,58 @@ use crate::tensor::{Tensor, TensorId};
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+    static ANOMALY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Turns anomaly detection on or off for ops run on this thread (off by default).
+///
+/// While it is on, an op whose output holds a NaN or an infinity although its inputs were
+/// finite panics, naming the op and the line that called it; so does a backward rule that
+/// turns a finite incoming gradient into a non-finite one. It costs a scan of every value
+/// produced, so leave it off except to find where a NaN comes from.
+///
+/// ```should_panic
+/// tensorgrad::set_detect_anomaly(true);
+/// let x = tensorgrad::Tensor::from_vec(vec![1.0f32, 0.0], &[2]);
+/// let _ = x.ln(); // panics: "anomaly: `ln` produced -inf at element 1 from finite inputs …"
+/// ```
+pub fn set_detect_anomaly(enabled: bool) {
+    ANOMALY.with(|a| a.set(enabled));
+}
+
+/// Whether anomaly detection is on for this thread.
+pub fn is_anomaly_enabled() -> bool {
+    ANOMALY.with(|a| a.get())
+}
+
+/// Runs `f` with anomaly detection on (see [`set_detect_anomaly`]), restoring the previous
+/// setting afterwards, even if `f` panics.
+pub fn detect_anomaly<R>(f: impl FnOnce() -> R) -> R {
+    let _restore = AnomalyPause(is_anomaly_enabled());
+    set_detect_anomaly(true);
+    f()
+}
+
+/// Turns anomaly detection off until dropped (also on panic), then restores it.
+struct AnomalyPause(bool);
+
+impl AnomalyPause {
+    fn new() -> Self {
+        let was = is_anomaly_enabled();
+        set_detect_anomaly(false);
+        AnomalyPause(was)
+    }
+}
+
+impl Drop for AnomalyPause {
+    fn drop(&mut self) {
+        set_detect_anomaly(self.0);
+    }
+}
+
+/// The first non-finite element of `t`, as (logical index, value).
+pub(crate) fn first_non_finite<E: Element>(t: &Tensor<E>) -> Option<(usize, E)> {
+    t.to_vec().into_iter().enumerate().find(|(_, v)| !v.is_finite())
 }
 
 /// Whether ops on this thread currently record a graph.
@@ -78,6 +130,8 @@ pub(crate) struct Node<E: Element> {
     pub inputs: Vec<Tensor<E>>,
     /// The buffer version of each input when the op was recorded.
     pub versions: Vec<u64>,
+    /// Where the op was called (for anomaly reports).
+    pub location: &'static std::panic::Location<'static>,
     pub backward: Backward<E>,
 }
 
@@ -263,11 +317,18 @@ pub(crate) fn run_backward<E: Element>(root: &Tensor<E>, grad: Tensor<E>, create
         };
         node.check_versions();
         let ctx = Ctx { out: t, grad: &g, inputs: &node.inputs };
+        let anomaly = is_anomaly_enabled();
+        // The ops inside a backward rule are checked as one, below, under the rule's name.
+        let pause = AnomalyPause::new();
         let grads: Vec<Option<Grad<E>>> = match &node.backward {
             Backward::Dense(f) => f(&ctx).into_iter().map(|g| g.map(Grad::Full)).collect(),
             Backward::Parts(f) => f(&ctx),
         };
+        drop(pause);
         debug_assert_eq!(grads.len(), node.inputs.len(), "{}: backward arity", node.op);
+        if anomaly && first_non_finite(&g).is_none() {
+            check_backward_anomaly(node, &grads);
+        }
         for (input, gi) in node.inputs.iter().zip(grads) {
             let Some(gi) = gi else { continue };
             if !input.needs_grad() {
@@ -287,6 +348,26 @@ pub(crate) fn run_backward<E: Element>(root: &Tensor<E>, grad: Tensor<E>, create
         }
     }
     out
+}
+
+/// Panics if a backward rule turned a finite incoming gradient into a non-finite one.
+fn check_backward_anomaly<E: Element>(node: &Node<E>, grads: &[Option<Grad<E>>]) {
+    for (i, g) in grads.iter().enumerate() {
+        let part = match g {
+            Some(Grad::Full(t)) => t,
+            Some(Grad::Narrow { part, .. }) | Some(Grad::IndexAdd { part, .. }) => part,
+            None => continue,
+        };
+        if let Some((k, v)) = first_non_finite(part) {
+            panic!(
+                "anomaly: the backward of `{}` (called at {}) produced {v} at element {k} of the gradient for its input {i} \
+                 (shape {:?}) from a finite incoming gradient",
+                node.op,
+                node.location,
+                node.inputs[i].shape()
+            );
+        }
+    }
 }
 
 /// Tensors reachable from `root` that need gradients, inputs before the ops that use them.

@@ -44,7 +44,7 @@ mod storage;
 mod tensor;
 pub mod train;
 
-pub use autograd::{Gradients, is_grad_enabled, no_grad};
+pub use autograd::{Gradients, detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad, set_detect_anomaly};
 pub use error::{Error, Result};
 pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradcheck_with};
 pub use layout::Layout;

@@ -348,6 +348,7 @@ impl<E: Element> Tensor<E> {
 
     /// Attaches a backward rule to a freshly computed tensor if recording is on and some input
     /// needs a gradient; otherwise returns the tensor unchanged.
+    #[track_caller]
     pub(crate) fn record(
         self,
         op: &'static str,
@@ -359,6 +360,7 @@ impl<E: Element> Tensor<E> {
 
     /// Like [`record`](Self::record) for slicing ops whose backward returns parts of the input
     /// gradient (see [`Grad`]).
+    #[track_caller]
     pub(crate) fn record_parts(
         self,
         op: &'static str,
@@ -368,7 +370,16 @@ impl<E: Element> Tensor<E> {
         self.record_node(op, inputs, || Backward::Parts(Box::new(backward)))
     }
 
+    #[track_caller]
     fn record_node(mut self, op: &'static str, inputs: Vec<Tensor<E>>, backward: impl FnOnce() -> Backward<E>) -> Self {
+        let location = std::panic::Location::caller();
+        if autograd::is_anomaly_enabled() {
+            if let Some((k, v)) = autograd::first_non_finite(&self) {
+                if inputs.iter().all(|t| autograd::first_non_finite(t).is_none()) {
+                    panic!("anomaly: `{op}` produced {v} at element {k} from finite inputs (called at {location})");
+                }
+            }
+        }
         if !autograd::is_grad_enabled() || !inputs.iter().any(Tensor::needs_grad) {
             return self;
         }
@@ -376,13 +387,13 @@ impl<E: Element> Tensor<E> {
         let versions = inputs.iter().map(|t| t.storage().version()).collect();
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => {
-                inner.grad = GradState::Op(Node { op, inputs, versions, backward });
+                inner.grad = GradState::Op(Node { op, inputs, versions, location, backward });
                 self
             }
             None => {
                 let mut t = Self::from_storage(Arc::clone(&self.inner.storage), self.inner.layout.clone());
                 Arc::get_mut(&mut t.inner).expect("fresh tensor is unique").grad =
-                    GradState::Op(Node { op, inputs, versions, backward });
+                    GradState::Op(Node { op, inputs, versions, location, backward });
                 t
             }
         }

@@ -8,6 +8,7 @@ use crate::tensor::Tensor;
 
 impl<E: Element> Tensor<E> {
     /// Hyperbolic tangent. ∂/∂x = 1 − tanh²(x) (from the output).
+    #[track_caller]
     pub fn tanh(&self) -> Tensor<E> {
         self.map_slice(E::tanh_inplace).record("tanh", vec![self.clone()], |c| {
             let y = c.out;
@@ -17,6 +18,7 @@ impl<E: Element> Tensor<E> {
 
     /// Logistic sigmoid `1 / (1 + e⁻ˣ)`, finite for any input. ∂/∂x = σ(x)·(1 − σ(x)) (from the
     /// output).
+    #[track_caller]
     pub fn sigmoid(&self) -> Tensor<E> {
         self.map_slice(E::sigmoid_inplace).record("sigmoid", vec![self.clone()], |c| {
             let y = c.out;
@@ -25,6 +27,7 @@ impl<E: Element> Tensor<E> {
     }
 
     /// `max(x, 0)`. ∂/∂x = 1 where x > 0, else 0.
+    #[track_caller]
     pub fn relu(&self) -> Tensor<E> {
         self.map(|x| if x > E::zero() { x } else { E::zero() }).record("relu", vec![self.clone()], |c| {
             let mask = c.inputs[0].map(|x| if x > E::zero() { E::one() } else { E::zero() });
@@ -34,17 +37,20 @@ impl<E: Element> Tensor<E> {
 
     /// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^(−|x|))` (finite for any x).
     /// ∂/∂x = σ(x).
+    #[track_caller]
     pub fn softplus(&self) -> Tensor<E> {
         self.map(|x| x.max(E::zero()) + (-x.abs()).exp().ln_1p())
             .record("softplus", vec![self.clone()], |c| vec![Some(c.grad * &c.inputs[0].sigmoid())])
     }
 
     /// `x` for x > 0, `slope · x` otherwise (composed: `relu(x) − slope · relu(−x)`).
+    #[track_caller]
     pub fn leaky_relu(&self, slope: E) -> Tensor<E> {
         &self.relu() - &self.neg().relu().mul_scalar(slope)
     }
 
     /// The Gauss error function. ∂/∂x = 2/√π · e^(−x²).
+    #[track_caller]
     pub fn erf(&self) -> Tensor<E> {
         self.map(|x| E::of(libm::erf(x.to_f64().unwrap_or(f64::NAN)))).record("erf", vec![self.clone()], |c| {
             let x = &c.inputs[0];
@@ -54,6 +60,7 @@ impl<E: Element> Tensor<E> {
 
     /// GELU with the exact Gaussian CDF, `x · Φ(x) = x/2 · (1 + erf(x/√2))` (PyTorch's default
     /// `nn.GELU()`), composed from primitives.
+    #[track_caller]
     pub fn gelu(&self) -> Tensor<E> {
         let cdf = self.mul_scalar(E::of(std::f64::consts::FRAC_1_SQRT_2)).erf().add_scalar(E::one());
         (self * &cdf).mul_scalar(E::of(0.5))
@@ -83,6 +90,7 @@ impl<E: Element> Tensor<E> {
 
     /// The max over `dim` (keepdim) as a constant. Softmax is invariant to the shift, so no
     /// gradient needs to flow through it.
+    #[track_caller]
     fn shift_for(&self, dim: usize) -> Tensor<E> {
         no_grad(|| {
             let m = self.detach().max_dim(dim, true).0;
@@ -94,6 +102,7 @@ impl<E: Element> Tensor<E> {
 
 /// σ(x) without overflow: for x < 0 use eˣ/(1 + eˣ).
 #[inline]
+#[track_caller]
 pub(crate) fn sigmoid_scalar<E: Element>(x: E) -> E {
     if x >= E::zero() {
         E::one() / (E::one() + (-x).exp())

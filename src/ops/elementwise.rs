@@ -14,18 +14,21 @@ use crate::tensor::Tensor;
 
 impl<E: Element> Tensor<E> {
     /// Applies `f` to every element into a new tensor, recording nothing (a kernel helper).
+    #[track_caller]
     pub(crate) fn map(&self, f: impl Fn(E) -> E + Sync) -> Tensor<E> {
         let d = self.data();
         Tensor::from_data(map::unary(&d, self.layout(), f), self.shape())
     }
 
     /// Applies an in-place slice kernel to a copy of the elements, recording nothing.
+    #[track_caller]
     pub(crate) fn map_slice(&self, f: fn(&mut [E])) -> Tensor<E> {
         let d = self.data();
         Tensor::from_data(map::unary_inplace(&d, self.layout(), f), self.shape())
     }
 
     /// Combines two tensors of the same shape element by element, recording nothing.
+    #[track_caller]
     pub(crate) fn zip(&self, other: &Tensor<E>, f: impl Fn(E, E) -> E + Sync) -> Tensor<E> {
         let (a, b) = (self.data(), other.data());
         Tensor::from_data(map::binary(&a, self.layout(), &b, other.layout(), f), self.shape())
@@ -76,31 +79,37 @@ impl<E: Element> Tensor<E> {
     }
 
     /// `self + s`. ∂/∂x = 1.
+    #[track_caller]
     pub fn add_scalar(&self, s: E) -> Tensor<E> {
         self.map(|x| x + s).record("add_scalar", vec![self.clone()], |c| vec![Some(c.grad.clone())])
     }
 
     /// `self · s`. ∂/∂x = s.
+    #[track_caller]
     pub fn mul_scalar(&self, s: E) -> Tensor<E> {
         self.map(|x| x * s).record("mul_scalar", vec![self.clone()], move |c| vec![Some(c.grad.mul_scalar(s))])
     }
 
     /// `−self`. ∂/∂x = −1.
+    #[track_caller]
     pub fn neg(&self) -> Tensor<E> {
         self.map(|x| -x).record("neg", vec![self.clone()], |c| vec![Some(c.grad.neg())])
     }
 
     /// `eˣ`. ∂/∂x = eˣ (the output).
+    #[track_caller]
     pub fn exp(&self) -> Tensor<E> {
         self.map_slice(E::exp_inplace).record("exp", vec![self.clone()], |c| vec![Some(c.grad * c.out)])
     }
 
     /// Natural logarithm. ∂/∂x = 1/x.
+    #[track_caller]
     pub fn ln(&self) -> Tensor<E> {
         self.map(|x| x.ln()).record("ln", vec![self.clone()], |c| vec![Some(c.grad / &c.inputs[0])])
     }
 
     /// `xᵖ` for a constant exponent. ∂/∂x = p·xᵖ⁻¹.
+    #[track_caller]
     pub fn powf(&self, p: E) -> Tensor<E> {
         self.map(|x| x.powf(p)).record("powf", vec![self.clone()], move |c| {
             vec![Some(c.grad * &c.inputs[0].powf(p - E::one()).mul_scalar(p))]
@@ -108,12 +117,14 @@ impl<E: Element> Tensor<E> {
     }
 
     /// `√x`. ∂/∂x = 1/(2√x) (from the output).
+    #[track_caller]
     pub fn sqrt(&self) -> Tensor<E> {
         self.map(|x| x.sqrt())
             .record("sqrt", vec![self.clone()], |c| vec![Some((c.grad / c.out).mul_scalar(E::of(0.5)))])
     }
 
     /// `|x|`. ∂/∂x = sign(x), taken as 0 at 0 (as PyTorch does).
+    #[track_caller]
     pub fn abs(&self) -> Tensor<E> {
         self.map(|x| x.abs()).record("abs", vec![self.clone()], |c| {
             let sign = c.inputs[0].map(|x| {

@@ -60,6 +60,7 @@ impl<E: Element> Tensor<E> {
 
     /// The adjoint of `index_select`: zeros with `dim` of length `size`, into which slice `j` of
     /// `self` is added at position `indices[j]`. Its backward is `index_select`.
+    #[track_caller]
     pub(crate) fn index_add_zeros(&self, dim: usize, indices: &Arc<[usize]>, size: usize) -> Tensor<E> {
         let mut shape = self.shape().to_vec();
         shape[dim] = size;
@@ -108,6 +109,7 @@ impl<E: Element> Tensor<E> {
 
     /// The adjoint of `gather`: `self` has size 1 along `dim`; the result has size `size` there,
     /// zero except at the positions `indices` names. Its backward is `gather`.
+    #[track_caller]
     pub(crate) fn scatter(&self, dim: usize, indices: &[usize], size: usize) -> Tensor<E> {
         let mut shape = self.shape().to_vec();
         shape[dim] = size;

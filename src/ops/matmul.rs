@@ -60,6 +60,7 @@ impl<E: Element> Tensor<E> {
     }
 
     /// The primitive: `[…, m, k] × […, k, n]` with identical batch dims.
+    #[track_caller]
     fn matmul_same_batch(&self, other: &Tensor<E>) -> Tensor<E> {
         let r = self.ndim();
         let (m, k, n) = (self.shape()[r - 2], self.shape()[r - 1], other.shape()[r - 1]);

@@ -24,6 +24,7 @@ impl<E: Element> Tensor<E> {
     }
 
     /// Sum of all elements, as a tensor of shape `[]`.
+    #[track_caller]
     pub fn sum(&self) -> Tensor<E> {
         let dims: Vec<usize> = (0..self.ndim()).collect();
         self.sum_dims_keepdim(&dims).reshape(&[])
@@ -44,6 +45,7 @@ impl<E: Element> Tensor<E> {
     }
 
     /// Mean of all elements (shape `[]`).
+    #[track_caller]
     pub fn mean(&self) -> Tensor<E> {
         let n = E::from_usize(self.numel()).unwrap_or_else(E::nan);
         self.sum().mul_scalar(E::one() / n)

@@ -12,6 +12,7 @@ use crate::tensor::Tensor;
 
 impl<E: Element> Tensor<E> {
     /// A new tensor over the same buffer with another layout.
+    #[track_caller]
     fn view(&self, layout: Layout) -> Tensor<E> {
         Tensor::from_storage(Arc::clone(self.storage()), layout)
     }
@@ -60,6 +61,7 @@ impl<E: Element> Tensor<E> {
 
     /// The adjoint of `narrow`: a zero tensor with `dim` of length `size` whose range
     /// `start..start + len` holds `self`. Its backward is `narrow`.
+    #[track_caller]
     pub(crate) fn unnarrow(&self, dim: usize, start: usize, size: usize) -> Tensor<E> {
         let mut shape = self.shape().to_vec();
         let len = shape[dim];
@@ -192,6 +194,7 @@ impl<E: Element> Tensor<E> {
 }
 
 /// Adds the logical elements of `src` into the positions `dst` addresses in `out`.
+#[track_caller]
 pub(crate) fn add_into<E: Element>(out: &mut [E], dst: &Layout, src: &Tensor<E>) {
     let data = src.data();
     let sl = src.layout();
@@ -209,6 +212,7 @@ pub(crate) fn add_into<E: Element>(out: &mut [E], dst: &Layout, src: &Tensor<E>)
 }
 
 /// Copies the logical elements of `src` into the positions `dst` addresses in `out`.
+#[track_caller]
 pub(crate) fn copy_into<E: Element>(out: &mut [E], dst: &Layout, src: &Tensor<E>) {
     let data = src.data();
     let sl = src.layout();
