@@ -400,6 +400,7 @@ impl<'a> Parsed<'a> {
         })?;
         let (header, data) = rest.split_at(header_len);
         check_numbers(header, bytes.len()).map_err(fail)?;
+        check_unique_keys(header).map_err(fail)?;
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| fail(describe(&e, data.len())))?;
         Ok(Parsed { data, meta, path })
     }
@@ -478,6 +479,77 @@ fn check_numbers(header: &[u8], file_len: usize) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Rejects a header in which an object names a key twice: two tensors of one name, or a
+/// metadata key given twice. Under `safetensors` the JSON is read into hash maps, which would
+/// silently keep the last entry (two entries over the same bytes pass every other check). Other
+/// problems of the JSON are left to the safetensors parser to report.
+fn check_unique_keys(header: &[u8]) -> Result<(), String> {
+    match serde_json::from_slice::<UniqueKeys>(header) {
+        Err(e) if e.classify() == serde_json::error::Category::Data => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// Any JSON value in which no object names a key twice.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<Er: serde::de::Error>(self, _: bool) -> std::result::Result<UniqueKeys, Er> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_i64<Er: serde::de::Error>(self, _: i64) -> std::result::Result<UniqueKeys, Er> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_u64<Er: serde::de::Error>(self, _: u64) -> std::result::Result<UniqueKeys, Er> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_f64<Er: serde::de::Error>(self, _: f64) -> std::result::Result<UniqueKeys, Er> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_str<Er: serde::de::Error>(self, _: &str) -> std::result::Result<UniqueKeys, Er> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_unit<Er: serde::de::Error>(self) -> std::result::Result<UniqueKeys, Er> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<UniqueKeys, A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(serde::de::Error::custom(format_args!("the header names `{key}` twice")));
+            }
+            map.next_value::<UniqueKeys>()?;
+            seen.insert(key);
+        }
+        Ok(UniqueKeys)
+    }
 }
 
 /// A readable reason for a safetensors parse error.
