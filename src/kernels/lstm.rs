@@ -12,7 +12,9 @@
 //!
 //! All buffers are row-major with the batch first: `[B, T, ·]`.
 
-use super::matmul::{MatRef, gemm};
+use rayon::prelude::*;
+
+use super::matmul::{MatRef, gemm, gemm_seq};
 use crate::storage::Element;
 
 /// Sizes of one recurrence: batch, steps, hidden size.
@@ -37,6 +39,10 @@ pub(crate) struct LstmSaved<E> {
 
 /// Runs the recurrence. Returns `[B, T + 2, H]`: the outputs of every step, then the final `h`,
 /// then the final `c`; and the values saved for backward.
+///
+/// Batch rows are independent through time, so the batch is split into blocks of rows, each run
+/// through all steps by one rayon task: one fork-join per sequence instead of one per step. Every
+/// row is computed the same way whatever the blocks, so the bits do not depend on the threads.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<E: Element>(
     d: LstmDims,
@@ -56,13 +62,83 @@ pub(crate) fn forward<E: Element>(
         cnew: vec![E::zero(); b * steps * h],
         hm: vec![E::zero(); b * steps * h],
     };
+    let rows = rows_per_block(b);
+    if rows >= b {
+        let bufs = Bufs {
+            out: &mut out,
+            acts: &mut saved.acts,
+            cprev: &mut saved.cprev,
+            cnew: &mut saved.cnew,
+            hm: &mut saved.hm,
+        };
+        forward_rows(d, true, xp, whh, h0, c0, rec_mask, mask, bufs);
+        return (out, saved);
+    }
+    let blocks: Vec<Bufs<'_, E>> = out
+        .chunks_mut(rows * (steps + 2) * h)
+        .zip(saved.acts.chunks_mut(rows * steps * g4))
+        .zip(saved.cprev.chunks_mut(rows * steps * h))
+        .zip(saved.cnew.chunks_mut(rows * steps * h))
+        .zip(saved.hm.chunks_mut(rows * steps * h))
+        .map(|((((out, acts), cprev), cnew), hm)| Bufs { out, acts, cprev, cnew, hm })
+        .collect();
+    blocks.into_par_iter().enumerate().for_each(|(k, bufs)| {
+        let (r0, n) = (k * rows, bufs.out.len() / ((steps + 2) * h));
+        let dr = LstmDims { b: n, ..d };
+        forward_rows(
+            dr,
+            false,
+            &xp[r0 * steps * g4..][..n * steps * g4],
+            whh,
+            &h0[r0 * h..][..n * h],
+            &c0[r0 * h..][..n * h],
+            rec_mask.map(|r| &r[r0 * h..][..n * h]),
+            mask.map(|m| &m[r0 * steps..][..n * steps]),
+            bufs,
+        );
+    });
+    (out, saved)
+}
+
+/// Rows of the batch per parallel block: a whole batch on one thread, else about one block per
+/// thread (at least 8 rows each).
+fn rows_per_block(b: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if threads < 2 || b < 16 { b } else { b.div_ceil(threads).max(8) }
+}
+
+/// The output and saved buffers of a block of batch rows.
+struct Bufs<'a, E> {
+    out: &'a mut [E],
+    acts: &'a mut [E],
+    cprev: &'a mut [E],
+    cnew: &'a mut [E],
+    hm: &'a mut [E],
+}
+
+/// The recurrence for `d.b` consecutive batch rows (all slices hold just those rows).
+#[allow(clippy::too_many_arguments)]
+fn forward_rows<E: Element>(
+    d: LstmDims,
+    par: bool,
+    xp: &[E],
+    whh: &[E],
+    h0: &[E],
+    c0: &[E],
+    rec_mask: Option<&[E]>,
+    mask: Option<&[E]>,
+    bufs: Bufs<'_, E>,
+) {
+    let LstmDims { b, t: steps, h } = d;
+    let g4 = 4 * h;
+    let Bufs { out, acts, cprev, cnew, hm } = bufs;
     let (mut hs, mut cs) = (h0.to_vec(), c0.to_vec());
     let mut z = vec![E::zero(); b * g4];
     let w_t = MatRef { offset: 0, rs: 1, cs: h }; // W_hhᵀ viewed in place: [H, 4H]
     for t in 0..steps {
         // hm = h ⊙ r, saved for the weight gradient.
         for bi in 0..b {
-            let dst = &mut saved.hm[(bi * steps + t) * h..][..h];
+            let dst = &mut hm[(bi * steps + t) * h..][..h];
             let src = &hs[bi * h..][..h];
             match rec_mask {
                 Some(r) => dst.iter_mut().zip(src).zip(&r[bi * h..][..h]).for_each(|((d, &x), &m)| *d = x * m),
@@ -71,11 +147,15 @@ pub(crate) fn forward<E: Element>(
         }
         // z = hm · W_hhᵀ, reading hm for step t straight out of the [B, T, H] buffer.
         let hm_t = MatRef { offset: t * h, rs: steps * h, cs: 1 };
-        gemm(b, h, g4, &saved.hm, hm_t, whh, w_t, &mut z);
+        if par {
+            gemm(b, h, g4, hm, hm_t, whh, w_t, &mut z);
+        } else {
+            gemm_seq(b, h, g4, hm, hm_t, whh, w_t, &mut z);
+        }
         for bi in 0..b {
             let row = (bi * steps + t) * h;
             let orow = (bi * (steps + 2) + t) * h;
-            let ar = &mut saved.acts[(bi * steps + t) * g4..][..g4];
+            let ar = &mut acts[(bi * steps + t) * g4..][..g4];
             for ((a, &zv), &xv) in ar.iter_mut().zip(&z[bi * g4..][..g4]).zip(&xp[(bi * steps + t) * g4..][..g4]) {
                 *a = zv + xv;
             }
@@ -87,8 +167,8 @@ pub(crate) fn forward<E: Element>(
             let (g, o) = rest.split_at(h);
             let cp = &mut cs[bi * h..][..h];
             let hp = &mut hs[bi * h..][..h];
-            saved.cprev[row..row + h].copy_from_slice(cp);
-            let cn = &mut saved.cnew[row..row + h];
+            cprev[row..row + h].copy_from_slice(cp);
+            let cn = &mut cnew[row..row + h];
             for j in 0..h {
                 cn[j] = f[j] * cp[j] + i[j] * g[j];
             }
@@ -118,7 +198,6 @@ pub(crate) fn forward<E: Element>(
         out[(bi * (steps + 2) + steps) * h..][..h].copy_from_slice(&hs[bi * h..][..h]);
         out[(bi * (steps + 2) + steps + 1) * h..][..h].copy_from_slice(&cs[bi * h..][..h]);
     }
-    (out, saved)
 }
 
 /// Gradients of the recurrence's inputs, given the gradient of its `[B, T + 2, H]` output.
@@ -129,7 +208,8 @@ pub(crate) struct LstmGrads<E> {
     pub dc0: Vec<E>,
 }
 
-/// Backpropagation through time. The recurrent weight gradient is one matmul over all steps:
+/// Backpropagation through time, in the same blocks of batch rows as the forward pass. The
+/// recurrent weight gradient is then one matmul over all rows and steps:
 /// `dW_hh = dZᵀ · HM` with `dZ: [B·T, 4H]` and `HM: [B·T, H]`.
 pub(crate) fn backward<E: Element>(
     d: LstmDims,
@@ -142,8 +222,71 @@ pub(crate) fn backward<E: Element>(
     let LstmDims { b, t: steps, h } = d;
     let g4 = 4 * h;
     let mut dz = vec![E::zero(); b * steps * g4];
-    let mut dh: Vec<E> = (0..b).flat_map(|bi| dout[(bi * (steps + 2) + steps) * h..][..h].to_vec()).collect();
-    let mut dc: Vec<E> = (0..b).flat_map(|bi| dout[(bi * (steps + 2) + steps + 1) * h..][..h].to_vec()).collect();
+    let mut dh0 = vec![E::zero(); b * h];
+    let mut dc0 = vec![E::zero(); b * h];
+    let rows = rows_per_block(b);
+    let block = |r0: usize, n: usize, par: bool, dz: &mut [E], dh0: &mut [E], dc0: &mut [E]| {
+        let saved_rows = SavedRows {
+            acts: &saved.acts[r0 * steps * g4..][..n * steps * g4],
+            cprev: &saved.cprev[r0 * steps * h..][..n * steps * h],
+            cnew: &saved.cnew[r0 * steps * h..][..n * steps * h],
+        };
+        backward_rows(
+            LstmDims { b: n, ..d },
+            par,
+            saved_rows,
+            whh,
+            rec_mask.map(|r| &r[r0 * h..][..n * h]),
+            mask.map(|m| &m[r0 * steps..][..n * steps]),
+            &dout[r0 * (steps + 2) * h..][..n * (steps + 2) * h],
+            dz,
+            dh0,
+            dc0,
+        );
+    };
+    if rows >= b {
+        block(0, b, true, &mut dz, &mut dh0, &mut dc0);
+    } else {
+        let blocks: Vec<_> =
+            dz.chunks_mut(rows * steps * g4).zip(dh0.chunks_mut(rows * h)).zip(dc0.chunks_mut(rows * h)).collect();
+        blocks.into_par_iter().enumerate().for_each(|(k, ((dz, dh0), dc0))| {
+            let n = dh0.len() / h;
+            block(k * rows, n, false, dz, dh0, dc0);
+        });
+    }
+    let mut dwhh = vec![E::zero(); g4 * h];
+    let dz_t = MatRef { offset: 0, rs: 1, cs: g4 };
+    gemm(g4, b * steps, h, &dz, dz_t, &saved.hm, MatRef { offset: 0, rs: h, cs: 1 }, &mut dwhh);
+    LstmGrads { dxp: dz, dwhh, dh0, dc0 }
+}
+
+/// The saved activations of a block of batch rows.
+struct SavedRows<'a, E> {
+    acts: &'a [E],
+    cprev: &'a [E],
+    cnew: &'a [E],
+}
+
+/// BPTT for `d.b` consecutive batch rows; writes their `dZ` rows and their `dh0`, `dc0`.
+#[allow(clippy::too_many_arguments)]
+fn backward_rows<E: Element>(
+    d: LstmDims,
+    par: bool,
+    saved: SavedRows<'_, E>,
+    whh: &[E],
+    rec_mask: Option<&[E]>,
+    mask: Option<&[E]>,
+    dout: &[E],
+    dz: &mut [E],
+    dh: &mut [E],
+    dc: &mut [E],
+) {
+    let LstmDims { b, t: steps, h } = d;
+    let g4 = 4 * h;
+    for bi in 0..b {
+        dh[bi * h..][..h].copy_from_slice(&dout[(bi * (steps + 2) + steps) * h..][..h]);
+        dc[bi * h..][..h].copy_from_slice(&dout[(bi * (steps + 2) + steps + 1) * h..][..h]);
+    }
     let mut dhm = vec![E::zero(); b * h];
     let one = E::one();
     let mut tc = vec![E::zero(); h];
@@ -175,14 +318,15 @@ pub(crate) fn backward<E: Element>(
         }
         // dh += (dZ_t · W_hh) ⊙ r
         let dz_t = MatRef { offset: t * g4, rs: steps * g4, cs: 1 };
-        gemm(b, g4, h, &dz, dz_t, whh, MatRef { offset: 0, rs: h, cs: 1 }, &mut dhm);
+        let w = MatRef { offset: 0, rs: h, cs: 1 };
+        if par {
+            gemm(b, g4, h, dz, dz_t, whh, w, &mut dhm);
+        } else {
+            gemm_seq(b, g4, h, dz, dz_t, whh, w, &mut dhm);
+        }
         match rec_mask {
             Some(r) => dh.iter_mut().zip(&dhm).zip(r).for_each(|((d, &x), &m)| *d += x * m),
             None => dh.iter_mut().zip(&dhm).for_each(|(d, &x)| *d += x),
         }
     }
-    let mut dwhh = vec![E::zero(); g4 * h];
-    let dz_t = MatRef { offset: 0, rs: 1, cs: g4 };
-    gemm(g4, b * steps, h, &dz, dz_t, &saved.hm, MatRef { offset: 0, rs: h, cs: 1 }, &mut dwhh);
-    LstmGrads { dxp: dz, dwhh, dh0: dh, dc0: dc }
 }

@@ -43,6 +43,36 @@ fn check_bounds(what: &str, len: usize, rows: usize, cols: usize, m: MatRef) {
 #[allow(clippy::too_many_arguments)]
 /// `C = A·B` with `A: m×k`, `B: k×n` strided, `C` a row-major `m×n` slice (overwritten).
 pub(crate) fn gemm<E: Element>(m: usize, k: usize, n: usize, a: &[E], ma: MatRef, b: &[E], mb: MatRef, c: &mut [E]) {
+    gemm_with(true, m, k, n, a, ma, b, mb, c)
+}
+
+/// [`gemm`] on the calling thread only (for callers that already split the work).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_seq<E: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[E],
+    ma: MatRef,
+    b: &[E],
+    mb: MatRef,
+    c: &mut [E],
+) {
+    gemm_with(false, m, k, n, a, ma, b, mb, c)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_with<E: Element>(
+    par: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[E],
+    ma: MatRef,
+    b: &[E],
+    mb: MatRef,
+    c: &mut [E],
+) {
     assert_eq!(c.len(), m * n, "matmul kernel: output buffer has the wrong size");
     if m == 0 || n == 0 {
         return;
@@ -54,7 +84,7 @@ pub(crate) fn gemm<E: Element>(m: usize, k: usize, n: usize, a: &[E], ma: MatRef
     check_bounds("A", a.len(), m, k, ma);
     check_bounds("B", b.len(), k, n, mb);
     let threads = rayon::current_num_threads();
-    if threads < 2 || m * k * n < PAR_MIN_MACS {
+    if !par || threads < 2 || m * k * n < PAR_MIN_MACS {
         // SAFETY: bounds of A and B checked above; C is exactly m×n row-major and is a
         // `&mut` slice, so it cannot alias A or B.
         unsafe { gemm_raw(m, k, n, a, ma, b, mb, c.as_mut_ptr(), n) };
