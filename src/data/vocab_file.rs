@@ -2,10 +2,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::fs;
+use std::path::Path;
 
 use super::Tokenizer;
 use crate::{Error, Result};
@@ -208,55 +206,9 @@ fn parse_count(s: &str) -> Result<usize, String> {
     s.parse().map_err(|_| format!("{s:?} is too large"))
 }
 
-/// Writes `bytes` to a fresh temporary file next to `path`, syncs it, and renames it over `path`;
-/// on failure the temporary file is removed and an existing `path` is untouched.
+/// Writes `bytes` atomically (temporary file, sync, rename), as every save in the crate does.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let Some(file_name) = path.file_name() else {
-        let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path does not name a file");
-        return Err(io_err("save to", path)(source));
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".{}.{unique}.tmp", std::process::id()));
-    let tmp: PathBuf = dir.join(tmp_name);
-
-    let mut file = create_temp(&tmp).map_err(io_err("create the temporary file", &tmp))?;
-    let written = (|| {
-        file.write_all(bytes).map_err(io_err("write", &tmp))?;
-        file.sync_all().map_err(io_err("sync", &tmp))?;
-        drop(file);
-        fs::rename(&tmp, path).map_err(io_err("rename the temporary file onto", path))
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(())
+    crate::io::write_atomically(path, bytes)
 }
 
-/// A closure wrapping an `std::io::Error` as [`Error::Io`] for `op` on `path`.
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
-}
 
-/// Creates the temporary file, never reusing an existing entry except a stale file left by an
-/// interrupted save of an earlier process with the same id (the name is unique within ours).
-fn create_temp(tmp: &Path) -> std::io::Result<File> {
-    let open = || OpenOptions::new().write(true).create_new(true).open(tmp);
-    match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match fs::symlink_metadata(tmp) {
-            Ok(m) if !m.is_dir() => {
-                fs::remove_file(tmp)?;
-                open()
-            }
-            _ => Err(e),
-        },
-        other => other,
-    }
-}
