@@ -210,5 +210,3 @@ fn parse_count(s: &str) -> Result<usize, String> {
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::io::write_atomically(path, bytes)
 }
-
-
