@@ -38,7 +38,8 @@ pub(crate) struct LstmSaved<E> {
 }
 
 /// Runs the recurrence. Returns `[B, T + 2, H]`: the outputs of every step, then the final `h`,
-/// then the final `c`; and the values saved for backward.
+/// then the final `c`; and, if `save`, the values backward needs (without `save`, e.g. for
+/// inference, each block keeps only one step of scratch, which saves ~1 KB per row and step).
 ///
 /// Batch rows are independent through time, so the batch is split into blocks of rows, each run
 /// through all steps by one rayon task: one fork-join per sequence instead of one per step. Every
@@ -52,15 +53,18 @@ pub(crate) fn forward<E: Element>(
     c0: &[E],
     rec_mask: Option<&[E]>,
     mask: Option<&[E]>,
-) -> (Vec<E>, LstmSaved<E>) {
+    save: bool,
+) -> (Vec<E>, Option<LstmSaved<E>>) {
     let LstmDims { b, t: steps, h } = d;
     let g4 = 4 * h;
     let mut out = vec![E::zero(); b * (steps + 2) * h];
+    // Saved values are [B, T, ·]; scratch without saving is [B, 1, ·].
+    let st = if save { steps } else { 1 };
     let mut saved = LstmSaved {
-        acts: vec![E::zero(); b * steps * g4],
-        cprev: vec![E::zero(); b * steps * h],
-        cnew: vec![E::zero(); b * steps * h],
-        hm: vec![E::zero(); b * steps * h],
+        acts: vec![E::zero(); b * st * g4],
+        cprev: vec![E::zero(); b * st * h],
+        cnew: vec![E::zero(); b * st * h],
+        hm: vec![E::zero(); b * st * h],
     };
     let rows = rows_per_block(b);
     if rows >= b {
@@ -71,15 +75,15 @@ pub(crate) fn forward<E: Element>(
             cnew: &mut saved.cnew,
             hm: &mut saved.hm,
         };
-        forward_rows(d, true, xp, whh, h0, c0, rec_mask, mask, bufs);
-        return (out, saved);
+        forward_rows(d, true, save, xp, whh, h0, c0, rec_mask, mask, bufs);
+        return (out, save.then_some(saved));
     }
     let blocks: Vec<Bufs<'_, E>> = out
         .chunks_mut(rows * (steps + 2) * h)
-        .zip(saved.acts.chunks_mut(rows * steps * g4))
-        .zip(saved.cprev.chunks_mut(rows * steps * h))
-        .zip(saved.cnew.chunks_mut(rows * steps * h))
-        .zip(saved.hm.chunks_mut(rows * steps * h))
+        .zip(saved.acts.chunks_mut(rows * st * g4))
+        .zip(saved.cprev.chunks_mut(rows * st * h))
+        .zip(saved.cnew.chunks_mut(rows * st * h))
+        .zip(saved.hm.chunks_mut(rows * st * h))
         .map(|((((out, acts), cprev), cnew), hm)| Bufs { out, acts, cprev, cnew, hm })
         .collect();
     blocks.into_par_iter().enumerate().for_each(|(k, bufs)| {
@@ -88,6 +92,7 @@ pub(crate) fn forward<E: Element>(
         forward_rows(
             dr,
             false,
+            save,
             &xp[r0 * steps * g4..][..n * steps * g4],
             whh,
             &h0[r0 * h..][..n * h],
@@ -97,7 +102,7 @@ pub(crate) fn forward<E: Element>(
             bufs,
         );
     });
-    (out, saved)
+    (out, save.then_some(saved))
 }
 
 /// Rows of the batch per parallel block: a whole batch on one thread, else about one block per
@@ -121,6 +126,7 @@ struct Bufs<'a, E> {
 fn forward_rows<E: Element>(
     d: LstmDims,
     par: bool,
+    save: bool,
     xp: &[E],
     whh: &[E],
     h0: &[E],
@@ -132,13 +138,16 @@ fn forward_rows<E: Element>(
     let LstmDims { b, t: steps, h } = d;
     let g4 = 4 * h;
     let Bufs { out, acts, cprev, cnew, hm } = bufs;
+    // Where step t lives in the saved buffers: [B, T, ·] when saving, else [B, 1, ·] scratch.
+    let st = if save { steps } else { 1 };
     let (mut hs, mut cs) = (h0.to_vec(), c0.to_vec());
     let mut z = vec![E::zero(); b * g4];
     let w_t = MatRef { offset: 0, rs: 1, cs: h }; // W_hhᵀ viewed in place: [H, 4H]
     for t in 0..steps {
+        let ts = if save { t } else { 0 };
         // hm = h ⊙ r, saved for the weight gradient.
         for bi in 0..b {
-            let dst = &mut hm[(bi * steps + t) * h..][..h];
+            let dst = &mut hm[(bi * st + ts) * h..][..h];
             let src = &hs[bi * h..][..h];
             match rec_mask {
                 Some(r) => dst.iter_mut().zip(src).zip(&r[bi * h..][..h]).for_each(|((d, &x), &m)| *d = x * m),
@@ -146,16 +155,16 @@ fn forward_rows<E: Element>(
             }
         }
         // z = hm · W_hhᵀ, reading hm for step t straight out of the [B, T, H] buffer.
-        let hm_t = MatRef { offset: t * h, rs: steps * h, cs: 1 };
+        let hm_t = MatRef { offset: ts * h, rs: st * h, cs: 1 };
         if par {
             gemm(b, h, g4, hm, hm_t, whh, w_t, &mut z);
         } else {
             gemm_seq(b, h, g4, hm, hm_t, whh, w_t, &mut z);
         }
         for bi in 0..b {
-            let row = (bi * steps + t) * h;
+            let row = (bi * st + ts) * h;
             let orow = (bi * (steps + 2) + t) * h;
-            let ar = &mut acts[(bi * steps + t) * g4..][..g4];
+            let ar = &mut acts[(bi * st + ts) * g4..][..g4];
             for ((a, &zv), &xv) in ar.iter_mut().zip(&z[bi * g4..][..g4]).zip(&xp[(bi * steps + t) * g4..][..g4]) {
                 *a = zv + xv;
             }

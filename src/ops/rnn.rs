@@ -29,14 +29,27 @@ pub(crate) fn lstm_sequence<E: Element>(
     let whh: Arc<Vec<E>> = Arc::new(w_hh.to_vec());
     let rec: Option<Arc<Vec<E>>> = rec_mask.map(|r| Arc::new(r.to_vec()));
     let msk: Option<Arc<Vec<E>>> = mask.map(|m| Arc::new(m.to_vec()));
+    // Keep what backward needs only if a graph will be recorded.
+    let inputs = [xp, w_hh, h0, c0];
+    let save = crate::is_grad_enabled() && inputs.iter().any(|t| t.needs_grad());
+    // The projection is usually contiguous already: read it in place rather than copy 4·B·T·H values.
+    let xp_data = xp.data();
+    let xp_copy;
+    let xp_slice: &[E] = if xp.is_contiguous() {
+        &xp_data[xp.layout().offset()..xp.layout().offset() + xp.numel()]
+    } else {
+        xp_copy = xp.to_vec();
+        &xp_copy
+    };
     let (out, saved) = lstm::forward(
         d,
-        &xp.to_vec(),
+        xp_slice,
         &whh,
         &h0.to_vec(),
         &c0.to_vec(),
         rec.as_deref().map(|v| &v[..]),
         msk.as_deref().map(|v| &v[..]),
+        save,
     );
     let out = Tensor::from_vec(out, &[b, steps + 2, d.h]);
     let inputs = vec![xp.clone(), w_hh.clone(), h0.clone(), c0.clone()];
@@ -48,9 +61,10 @@ pub(crate) fn lstm_sequence<E: Element>(
                  to take gradients of gradients"
             );
         }
+        let saved = saved.as_ref().expect("lstm: values saved for backward (recorded graphs always save them)");
         let g = lstm::backward(
             d,
-            &saved,
+            saved,
             &whh,
             rec.as_deref().map(|v| &v[..]),
             msk.as_deref().map(|v| &v[..]),

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Runs every workload with tensorgrad, PyTorch and NumPy, interleaved, and prints one table.
+
+Called by `run.sh` (which makes the virtualenv and builds the tensorgrad binary); it can also be
+run directly:
+
+    python compare.py --tg-bin target/release/examples/bench_compare [--rounds 5] [--threads 1,2]
+                      [--only matmul_1024,lstm_train] [--memory] [--probes] [--json out.json]
+
+For each workload and thread count, each round runs one process per implementation, in the
+order tensorgrad, PyTorch, NumPy (A B C A B C ...). Every process builds its inputs, runs
+`warmup` untimed iterations, then `iters` timed samples of `inner` repetitions. The table
+reports the median of all samples pooled over the rounds; the spread column is the
+interquartile range of those samples relative to the median.
+
+Ratios are times (tensorgrad / reference, lower is better); each is checked against the
+target from the performance issue, written as a time ratio as well.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TORCH_BENCH = HERE / "torch_bench.py"
+
+# name: (iters, inner, warmup, impls, target)
+#   target: ("best", max_ratio) against the faster reference; ("torch", max_ratio, threads or None)
+#   against PyTorch; ("abs_us", limit) absolute per-op time; None = informational.
+WORKLOADS = {
+    "matmul_256": (15, 20, 2, ("tensorgrad", "torch", "numpy"), ("best", 1 / 0.9)),
+    "matmul_1024": (10, 1, 2, ("tensorgrad", "torch", "numpy"), ("best", 1 / 0.9)),
+    "matmul_2048": (5, 1, 1, ("tensorgrad", "torch", "numpy"), ("best", 1 / 0.9)),
+    "matmul_lstm_gates": (15, 20, 2, ("tensorgrad", "torch", "numpy"), ("best", 1 / 0.9)),
+    "matmul_lstm_wgrad": (15, 20, 2, ("tensorgrad", "torch", "numpy"), ("best", 1 / 0.9)),
+    "bcast_add": (15, 10, 2, ("tensorgrad", "torch", "numpy"), ("best", 1.0)),
+    "sigmoid_1m": (15, 10, 2, ("tensorgrad", "torch", "numpy"), ("best", 1.0)),
+    "autograd_mul8": (15, 20000, 1, ("tensorgrad", "torch"), ("abs_us", 0.3)),
+    "autograd_mul8_backward": (15, 5000, 1, ("tensorgrad", "torch"), None),
+    "lstm_fwd": (10, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, 2)),
+    "lstm_train": (8, 1, 2, ("tensorgrad", "torch"), ("torch", 0.8, 2)),
+    "lstm_train_unfused": (4, 1, 1, ("tensorgrad", "torch"), None),
+    "mlp_train": (10, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
+}
+
+LABEL = {"tensorgrad": "tensorgrad", "torch": "PyTorch", "numpy": "NumPy"}
+RESULT_RE = re.compile(r"^RESULT (.*)$", re.M)
+
+
+def parse_result(text):
+    m = RESULT_RE.search(text)
+    if not m:
+        return None
+    fields = dict(kv.split("=", 1) for kv in m.group(1).split(" "))
+    fields["samples"] = [float(s) for s in fields["samples_s"].split(",") if s]
+    return fields
+
+
+def command(impl, workload, threads, iters, inner, warmup, tg_bin, python):
+    args = ["--workload", workload, "--threads", str(threads), "--iters", str(iters)]
+    args += ["--inner", str(inner), "--warmup", str(warmup)]
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS"):
+        env[var] = str(threads)
+    if impl == "tensorgrad":
+        return [str(tg_bin)] + args, env
+    if impl == "numpy":
+        # NumPy's bundled OpenBLAS picks its own kernels and cache sizes for this CPU.
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
+    return [python, str(TORCH_BENCH), "--impl", impl] + args, env
+
+
+def run_one(cmd, env, timeout=900):
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if p.returncode == 4:
+        return None
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    r = parse_result(p.stdout)
+    if r is None:
+        raise RuntimeError(f"no RESULT line from {' '.join(cmd)}:\n{p.stdout}\n{p.stderr}")
+    return r
+
+
+def fmt_time(s):
+    if s < 1e-6:
+        return f"{s * 1e9:.0f} ns"
+    if s < 1e-3:
+        return f"{s * 1e6:.3g} µs"
+    if s < 1:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s:.3g} s"
+
+
+def quartiles(xs):
+    q = statistics.quantiles(xs, n=4) if len(xs) >= 2 else [xs[0]] * 3
+    return q[0], q[2]
+
+
+def cell(res):
+    if res is None:
+        return "—"
+    med = res["median"]
+    txt = fmt_time(med)
+    if res.get("rate_unit"):
+        txt += f" ({res['work'] / med:.1f} {res['rate_unit']})"
+    return txt
+
+
+def judge(target, threads, tg, refs):
+    """(ratio text, target text, met text)."""
+    if tg is None:
+        return "—", "—", "—"
+    ref_meds = {k: v["median"] for k, v in refs.items() if v is not None}
+    best_name = min(ref_meds, key=ref_meds.get) if ref_meds else None
+    if target is None:
+        if best_name is None:
+            return "—", "(info)", ""
+        return f"{tg['median'] / ref_meds[best_name]:.2f} vs {LABEL[best_name]}", "(info)", ""
+    kind = target[0]
+    if kind == "abs_us":
+        limit = target[1]
+        us = tg["median"] * 1e6
+        ratio = f"{tg['median'] / ref_meds['torch']:.2f} vs PyTorch" if "torch" in ref_meds else "—"
+        return ratio, f"≤ {limit} µs", ("met" if us <= limit else f"**not met** ({us:.2f} µs)")
+    if kind == "best":
+        limit = target[1]
+        r = tg["median"] / ref_meds[best_name]
+        speed = 1 / limit
+        ttxt = f"≤ {limit:.2f} (≥ {speed:.1f}× speed)" if abs(limit - 1) > 1e-9 else "≤ 1.00"
+        return f"{r:.2f} vs {LABEL[best_name]}", ttxt, ("met" if r <= limit else "**not met**")
+    if kind == "torch":
+        limit, at = target[1], target[2]
+        r = tg["median"] / ref_meds["torch"]
+        if at is not None and threads != at:
+            return f"{r:.2f} vs PyTorch", f"(target at {at} threads)", ""
+        return f"{r:.2f} vs PyTorch", f"≤ {limit:.2f}", ("met" if r <= limit else "**not met**")
+    raise ValueError(target)
+
+
+def max_rss_kb(cmd, env):
+    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, env=env, capture_output=True, text=True, timeout=900)
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    return int(m.group(1)) if m else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tg-bin", required=True, type=Path)
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 5)))
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--only", default="", help="comma-separated workload names")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every iters count")
+    ap.add_argument("--memory", action="store_true", help="also measure max RSS of lstm_train")
+    ap.add_argument("--probes", action="store_true", help="also measure clock and FMA peak")
+    ap.add_argument("--json", type=Path, help="write every sample here")
+    a = ap.parse_args()
+
+    threads_list = [int(t) for t in a.threads.split(",")]
+    names = [n for n in WORKLOADS if not a.only or n in a.only.split(",")]
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    load_before = os.getloadavg()
+    results = {}  # (workload, threads) -> impl -> {median, q1, q3, work, rate_unit, samples}
+
+    if a.probes:
+        print("## Machine probes (tensorgrad binary, inline assembly)\n", flush=True)
+        for probe in ("probe_clock", "probe_fma256", "probe_fma512"):
+            for t in threads_list:
+                cmd, env = command("tensorgrad", probe, t, 7, 1, 1, a.tg_bin, a.python)
+                r = run_one(cmd, env)
+                if r:
+                    work = float(r["rate"]) * float(r["median_s"])
+                    print(f"- {probe} threads={t}: median {float(r['rate']):.2f} {r['unit']}, "
+                          f"best {work / float(r['min_s']):.2f} {r['unit']}")
+        print(flush=True)
+
+    for name in names:
+        iters, inner, warmup, impls, target = WORKLOADS[name]
+        iters = max(2, round(iters * a.scale))
+        for t in threads_list:
+            pooled = {impl: [] for impl in impls}
+            meta = {}
+            for rnd in range(a.rounds):
+                for impl in impls:
+                    cmd, env = command(impl, name, t, iters, inner, warmup, a.tg_bin, a.python)
+                    r = run_one(cmd, env)
+                    if r is None:
+                        pooled[impl] = None
+                        continue
+                    pooled[impl].extend(r["samples"])
+                    if r["rate"]:
+                        meta[impl] = (float(r["rate"]) * float(r["median_s"]), r["unit"])
+            row = {}
+            for impl, xs in pooled.items():
+                if not xs:
+                    row[impl] = None
+                    continue
+                q1, q3 = quartiles(xs)
+                med = statistics.median(xs)
+                work, unit = meta.get(impl, (None, ""))
+                row[impl] = {"median": med, "q1": q1, "q3": q3, "work": work, "rate_unit": unit, "samples": xs}
+            results[(name, t)] = row
+            spread = " ".join(
+                f"{LABEL[i]}±{(row[i]['q3'] - row[i]['q1']) / row[i]['median'] * 50:.0f}%" for i in impls if row.get(i)
+            )
+            print(f"[{time.strftime('%H:%M:%S')}] {name} threads={t}: "
+                  + ", ".join(f"{LABEL[i]} {cell(row.get(i))}" for i in impls) + f"  (IQR/2: {spread})",
+                  file=sys.stderr, flush=True)
+
+    load_after = os.getloadavg()
+    print(f"Run: {started}; {a.rounds} interleaved rounds per cell; load average before "
+          f"{load_before[0]:.2f}, after {load_after[0]:.2f}\n")
+    print("| workload | threads | tensorgrad | PyTorch | NumPy | ratio tg/best | target (time ratio) | status | spread (IQR/2: tg, torch, numpy) |")
+    print("|---|---:|---:|---:|---:|---:|---|---|---|")
+    for (name, t), row in results.items():
+        target = WORKLOADS[name][4]
+        refs = {k: v for k, v in row.items() if k != "tensorgrad"}
+        ratio, ttxt, met = judge(target, t, row.get("tensorgrad"), refs)
+        spread = ", ".join(
+            f"{(row[i]['q3'] - row[i]['q1']) / row[i]['median'] * 50:.0f}%" if row.get(i) else "—"
+            for i in ("tensorgrad", "torch", "numpy")
+        )
+        print(f"| {name} | {t} | {cell(row.get('tensorgrad'))} | {cell(row.get('torch'))} | "
+              f"{cell(row.get('numpy'))} | {ratio} | {ttxt} | {met} | {spread} |")
+
+    # Thread scaling: time at 1 thread / time at 2 threads.
+    if 1 in threads_list and 2 in threads_list:
+        print("\nThread scaling (median time at 1 thread ÷ median time at 2 threads):\n")
+        print("| workload | tensorgrad | PyTorch | NumPy |")
+        print("|---|---:|---:|---:|")
+        for name in names:
+            r1, r2 = results.get((name, 1), {}), results.get((name, 2), {})
+            cells = []
+            for impl in ("tensorgrad", "torch", "numpy"):
+                if r1.get(impl) and r2.get(impl):
+                    cells.append(f"{r1[impl]['median'] / r2[impl]['median']:.2f}×")
+                else:
+                    cells.append("—")
+            print(f"| {name} | " + " | ".join(cells) + " |")
+
+    if a.memory:
+        print("\nPeak memory (max RSS from /usr/bin/time -v; `noop` = the process with the library loaded "
+              "and nothing run):\n")
+        print("| workload (2 threads) | tensorgrad | PyTorch |")
+        print("|---|---:|---:|")
+        for name in ("noop", "lstm_train", "lstm_fwd"):
+            cells = []
+            for impl in ("tensorgrad", "torch"):
+                cmd, env = command(impl, name, 2, 5, 1, 1, a.tg_bin, a.python)
+                kb = max_rss_kb(cmd, env)
+                cells.append(f"{kb / 1024:.0f} MiB" if kb else "—")
+            print(f"| {name} | " + " | ".join(cells) + " |")
+
+    if a.json:
+        out = {f"{n}@{t}": {i: v for i, v in row.items()} for (n, t), row in results.items()}
+        a.json.write_text(json.dumps({"started": started, "host": platform.node(), "results": out}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""The PyTorch and NumPy side of `benches/compare/`: one named workload, timed.
+
+The mirror of `examples/bench_compare.rs`: the same workload names, shapes, dtype (float32),
+model, loss and optimizer, the same flags, and the same output line, e.g.
+
+    python torch_bench.py --impl torch --workload lstm_train --threads 2 --iters 10
+
+prints
+
+    RESULT impl=torch workload=lstm_train threads=2 iters=10 inner=1 median_s=... min_s=... rate= unit= samples_s=...
+
+`median_s`/`min_s` are seconds per repetition (a sample's time divided by `--inner`), after
+`--warmup` untimed iterations. `rate` is GFLOP/s for products (2*m*k*n), GB/s for memory-bound
+ops (bytes read + written once), or empty. A workload that an implementation does not have
+exits with status 4 and prints `SKIP`.
+
+Threads: the caller sets OMP_NUM_THREADS / MKL_NUM_THREADS / OPENBLAS_NUM_THREADS before the
+interpreter starts (the BLAS pools are sized at import); for PyTorch this script also calls
+torch.set_num_threads. NumPy's elementwise ops are single-threaded whatever the setting.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+LSTM_BATCH, LSTM_STEPS, VOCAB, EMB, HIDDEN = 128, 100, 10000, 16, 128
+
+
+def gflop(m, k, n):
+    return 2.0 * m * k * n / 1e9, "GFLOP/s"
+
+
+def gbytes(elements):
+    return 4.0 * elements / 1e9, "GB/s"
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy
+# --------------------------------------------------------------------------------------------
+
+
+def numpy_workload(name):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def rand(*shape):
+        return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+
+    def matmul(m, k, n, transposed_a=False):
+        # A transposed A is the view x.T of a C-contiguous [k, m] array: no copy.
+        a = rand(k, m).T if transposed_a else rand(m, k)
+        b = rand(k, n)
+        return (lambda: a @ b), gflop(m, k, n)
+
+    if name == "matmul_256":
+        return matmul(256, 256, 256)
+    if name == "matmul_1024":
+        return matmul(1024, 1024, 1024)
+    if name == "matmul_2048":
+        return matmul(2048, 2048, 2048)
+    if name == "matmul_lstm_gates":
+        return matmul(128, 144, 512)
+    if name == "matmul_lstm_wgrad":
+        return matmul(144, 128, 512, transposed_a=True)
+    if name == "bcast_add":
+        x, b = rand(1024, 1024), rand(1024)
+        return (lambda: x + b), gbytes(2 * 1024 * 1024 + 1024)
+    if name == "sigmoid_1m":
+        x = rand(1 << 20)
+
+        def sigmoid():
+            # One new output, then in place: the fairest NumPy spelling of 1 / (1 + e^-x).
+            y = np.negative(x)
+            np.exp(y, out=y)
+            np.add(y, 1.0, out=y)
+            np.reciprocal(y, out=y)
+            return y
+
+        return sigmoid, gbytes(2 << 20)
+    if name == "noop":
+        return (lambda: None), None
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch
+# --------------------------------------------------------------------------------------------
+
+
+def torch_workload(name):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=gen, dtype=torch.float32) * 2 - 1
+
+    def matmul(m, k, n, transposed_a=False):
+        a = rand(k, m).t() if transposed_a else rand(m, k)
+        assert a.is_contiguous() != transposed_a
+        b = rand(k, n)
+        return (lambda: torch.matmul(a, b)), gflop(m, k, n)
+
+    class LstmModel(nn.Module):
+        """Embedding(10000, 16) -> LSTM(16 -> 128, batch_first) -> Linear(128, 1) on h_n."""
+
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(VOCAB, EMB)
+            self.lstm = nn.LSTM(EMB, HIDDEN, batch_first=True)
+            self.fc = nn.Linear(HIDDEN, 1)
+
+        def forward(self, ids):
+            _, (h, _) = self.lstm(self.emb(ids))
+            return self.fc(h[-1])
+
+    class LstmCellByOps(LstmModel):
+        """The same model and parameters, the recurrence written op by op (no fused kernel)."""
+
+        def forward(self, ids):
+            x = self.emb(ids)
+            w_ih, w_hh = self.lstm.weight_ih_l0, self.lstm.weight_hh_l0
+            xp = torch.matmul(x, w_ih.t()) + (self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
+            h = torch.zeros(ids.shape[0], HIDDEN)
+            c = torch.zeros(ids.shape[0], HIDDEN)
+            w_t = w_hh.t()
+            for t in range(ids.shape[1]):
+                z = xp[:, t] + h.matmul(w_t)
+                i, f, g, o = z.chunk(4, 1)
+                i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+                c = f * c + i * g
+                h = o * c.tanh()
+            return self.fc(h)
+
+    def lstm_data():
+        ids = torch.randint(0, VOCAB, (LSTM_BATCH, LSTM_STEPS), generator=gen)
+        y = torch.randint(0, 2, (LSTM_BATCH, 1), generator=gen).float()
+        return ids, y
+
+    def lstm_train(model):
+        ids, y = lstm_data()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def step():
+            opt.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(model(ids), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        return step, None
+
+    if name == "matmul_256":
+        return matmul(256, 256, 256)
+    if name == "matmul_1024":
+        return matmul(1024, 1024, 1024)
+    if name == "matmul_2048":
+        return matmul(2048, 2048, 2048)
+    if name == "matmul_lstm_gates":
+        return matmul(128, 144, 512)
+    if name == "matmul_lstm_wgrad":
+        return matmul(144, 128, 512, transposed_a=True)
+    if name == "bcast_add":
+        x, b = rand(1024, 1024), rand(1024)
+        return (lambda: x + b), gbytes(2 * 1024 * 1024 + 1024)
+    if name == "sigmoid_1m":
+        x = rand(1 << 20)
+        return (lambda: torch.sigmoid(x)), gbytes(2 << 20)
+    if name == "autograd_mul8":
+        a, b = rand(8).requires_grad_(), rand(8).requires_grad_()
+        return (lambda: a * b), None
+    if name == "autograd_mul8_backward":
+        a, b = rand(8).requires_grad_(), rand(8).requires_grad_()
+
+        def fwd_bwd():
+            # As tensorgrad's backward(), which returns fresh gradients: do not accumulate.
+            a.grad = None
+            b.grad = None
+            (a * b).sum().backward()
+
+        return fwd_bwd, None
+    if name == "lstm_train":
+        return lstm_train(LstmModel())
+    if name == "lstm_train_unfused":
+        return lstm_train(LstmCellByOps())
+    if name == "lstm_fwd":
+        model = LstmModel().eval()
+        ids, _ = lstm_data()
+
+        def fwd():
+            with torch.no_grad():
+                return model(ids)
+
+        return fwd, None
+    if name == "mlp_train":
+        mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+        x = torch.randn(256, 784, generator=gen)
+        targets = torch.randint(0, 10, (256,), generator=gen)
+        opt = torch.optim.SGD(mlp.parameters(), lr=0.01)
+
+        def step():
+            opt.zero_grad()
+            loss = F.cross_entropy(mlp(x), targets)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        return step, None
+    if name == "noop":
+        return (lambda: None), None
+    return None
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--impl", choices=["torch", "numpy"], required=True)
+    p.add_argument("--workload", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--inner", type=int, default=1)
+    a = p.parse_args()
+
+    if a.impl == "torch":
+        import torch
+
+        torch.set_num_threads(a.threads)
+        made = torch_workload(a.workload)
+    else:
+        made = numpy_workload(a.workload)
+    if made is None:
+        print(f"SKIP impl={a.impl} workload={a.workload}")
+        sys.exit(4)
+    run, work = made
+
+    inner = max(1, a.inner)
+    for _ in range(a.warmup * inner):
+        run()
+    samples = []
+    for _ in range(max(1, a.iters)):
+        start = time.perf_counter()
+        for _ in range(inner):
+            run()
+        samples.append((time.perf_counter() - start) / inner)
+    med = statistics.median(samples)
+    rate, unit = ("", "")
+    if work is not None:
+        rate, unit = (f"{work[0] / med:.4f}", work[1])
+    listed = ",".join(f"{s:.6e}" for s in samples)
+    print(
+        f"RESULT impl={a.impl} workload={a.workload} threads={a.threads} iters={len(samples)} inner={inner} "
+        f"median_s={med:.6e} min_s={min(samples):.6e} rate={rate} unit={unit} samples_s={listed}"
+    )
+    sys.stdout.flush()
+    # Environment facts for the report, on stderr.
+    if os.environ.get("BENCH_VERBOSE"):
+        if a.impl == "torch":
+            import torch
+
+            print(f"torch {torch.__version__} threads={torch.get_num_threads()}", file=sys.stderr)
+            print(torch.__config__.show(), file=sys.stderr)
+        else:
+            import numpy as np
+
+            print(f"numpy {np.__version__}", file=sys.stderr)
+            np.show_config()
+
+
+if __name__ == "__main__":
+    main()
