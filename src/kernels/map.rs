@@ -1,6 +1,8 @@
 //! Elementwise maps and zips: a contiguous fast path over slices that the compiler vectorises,
 //! a strided fallback that walks innermost rows, and rayon above [`PAR_ELEMS`].
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::{PAR_CHUNK, PAR_ELEMS};
@@ -51,23 +53,46 @@ pub(crate) fn unary_inplace<E: Element>(a: &[E], la: &Layout, f: fn(&mut [E])) -
 pub(crate) fn binary<E: Element>(a: &[E], la: &Layout, b: &[E], lb: &Layout, f: impl Fn(E, E) -> E + Sync) -> Vec<E> {
     debug_assert_eq!(la.shape(), lb.shape());
     let n = la.numel();
-    let mut out = vec![E::zero(); n];
+    // Every element is written exactly once below, so the output is not zero-filled first (that
+    // pass cost up to a third of a broadcast add).
+    let mut out: Vec<E> = Vec::with_capacity(n);
+    let spare = &mut out.spare_capacity_mut()[..n];
     if la.is_contiguous() && lb.is_contiguous() {
         let sa = &a[la.offset()..la.offset() + n];
         let sb = &b[lb.offset()..lb.offset() + n];
-        let body = |(o, (x, y)): (&mut [E], (&[E], &[E]))| {
+        let body = |(o, (x, y)): (&mut [MaybeUninit<E>], Pair<'_, E>)| {
             for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                *o = f(x, y);
+                o.write(f(x, y));
             }
         };
         if n >= PAR_ELEMS {
-            out.par_chunks_mut(PAR_CHUNK).zip(sa.par_chunks(PAR_CHUNK).zip(sb.par_chunks(PAR_CHUNK))).for_each(body);
+            spare.par_chunks_mut(PAR_CHUNK).zip(sa.par_chunks(PAR_CHUNK).zip(sb.par_chunks(PAR_CHUNK))).for_each(body);
         } else {
-            body((&mut out, (sa, sb)));
+            body((spare, (sa, sb)));
         }
-        return out;
+    } else {
+        par_over_dim0(spare, la, lb, |out, la, lb| binary_strided(a, la, b, lb, &f, out));
     }
-    let strided = |out: &mut [E], la: &Layout, lb: &Layout| {
+    // SAFETY: both branches above wrote all `n` elements of the spare capacity: the contiguous
+    // one zips the whole slice with the inputs; the strided one walks every row of the shape in
+    // order and writes `len` elements per row, `n` in all.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// A pair of input slices.
+type Pair<'a, E> = (&'a [E], &'a [E]);
+
+/// The strided part of [`binary`]: writes the logical elements of `f(a, b)` into `out` in order.
+fn binary_strided<E: Element>(
+    a: &[E],
+    la: &Layout,
+    b: &[E],
+    lb: &Layout,
+    f: &(impl Fn(E, E) -> E + Sync),
+    out: &mut [MaybeUninit<E>],
+) {
+    let strided = |out: &mut [MaybeUninit<E>], la: &Layout, lb: &Layout| {
         let mut pos = 0;
         for_each_row(
             la.shape(),
@@ -78,42 +103,37 @@ pub(crate) fn binary<E: Element>(a: &[E], la: &Layout, b: &[E], lb: &Layout, f: 
                 match (sa, sb) {
                     (1, 1) => {
                         for ((d, &x), &y) in dst.iter_mut().zip(&a[oa..oa + len]).zip(&b[ob..ob + len]) {
-                            *d = f(x, y);
+                            d.write(f(x, y));
                         }
                     }
                     (1, 0) => {
                         let y = b[ob];
                         for (d, &x) in dst.iter_mut().zip(&a[oa..oa + len]) {
-                            *d = f(x, y);
+                            d.write(f(x, y));
                         }
                     }
                     (0, 1) => {
                         let x = a[oa];
                         for (d, &y) in dst.iter_mut().zip(&b[ob..ob + len]) {
-                            *d = f(x, y);
+                            d.write(f(x, y));
                         }
                     }
                     _ => {
                         for (k, d) in dst.iter_mut().enumerate() {
-                            *d = f(a[oa + k * sa], b[ob + k * sb]);
+                            d.write(f(a[oa + k * sa], b[ob + k * sb]));
                         }
                     }
                 }
                 pos += len;
             },
         );
+        assert_eq!(pos, out.len(), "binary kernel: rows did not cover the output");
     };
-    par_over_dim0(&mut out, la, lb, strided);
-    out
+    strided(out, la, lb);
 }
 
 /// Runs a strided kernel over `out`, split along dim 0 into fixed-size pieces when large.
-fn par_over_dim0<E: Element>(
-    out: &mut [E],
-    la: &Layout,
-    lb: &Layout,
-    kernel: impl Fn(&mut [E], &Layout, &Layout) + Sync,
-) {
+fn par_over_dim0<T: Send>(out: &mut [T], la: &Layout, lb: &Layout, kernel: impl Fn(&mut [T], &Layout, &Layout) + Sync) {
     let n = la.numel();
     let d0 = la.shape().first().copied().unwrap_or(1);
     if n < PAR_ELEMS || d0 < 2 {
