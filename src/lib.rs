@@ -36,6 +36,7 @@ pub mod io;
 mod kernels;
 mod layout;
 pub mod loss;
+pub mod memory;
 pub mod nn;
 mod ops;
 pub mod optim;

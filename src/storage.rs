@@ -43,6 +43,10 @@ pub trait Element:
     #[doc(hidden)]
     fn tanh_inplace(x: &mut [Self]);
 
+    /// The cache of free buffers of this type (see [`crate::memory`]).
+    #[doc(hidden)]
+    fn pool() -> &'static crate::memory::Pool<Self>;
+
     /// `C ← α·A·B + β·C` on raw strided matrices (row stride, column stride per operand).
     ///
     /// # Safety
@@ -76,6 +80,10 @@ mod sealed {
 
 impl Element for f32 {
     const NAME: &'static str = "f32";
+    fn pool() -> &'static crate::memory::Pool<f32> {
+        static POOL: crate::memory::Pool<f32> = crate::memory::Pool::new();
+        &POOL
+    }
     #[inline]
     fn of(x: f64) -> Self {
         x as f32
@@ -112,6 +120,10 @@ impl Element for f32 {
 
 impl Element for f64 {
     const NAME: &'static str = "f64";
+    fn pool() -> &'static crate::memory::Pool<f64> {
+        static POOL: crate::memory::Pool<f64> = crate::memory::Pool::new();
+        &POOL
+    }
     #[inline]
     fn of(x: f64) -> Self {
         x
@@ -154,12 +166,25 @@ impl Element for f64 {
 /// reading never sees a torn value. Every write bumps a version counter: a recorded op notes the
 /// versions of its inputs, and the backward pass refuses to use an input written since.
 #[derive(Debug)]
-pub(crate) struct Storage<E> {
+pub(crate) struct Storage<E: Element> {
     data: Mutex<Arc<Vec<E>>>,
     version: AtomicU64,
 }
 
-impl<E: Clone> Storage<E> {
+/// A large buffer goes back to [`crate::memory`]'s cache when its last user is gone.
+impl<E: Element> Drop for Storage<E> {
+    fn drop(&mut self) {
+        let arc = self.data.get_mut().unwrap_or_else(|e| e.into_inner());
+        if arc.capacity() * size_of::<E>() < 64 * 1024 || Arc::strong_count(arc) != 1 {
+            return;
+        }
+        if let Ok(buf) = Arc::try_unwrap(std::mem::take(arc)) {
+            crate::memory::recycle(buf);
+        }
+    }
+}
+
+impl<E: Element> Storage<E> {
     pub(crate) fn new(data: Vec<E>) -> Self {
         Storage { data: Mutex::new(Arc::new(data)), version: AtomicU64::new(0) }
     }

@@ -138,7 +138,9 @@ impl<E: Element> Tensor<E> {
 
     /// A tensor filled with `value`.
     pub fn full(shape: &[usize], value: E) -> Self {
-        Self::from_data(vec![value; numel(shape)], shape)
+        let mut data = crate::memory::take(numel(shape));
+        data.fill(value);
+        Self::from_data(data, shape)
     }
 
     /// A tensor of zeros.
@@ -251,7 +253,7 @@ impl<E: Element> Tensor<E> {
         let data = self.data();
         let l = self.layout();
         if l.is_contiguous() {
-            return data[l.offset()..l.offset() + l.numel()].to_vec();
+            return crate::memory::copied(&data[l.offset()..l.offset() + l.numel()]);
         }
         kernels::map::gather_contiguous(&data, l)
     }

@@ -15,6 +15,7 @@
 use rayon::prelude::*;
 
 use super::matmul::{MatRef, gemm, gemm_seq};
+use crate::memory;
 use crate::storage::Element;
 
 /// Sizes of one recurrence: batch, steps, hidden size.
@@ -26,7 +27,7 @@ pub(crate) struct LstmDims {
 }
 
 /// What the backward pass needs from the forward pass.
-pub(crate) struct LstmSaved<E> {
+pub(crate) struct LstmSaved<E: Element> {
     /// Gate activations `[B, T, 4H]` (after σ / tanh).
     acts: Vec<E>,
     /// Cell state before each step `[B, T, H]`.
@@ -35,6 +36,15 @@ pub(crate) struct LstmSaved<E> {
     cnew: Vec<E>,
     /// The recurrent input of each step, `h ⊙ r`, `[B, T, H]`.
     hm: Vec<E>,
+}
+
+/// The saved buffers are large (`[B, T, 4H]` and three `[B, T, H]`): back to the cache.
+impl<E: Element> Drop for LstmSaved<E> {
+    fn drop(&mut self) {
+        for buf in [&mut self.acts, &mut self.cprev, &mut self.cnew, &mut self.hm] {
+            memory::recycle(std::mem::take(buf));
+        }
+    }
 }
 
 /// Runs the recurrence. Returns `[B, T + 2, H]`: the outputs of every step, then the final `h`,
@@ -57,14 +67,15 @@ pub(crate) fn forward<E: Element>(
 ) -> (Vec<E>, Option<LstmSaved<E>>) {
     let LstmDims { b, t: steps, h } = d;
     let g4 = 4 * h;
-    let mut out = vec![E::zero(); b * (steps + 2) * h];
+    // Every element of `out` and of the saved buffers is written below.
+    let mut out = memory::take(b * (steps + 2) * h);
     // Saved values are [B, T, ·]; scratch without saving is [B, 1, ·].
     let st = if save { steps } else { 1 };
     let mut saved = LstmSaved {
-        acts: vec![E::zero(); b * st * g4],
-        cprev: vec![E::zero(); b * st * h],
-        cnew: vec![E::zero(); b * st * h],
-        hm: vec![E::zero(); b * st * h],
+        acts: memory::take(b * st * g4),
+        cprev: memory::take(b * st * h),
+        cnew: memory::take(b * st * h),
+        hm: memory::take(b * st * h),
     };
     let rows = rows_per_block(b);
     if rows >= b {
@@ -141,7 +152,7 @@ fn forward_rows<E: Element>(
     // Where step t lives in the saved buffers: [B, T, ·] when saving, else [B, 1, ·] scratch.
     let st = if save { steps } else { 1 };
     let (mut hs, mut cs) = (h0.to_vec(), c0.to_vec());
-    let mut z = vec![E::zero(); b * g4];
+    let mut z = memory::take(b * g4);
     let w_t = MatRef { offset: 0, rs: 1, cs: h }; // W_hhᵀ viewed in place: [H, 4H]
     for t in 0..steps {
         let ts = if save { t } else { 0 };
@@ -203,6 +214,7 @@ fn forward_rows<E: Element>(
             }
         }
     }
+    memory::recycle(z);
     for bi in 0..b {
         out[(bi * (steps + 2) + steps) * h..][..h].copy_from_slice(&hs[bi * h..][..h]);
         out[(bi * (steps + 2) + steps + 1) * h..][..h].copy_from_slice(&cs[bi * h..][..h]);
@@ -230,7 +242,7 @@ pub(crate) fn backward<E: Element>(
 ) -> LstmGrads<E> {
     let LstmDims { b, t: steps, h } = d;
     let g4 = 4 * h;
-    let mut dz = vec![E::zero(); b * steps * g4];
+    let mut dz = memory::take(b * steps * g4); // every element is written by BPTT
     let mut dh0 = vec![E::zero(); b * h];
     let mut dc0 = vec![E::zero(); b * h];
     let rows = rows_per_block(b);
@@ -263,7 +275,7 @@ pub(crate) fn backward<E: Element>(
             block(k * rows, n, false, dz, dh0, dc0);
         });
     }
-    let mut dwhh = vec![E::zero(); g4 * h];
+    let mut dwhh = memory::take(g4 * h);
     let dz_t = MatRef { offset: 0, rs: 1, cs: g4 };
     gemm(g4, b * steps, h, &dz, dz_t, &saved.hm, MatRef { offset: 0, rs: h, cs: 1 }, &mut dwhh);
     LstmGrads { dxp: dz, dwhh, dh0, dc0 }

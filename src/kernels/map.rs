@@ -1,37 +1,41 @@
 //! Elementwise maps and zips: a contiguous fast path over slices that the compiler vectorises,
 //! a strided fallback that walks innermost rows, and rayon above [`PAR_ELEMS`].
 
-use std::mem::MaybeUninit;
-
 use rayon::prelude::*;
 
 use super::{PAR_CHUNK, PAR_ELEMS};
 use crate::layout::{Layout, for_each_row};
+use crate::memory;
 use crate::storage::Element;
 
 /// `out[i] = f(a[i])` over the logical elements of `a`; `out` is row-major.
 pub(crate) fn unary<E: Element>(a: &[E], la: &Layout, f: impl Fn(E) -> E + Sync) -> Vec<E> {
     let n = la.numel();
+    // Every element is written exactly once below, so the buffer is not cleared first.
+    let mut out = memory::take(n);
     if la.is_contiguous() {
         let src = &a[la.offset()..la.offset() + n];
+        let body = |(o, s): (&mut [E], &[E])| {
+            for (o, &x) in o.iter_mut().zip(s) {
+                *o = f(x);
+            }
+        };
         if n >= PAR_ELEMS {
-            let mut out = vec![E::zero(); n];
-            out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(|(o, s)| {
-                for (o, &x) in o.iter_mut().zip(s) {
-                    *o = f(x);
-                }
-            });
-            return out;
-        }
-        return src.iter().map(|&x| f(x)).collect();
-    }
-    let mut out = Vec::with_capacity(n);
-    for_each_row(la.shape(), [la.strides()], [la.offset()], |[o], len, [s]| {
-        if s == 1 {
-            out.extend(a[o..o + len].iter().map(|&x| f(x)));
+            out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(body);
         } else {
-            out.extend((0..len).map(|k| f(a[o + k * s])));
+            body((&mut out, src));
         }
+        return out;
+    }
+    let mut pos = 0;
+    for_each_row(la.shape(), [la.strides()], [la.offset()], |[o], len, [s]| {
+        let dst = &mut out[pos..pos + len];
+        if s == 1 {
+            dst.iter_mut().zip(&a[o..o + len]).for_each(|(d, &x)| *d = f(x));
+        } else {
+            dst.iter_mut().enumerate().for_each(|(k, d)| *d = f(a[o + k * s]));
+        }
+        pos += len;
     });
     out
 }
@@ -39,8 +43,11 @@ pub(crate) fn unary<E: Element>(a: &[E], la: &Layout, f: impl Fn(E) -> E + Sync)
 /// Applies an in-place slice function (e.g. `Element::sigmoid_inplace`) to the logical elements
 /// of `a`; row-major output, split into fixed pieces across threads when large.
 pub(crate) fn unary_inplace<E: Element>(a: &[E], la: &Layout, f: fn(&mut [E])) -> Vec<E> {
-    let mut out =
-        if la.is_contiguous() { a[la.offset()..la.offset() + la.numel()].to_vec() } else { gather_contiguous(a, la) };
+    let mut out = if la.is_contiguous() {
+        memory::copied(&a[la.offset()..la.offset() + la.numel()])
+    } else {
+        gather_contiguous(a, la)
+    };
     if out.len() >= PAR_ELEMS {
         out.par_chunks_mut(PAR_CHUNK).for_each(f);
     } else {
@@ -53,30 +60,25 @@ pub(crate) fn unary_inplace<E: Element>(a: &[E], la: &Layout, f: fn(&mut [E])) -
 pub(crate) fn binary<E: Element>(a: &[E], la: &Layout, b: &[E], lb: &Layout, f: impl Fn(E, E) -> E + Sync) -> Vec<E> {
     debug_assert_eq!(la.shape(), lb.shape());
     let n = la.numel();
-    // Every element is written exactly once below, so the output is not zero-filled first (that
+    // Every element is written exactly once below, so the buffer is not cleared first (that
     // pass cost up to a third of a broadcast add).
-    let mut out: Vec<E> = Vec::with_capacity(n);
-    let spare = &mut out.spare_capacity_mut()[..n];
+    let mut out = memory::take(n);
     if la.is_contiguous() && lb.is_contiguous() {
         let sa = &a[la.offset()..la.offset() + n];
         let sb = &b[lb.offset()..lb.offset() + n];
-        let body = |(o, (x, y)): (&mut [MaybeUninit<E>], Pair<'_, E>)| {
+        let body = |(o, (x, y)): (&mut [E], Pair<'_, E>)| {
             for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                o.write(f(x, y));
+                *o = f(x, y);
             }
         };
         if n >= PAR_ELEMS {
-            spare.par_chunks_mut(PAR_CHUNK).zip(sa.par_chunks(PAR_CHUNK).zip(sb.par_chunks(PAR_CHUNK))).for_each(body);
+            out.par_chunks_mut(PAR_CHUNK).zip(sa.par_chunks(PAR_CHUNK).zip(sb.par_chunks(PAR_CHUNK))).for_each(body);
         } else {
-            body((spare, (sa, sb)));
+            body((&mut out, (sa, sb)));
         }
     } else {
-        par_over_dim0(spare, la, lb, |out, la, lb| binary_strided(a, la, b, lb, &f, out));
+        par_over_dim0(&mut out, la, lb, |out, la, lb| binary_strided(a, la, b, lb, &f, out));
     }
-    // SAFETY: both branches above wrote all `n` elements of the spare capacity: the contiguous
-    // one zips the whole slice with the inputs; the strided one walks every row of the shape in
-    // order and writes `len` elements per row, `n` in all.
-    unsafe { out.set_len(n) };
     out
 }
 
@@ -90,46 +92,38 @@ fn binary_strided<E: Element>(
     b: &[E],
     lb: &Layout,
     f: &(impl Fn(E, E) -> E + Sync),
-    out: &mut [MaybeUninit<E>],
+    out: &mut [E],
 ) {
-    let strided = |out: &mut [MaybeUninit<E>], la: &Layout, lb: &Layout| {
-        let mut pos = 0;
-        for_each_row(
-            la.shape(),
-            [la.strides(), lb.strides()],
-            [la.offset(), lb.offset()],
-            |[oa, ob], len, [sa, sb]| {
-                let dst = &mut out[pos..pos + len];
-                match (sa, sb) {
-                    (1, 1) => {
-                        for ((d, &x), &y) in dst.iter_mut().zip(&a[oa..oa + len]).zip(&b[ob..ob + len]) {
-                            d.write(f(x, y));
-                        }
-                    }
-                    (1, 0) => {
-                        let y = b[ob];
-                        for (d, &x) in dst.iter_mut().zip(&a[oa..oa + len]) {
-                            d.write(f(x, y));
-                        }
-                    }
-                    (0, 1) => {
-                        let x = a[oa];
-                        for (d, &y) in dst.iter_mut().zip(&b[ob..ob + len]) {
-                            d.write(f(x, y));
-                        }
-                    }
-                    _ => {
-                        for (k, d) in dst.iter_mut().enumerate() {
-                            d.write(f(a[oa + k * sa], b[ob + k * sb]));
-                        }
-                    }
+    let mut pos = 0;
+    for_each_row(la.shape(), [la.strides(), lb.strides()], [la.offset(), lb.offset()], |[oa, ob], len, [sa, sb]| {
+        let dst = &mut out[pos..pos + len];
+        match (sa, sb) {
+            (1, 1) => {
+                for ((d, &x), &y) in dst.iter_mut().zip(&a[oa..oa + len]).zip(&b[ob..ob + len]) {
+                    *d = f(x, y);
                 }
-                pos += len;
-            },
-        );
-        assert_eq!(pos, out.len(), "binary kernel: rows did not cover the output");
-    };
-    strided(out, la, lb);
+            }
+            (1, 0) => {
+                let y = b[ob];
+                for (d, &x) in dst.iter_mut().zip(&a[oa..oa + len]) {
+                    *d = f(x, y);
+                }
+            }
+            (0, 1) => {
+                let x = a[oa];
+                for (d, &y) in dst.iter_mut().zip(&b[ob..ob + len]) {
+                    *d = f(x, y);
+                }
+            }
+            _ => {
+                for (k, d) in dst.iter_mut().enumerate() {
+                    *d = f(a[oa + k * sa], b[ob + k * sb]);
+                }
+            }
+        }
+        pos += len;
+    });
+    assert_eq!(pos, out.len(), "binary kernel: rows did not cover the output");
 }
 
 /// Runs a strided kernel over `out`, split along dim 0 into fixed-size pieces when large.

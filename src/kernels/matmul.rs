@@ -168,7 +168,7 @@ pub(crate) fn batched_gemm<E: Element>(
 ) -> Vec<E> {
     let batch = a_offsets.len();
     debug_assert_eq!(batch, b_offsets.len());
-    let mut out = vec![E::zero(); batch * m * n];
+    let mut out = crate::memory::take(batch * m * n);
     if m * n == 0 {
         return out;
     }

@@ -24,7 +24,7 @@ pub(crate) fn sum_to<E: Element>(a: &[E], la: &Layout, out_shape: &[usize]) -> V
         };
         return vec![total];
     }
-    let mut out = vec![E::zero(); numel(out_shape)];
+    let mut out = crate::memory::zeroed(numel(out_shape));
     let lo = Layout::contiguous(out_shape).broadcast_to(la.shape());
     for_each_row(la.shape(), [la.strides(), lo.strides()], [la.offset(), 0], |[oa, oo], len, [sa, so]| {
         if so == 0 {

@@ -113,7 +113,7 @@ impl<E: Element> Tensor<E> {
     pub(crate) fn scatter(&self, dim: usize, indices: &[usize], size: usize) -> Tensor<E> {
         let mut shape = self.shape().to_vec();
         shape[dim] = size;
-        let mut out = vec![E::zero(); numel(&shape)];
+        let mut out = crate::memory::zeroed(numel(&shape));
         let full = Layout::contiguous(&shape);
         let stride = full.strides()[dim];
         let vals = self.to_vec();

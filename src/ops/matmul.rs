@@ -70,7 +70,7 @@ impl<E: Element> Tensor<E> {
         shape[r - 1] = n;
         let mref = |l: &Layout| MatRef { offset: l.offset(), rs: l.strides()[r - 2], cs: l.strides()[r - 1] };
         let out = if r == 2 {
-            let mut c = vec![E::zero(); m * n];
+            let mut c = crate::memory::take(m * n);
             gemm(m, k, n, &ad, mref(la), &bd, mref(lb), &mut c);
             c
         } else {

@@ -32,25 +32,18 @@ pub(crate) fn lstm_sequence<E: Element>(
     // Keep what backward needs only if a graph will be recorded.
     let inputs = [xp, w_hh, h0, c0];
     let save = crate::is_grad_enabled() && inputs.iter().any(|t| t.needs_grad());
-    // The projection is usually contiguous already: read it in place rather than copy 4·B·T·H values.
-    let xp_data = xp.data();
-    let xp_copy;
-    let xp_slice: &[E] = if xp.is_contiguous() {
-        &xp_data[xp.layout().offset()..xp.layout().offset() + xp.numel()]
-    } else {
-        xp_copy = xp.to_vec();
-        &xp_copy
-    };
-    let (out, saved) = lstm::forward(
-        d,
-        xp_slice,
-        &whh,
-        &h0.to_vec(),
-        &c0.to_vec(),
-        rec.as_deref().map(|v| &v[..]),
-        msk.as_deref().map(|v| &v[..]),
-        save,
-    );
+    let (out, saved) = with_row_major(xp, |xp| {
+        lstm::forward(
+            d,
+            xp,
+            &whh,
+            &h0.to_vec(),
+            &c0.to_vec(),
+            rec.as_deref().map(|v| &v[..]),
+            msk.as_deref().map(|v| &v[..]),
+            save,
+        )
+    });
     let out = Tensor::from_vec(out, &[b, steps + 2, d.h]);
     let inputs = vec![xp.clone(), w_hh.clone(), h0.clone(), c0.clone()];
     out.record("lstm", inputs, move |c| {
@@ -62,14 +55,9 @@ pub(crate) fn lstm_sequence<E: Element>(
             );
         }
         let saved = saved.as_ref().expect("lstm: values saved for backward (recorded graphs always save them)");
-        let g = lstm::backward(
-            d,
-            saved,
-            &whh,
-            rec.as_deref().map(|v| &v[..]),
-            msk.as_deref().map(|v| &v[..]),
-            &c.grad.to_vec(),
-        );
+        let g = with_row_major(c.grad, |dout| {
+            lstm::backward(d, saved, &whh, rec.as_deref().map(|v| &v[..]), msk.as_deref().map(|v| &v[..]), dout)
+        });
         let (b, h) = (d.b, d.h);
         vec![
             c.needs(0).then(|| Tensor::from_vec(g.dxp, &[b, d.t, 4 * h])),
@@ -78,4 +66,19 @@ pub(crate) fn lstm_sequence<E: Element>(
             c.needs(3).then(|| Tensor::from_vec(g.dc0, &[b, h])),
         ]
     })
+}
+
+/// Runs `f` on the row-major elements of `t`: in place when `t` is contiguous (the usual case
+/// for the projection and the output gradient, megabytes each), else on a copy.
+fn with_row_major<E: Element, R>(t: &Tensor<E>, f: impl FnOnce(&[E]) -> R) -> R {
+    if t.is_contiguous() {
+        let data = t.data();
+        let off = t.layout().offset();
+        f(&data[off..off + t.numel()])
+    } else {
+        let copy = t.to_vec();
+        let r = f(&copy);
+        crate::memory::recycle(copy);
+        r
+    }
 }

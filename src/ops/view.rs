@@ -157,7 +157,7 @@ impl<E: Element> Tensor<E> {
             }
             shape[dim] += t.shape()[dim];
         }
-        let mut out = vec![E::zero(); numel(&shape)];
+        let mut out = crate::memory::take(numel(&shape));
         let full = Layout::contiguous(&shape);
         let mut starts = Vec::with_capacity(tensors.len());
         let mut start = 0;
