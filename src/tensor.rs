@@ -422,21 +422,36 @@ impl<E: Element> Tensor<E> {
     /// Adds a part of a gradient into the region of this (unique, row-major) buffer it belongs to.
     pub(crate) fn add_part_(&self, part: Grad<E>) {
         let full = Layout::contiguous(self.shape());
-        let regions: Vec<(Layout, Tensor<E>)> = match part {
-            Grad::Full(t) => vec![(full, t)],
-            Grad::Narrow { dim, start, part } => {
-                let len = part.shape()[dim];
-                vec![(full.narrow(dim, start, len), part)]
-            }
-            Grad::IndexAdd { dim, indices, part } => {
-                indices.iter().enumerate().map(|(j, &i)| (full.narrow(dim, i, 1), part.narrow(dim, j, 1))).collect()
-            }
-        };
+        let shape = self.shape();
         self.inner
             .storage
-            .try_write_unique(|buf| {
-                for (region, src) in &regions {
-                    crate::ops::add_into(buf, region, src);
+            .try_write_unique(|buf| match part {
+                Grad::Full(t) => crate::ops::add_into(buf, &full, &t),
+                Grad::Narrow { dim, start, part } => {
+                    let len = part.shape()[dim];
+                    crate::ops::add_into(buf, &full.narrow(dim, start, len), &part);
+                }
+                Grad::IndexAdd { dim, indices, part } => {
+                    // Slice j of `part` along `dim` goes to slice indices[j]: with both row-major,
+                    // those are runs of `inner` elements (e.g. one embedding row per token).
+                    let outer: usize = shape[..dim].iter().product();
+                    let inner: usize = shape[dim + 1..].iter().product();
+                    let (size, count) = (shape[dim], indices.len());
+                    let data = part.data();
+                    let copy;
+                    let src: &[E] = if part.is_contiguous() {
+                        &data[part.layout().offset()..part.layout().offset() + part.numel()]
+                    } else {
+                        copy = part.to_vec();
+                        &copy
+                    };
+                    for o in 0..outer {
+                        for (j, &i) in indices.iter().enumerate() {
+                            let dst = &mut buf[(o * size + i) * inner..][..inner];
+                            let s = &src[(o * count + j) * inner..][..inner];
+                            dst.iter_mut().zip(s).for_each(|(d, &x)| *d += x);
+                        }
+                    }
                 }
             })
             .expect("add_part_: the accumulation buffer must be unique");

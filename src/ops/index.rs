@@ -39,6 +39,8 @@ impl<E: Element> Tensor<E> {
         let outer: usize = self.shape()[..dim].iter().product();
         let inner_shape = &self.shape()[dim + 1..];
         let inner_strides = &src.strides()[dim + 1..];
+        let inner_len: usize = inner_shape.iter().product();
+        let inner_contiguous = Layout::new(inner_shape.to_vec(), inner_strides.to_vec(), 0).is_contiguous();
         for o in 0..outer {
             // Offset of outer index `o` (row-major over dims before `dim`).
             let mut rem = o;
@@ -47,9 +49,17 @@ impl<E: Element> Tensor<E> {
                 base += (rem % self.shape()[d]) * src.strides()[d];
                 rem /= self.shape()[d];
             }
-            for &i in indices {
-                let l = Layout::new(inner_shape.to_vec(), inner_strides.to_vec(), base + i * src.strides()[dim]);
-                l.for_each_offset(|p| out.push(data[p]));
+            if inner_contiguous {
+                // Each selected slice is one run of memory (an embedding row, say): copy it whole.
+                for &i in indices {
+                    let start = base + i * src.strides()[dim];
+                    out.extend_from_slice(&data[start..start + inner_len]);
+                }
+            } else {
+                for &i in indices {
+                    let l = Layout::new(inner_shape.to_vec(), inner_strides.to_vec(), base + i * src.strides()[dim]);
+                    l.for_each_offset(|p| out.push(data[p]));
+                }
             }
         }
         let idx: Arc<[usize]> = indices.into();
