@@ -3,7 +3,7 @@
 //! Gate order is PyTorch's: input `i`, forget `f`, cell `g`, output `o`. Per step `t`:
 //!
 //! ```text
-//! z  = xp[:, t] + (h ⊙ r) · W_hhᵀ              (r: recurrent dropout mask, or 1)
+//! z  = xp[:, t] + bias + (h ⊙ r) · W_hhᵀ       (r: recurrent dropout mask, or 1)
 //! i, f, o = σ(z_i, z_f, z_o);  g = tanh(z_g)
 //! c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')
 //! h, c = m·h' + (1 − m)·h,  m·c' + (1 − m)·c   (m: 1 for a real step, 0 for padding)
@@ -32,8 +32,8 @@ pub(crate) struct LstmSaved<E: Element> {
     acts: Vec<E>,
     /// Cell state before each step `[B, T, H]`.
     cprev: Vec<E>,
-    /// The new cell value `c'` of each step `[B, T, H]`.
-    cnew: Vec<E>,
+    /// `tanh(c')` of each step's new cell value `[B, T, H]` (backward needs it, not `c'`).
+    tanh_c: Vec<E>,
     /// The recurrent input of each step, `h ⊙ r`, `[B, T, H]`.
     hm: Vec<E>,
 }
@@ -41,7 +41,7 @@ pub(crate) struct LstmSaved<E: Element> {
 /// The saved buffers are large (`[B, T, 4H]` and three `[B, T, H]`): back to the cache.
 impl<E: Element> Drop for LstmSaved<E> {
     fn drop(&mut self) {
-        for buf in [&mut self.acts, &mut self.cprev, &mut self.cnew, &mut self.hm] {
+        for buf in [&mut self.acts, &mut self.cprev, &mut self.tanh_c, &mut self.hm] {
             memory::recycle(std::mem::take(buf));
         }
     }
@@ -58,6 +58,7 @@ impl<E: Element> Drop for LstmSaved<E> {
 pub(crate) fn forward<E: Element>(
     d: LstmDims,
     xp: &[E],
+    bias: Option<&[E]>,
     whh: &[E],
     h0: &[E],
     c0: &[E],
@@ -74,7 +75,7 @@ pub(crate) fn forward<E: Element>(
     let mut saved = LstmSaved {
         acts: memory::take(b * st * g4),
         cprev: memory::take(b * st * h),
-        cnew: memory::take(b * st * h),
+        tanh_c: memory::take(b * st * h),
         hm: memory::take(b * st * h),
     };
     let rows = rows_per_block(b);
@@ -83,19 +84,19 @@ pub(crate) fn forward<E: Element>(
             out: &mut out,
             acts: &mut saved.acts,
             cprev: &mut saved.cprev,
-            cnew: &mut saved.cnew,
+            tanh_c: &mut saved.tanh_c,
             hm: &mut saved.hm,
         };
-        forward_rows(d, true, save, xp, whh, h0, c0, rec_mask, mask, bufs);
+        forward_rows(d, true, save, xp, bias, whh, h0, c0, rec_mask, mask, bufs);
         return (out, save.then_some(saved));
     }
     let blocks: Vec<Bufs<'_, E>> = out
         .chunks_mut(rows * (steps + 2) * h)
         .zip(saved.acts.chunks_mut(rows * st * g4))
         .zip(saved.cprev.chunks_mut(rows * st * h))
-        .zip(saved.cnew.chunks_mut(rows * st * h))
+        .zip(saved.tanh_c.chunks_mut(rows * st * h))
         .zip(saved.hm.chunks_mut(rows * st * h))
-        .map(|((((out, acts), cprev), cnew), hm)| Bufs { out, acts, cprev, cnew, hm })
+        .map(|((((out, acts), cprev), tanh_c), hm)| Bufs { out, acts, cprev, tanh_c, hm })
         .collect();
     blocks.into_par_iter().enumerate().for_each(|(k, bufs)| {
         let (r0, n) = (k * rows, bufs.out.len() / ((steps + 2) * h));
@@ -105,6 +106,7 @@ pub(crate) fn forward<E: Element>(
             false,
             save,
             &xp[r0 * steps * g4..][..n * steps * g4],
+            bias,
             whh,
             &h0[r0 * h..][..n * h],
             &c0[r0 * h..][..n * h],
@@ -128,7 +130,7 @@ struct Bufs<'a, E> {
     out: &'a mut [E],
     acts: &'a mut [E],
     cprev: &'a mut [E],
-    cnew: &'a mut [E],
+    tanh_c: &'a mut [E],
     hm: &'a mut [E],
 }
 
@@ -139,6 +141,7 @@ fn forward_rows<E: Element>(
     par: bool,
     save: bool,
     xp: &[E],
+    bias: Option<&[E]>,
     whh: &[E],
     h0: &[E],
     c0: &[E],
@@ -148,11 +151,20 @@ fn forward_rows<E: Element>(
 ) {
     let LstmDims { b, t: steps, h } = d;
     let g4 = 4 * h;
-    let Bufs { out, acts, cprev, cnew, hm } = bufs;
+    let Bufs { out, acts, cprev, tanh_c, hm } = bufs;
     // Where step t lives in the saved buffers: [B, T, ·] when saving, else [B, 1, ·] scratch.
     let st = if save { steps } else { 1 };
     let (mut hs, mut cs) = (h0.to_vec(), c0.to_vec());
     let mut z = memory::take(b * g4);
+    let zeros;
+    let bias = match bias {
+        Some(v) => v,
+        None => {
+            zeros = vec![E::zero(); g4];
+            &zeros
+        }
+    };
+    let mut cn = vec![E::zero(); h];
     let w_t = MatRef { offset: 0, rs: 1, cs: h }; // W_hhᵀ viewed in place: [H, 4H]
     for t in 0..steps {
         let ts = if save { t } else { 0 };
@@ -176,8 +188,9 @@ fn forward_rows<E: Element>(
             let row = (bi * st + ts) * h;
             let orow = (bi * (steps + 2) + t) * h;
             let ar = &mut acts[(bi * st + ts) * g4..][..g4];
-            for ((a, &zv), &xv) in ar.iter_mut().zip(&z[bi * g4..][..g4]).zip(&xp[(bi * steps + t) * g4..][..g4]) {
-                *a = zv + xv;
+            let xr = &xp[(bi * steps + t) * g4..][..g4];
+            for (((a, &zv), &xv), &bv) in ar.iter_mut().zip(&z[bi * g4..][..g4]).zip(xr).zip(bias) {
+                *a = zv + xv + bv;
             }
             E::sigmoid_inplace(&mut ar[..2 * h]);
             E::tanh_inplace(&mut ar[2 * h..3 * h]);
@@ -188,19 +201,19 @@ fn forward_rows<E: Element>(
             let cp = &mut cs[bi * h..][..h];
             let hp = &mut hs[bi * h..][..h];
             cprev[row..row + h].copy_from_slice(cp);
-            let cn = &mut cnew[row..row + h];
             for j in 0..h {
                 cn[j] = f[j] * cp[j] + i[j] * g[j];
             }
+            let tc = &mut tanh_c[row..row + h];
+            tc.copy_from_slice(&cn);
+            E::tanh_inplace(tc);
             let hn = &mut out[orow..orow + h];
-            hn.copy_from_slice(cn);
-            E::tanh_inplace(hn);
-            for (hv, &ov) in hn.iter_mut().zip(o) {
-                *hv *= ov;
+            for ((hv, &ov), &tv) in hn.iter_mut().zip(o).zip(tc.iter()) {
+                *hv = ov * tv;
             }
             match mask.map(|m| m[bi * steps + t]) {
                 None => {
-                    cp.copy_from_slice(cn);
+                    cp.copy_from_slice(&cn);
                     hp.copy_from_slice(hn);
                 }
                 // Blend, as the reference cell does: state + m·(new − state); the output is m·h'.
@@ -224,6 +237,8 @@ fn forward_rows<E: Element>(
 /// Gradients of the recurrence's inputs, given the gradient of its `[B, T + 2, H]` output.
 pub(crate) struct LstmGrads<E> {
     pub dxp: Vec<E>,
+    /// The bias gradient `[4H]`: the sum of `dxp` over batch and steps.
+    pub dbias: Vec<E>,
     pub dwhh: Vec<E>,
     pub dh0: Vec<E>,
     pub dc0: Vec<E>,
@@ -231,7 +246,9 @@ pub(crate) struct LstmGrads<E> {
 
 /// Backpropagation through time, in the same blocks of batch rows as the forward pass. The
 /// recurrent weight gradient is then one matmul over all rows and steps:
-/// `dW_hh = dZᵀ · HM` with `dZ: [B·T, 4H]` and `HM: [B·T, H]`.
+/// `dW_hh = dZᵀ · HM` with `dZ: [B·T, 4H]` and `HM: [B·T, H]`. The bias gradient is summed per
+/// batch row while `dZ` is written, then over the rows in order, so its bits do not depend on
+/// the blocks either.
 pub(crate) fn backward<E: Element>(
     d: LstmDims,
     saved: &LstmSaved<E>,
@@ -245,12 +262,13 @@ pub(crate) fn backward<E: Element>(
     let mut dz = memory::take(b * steps * g4); // every element is written by BPTT
     let mut dh0 = vec![E::zero(); b * h];
     let mut dc0 = vec![E::zero(); b * h];
+    let mut db_rows = memory::zeroed(b * g4);
     let rows = rows_per_block(b);
-    let block = |r0: usize, n: usize, par: bool, dz: &mut [E], dh0: &mut [E], dc0: &mut [E]| {
+    let block = |r0: usize, n: usize, par: bool, dz: &mut [E], dh0: &mut [E], dc0: &mut [E], db: &mut [E]| {
         let saved_rows = SavedRows {
             acts: &saved.acts[r0 * steps * g4..][..n * steps * g4],
             cprev: &saved.cprev[r0 * steps * h..][..n * steps * h],
-            cnew: &saved.cnew[r0 * steps * h..][..n * steps * h],
+            tanh_c: &saved.tanh_c[r0 * steps * h..][..n * steps * h],
         };
         backward_rows(
             LstmDims { b: n, ..d },
@@ -263,32 +281,43 @@ pub(crate) fn backward<E: Element>(
             dz,
             dh0,
             dc0,
+            db,
         );
     };
     if rows >= b {
-        block(0, b, true, &mut dz, &mut dh0, &mut dc0);
+        block(0, b, true, &mut dz, &mut dh0, &mut dc0, &mut db_rows);
     } else {
-        let blocks: Vec<_> =
-            dz.chunks_mut(rows * steps * g4).zip(dh0.chunks_mut(rows * h)).zip(dc0.chunks_mut(rows * h)).collect();
-        blocks.into_par_iter().enumerate().for_each(|(k, ((dz, dh0), dc0))| {
+        let blocks: Vec<_> = dz
+            .chunks_mut(rows * steps * g4)
+            .zip(dh0.chunks_mut(rows * h))
+            .zip(dc0.chunks_mut(rows * h))
+            .zip(db_rows.chunks_mut(rows * g4))
+            .collect();
+        blocks.into_par_iter().enumerate().for_each(|(k, (((dz, dh0), dc0), db))| {
             let n = dh0.len() / h;
-            block(k * rows, n, false, dz, dh0, dc0);
+            block(k * rows, n, false, dz, dh0, dc0, db);
         });
     }
+    let mut dbias = vec![E::zero(); g4];
+    for row in db_rows.chunks(g4) {
+        dbias.iter_mut().zip(row).for_each(|(d, &x)| *d += x);
+    }
+    memory::recycle(db_rows);
     let mut dwhh = memory::take(g4 * h);
     let dz_t = MatRef { offset: 0, rs: 1, cs: g4 };
     gemm(g4, b * steps, h, &dz, dz_t, &saved.hm, MatRef { offset: 0, rs: h, cs: 1 }, &mut dwhh);
-    LstmGrads { dxp: dz, dwhh, dh0, dc0 }
+    LstmGrads { dxp: dz, dbias, dwhh, dh0, dc0 }
 }
 
 /// The saved activations of a block of batch rows.
 struct SavedRows<'a, E> {
     acts: &'a [E],
     cprev: &'a [E],
-    cnew: &'a [E],
+    tanh_c: &'a [E],
 }
 
-/// BPTT for `d.b` consecutive batch rows; writes their `dZ` rows and their `dh0`, `dc0`.
+/// BPTT for `d.b` consecutive batch rows; writes their `dZ` rows and their `dh0`, `dc0`, and
+/// adds each row's `dZ` over the steps into its row of `db`.
 #[allow(clippy::too_many_arguments)]
 fn backward_rows<E: Element>(
     d: LstmDims,
@@ -301,6 +330,7 @@ fn backward_rows<E: Element>(
     dz: &mut [E],
     dh: &mut [E],
     dc: &mut [E],
+    db: &mut [E],
 ) {
     let LstmDims { b, t: steps, h } = d;
     let g4 = 4 * h;
@@ -310,7 +340,6 @@ fn backward_rows<E: Element>(
     }
     let mut dhm = vec![E::zero(); b * h];
     let one = E::one();
-    let mut tc = vec![E::zero(); h];
     for t in (0..steps).rev() {
         for bi in 0..b {
             let m = mask.map_or(one, |m| m[bi * steps + t]);
@@ -318,8 +347,7 @@ fn backward_rows<E: Element>(
             let ar = &saved.acts[(bi * steps + t) * g4..][..g4];
             let dzr = &mut dz[(bi * steps + t) * g4..][..g4];
             let orow = (bi * (steps + 2) + t) * h;
-            tc.copy_from_slice(&saved.cnew[row..row + h]);
-            E::tanh_inplace(&mut tc);
+            let tc = &saved.tanh_c[row..row + h];
             let (dhr, dcr) = (&mut dh[bi * h..][..h], &mut dc[bi * h..][..h]);
             let (cprev, doutr) = (&saved.cprev[row..row + h], &dout[orow..orow + h]);
             for j in 0..h {
@@ -336,6 +364,7 @@ fn backward_rows<E: Element>(
                 dcr[j] = dcn * f + (one - m) * dcr[j];
                 dhr[j] *= one - m;
             }
+            db[bi * g4..][..g4].iter_mut().zip(dzr.iter()).for_each(|(d, &x)| *d += x);
         }
         // dh += (dZ_t · W_hh) ⊙ r
         let dz_t = MatRef { offset: t * g4, rs: steps * g4, cs: 1 };

@@ -271,9 +271,18 @@ impl<E: Element> RecurrentStack<E> {
         // One matmul projects every step: [B·T, in] × [in, gates·H].
         let xp = x.reshape(&[b * steps, inp]).matmul(&cell.w_ih.tensor().t());
         let (bi, bh) = (cell.b_ih.as_ref().map(Param::tensor), cell.b_hh.as_ref().map(Param::tensor));
-        let xp = match (self.kind, &bi, &bh) {
-            // The LSTM adds both biases up front; the GRU keeps b_hh inside r ⊙ (W_hn·h + b_hn).
-            (CellKind::Lstm, Some(bi), Some(bh)) => xp + (bi + bh),
+        let fused_lstm = self.kind == CellKind::Lstm && self.config.fused;
+        let lstm_bias = match (self.kind, &bi, &bh) {
+            (CellKind::Lstm, Some(bi), Some(bh)) => Some(bi + bh),
+            _ => None,
+        };
+        let xp = match (self.kind, &bi, &lstm_bias) {
+            // The fused LSTM kernel adds the bias to the gates itself (no pass over B·T·4H values
+            // here, and its gradient is summed while the kernel writes the gates' gradient).
+            (CellKind::Lstm, _, _) if fused_lstm => xp,
+            // The reference LSTM adds both biases up front; the GRU keeps b_hh inside
+            // r ⊙ (W_hn·h + b_hn).
+            (CellKind::Lstm, _, Some(b)) => xp + b,
             (CellKind::Gru, Some(bi), _) => xp + bi,
             _ => xp,
         };
@@ -281,8 +290,8 @@ impl<E: Element> RecurrentStack<E> {
         let rec_mask =
             (self.training && self.config.recurrent_dropout > 0.0).then(|| self.recurrent_dropout.mask(&[b, h]));
         let w_hh = cell.w_hh.tensor();
-        if self.kind == CellKind::Lstm && self.config.fused {
-            let packed = crate::ops::lstm_sequence(&xp, &w_hh, &h0, &c0, rec_mask.as_ref(), mask);
+        if fused_lstm {
+            let packed = crate::ops::lstm_sequence(&xp, lstm_bias.as_ref(), &w_hh, &h0, &c0, rec_mask.as_ref(), mask);
             let out = packed.narrow(1, 0, steps);
             let hn = packed.narrow(1, steps, 1).squeeze(1);
             let cn = packed.narrow(1, steps + 1, 1).squeeze(1);

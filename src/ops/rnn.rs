@@ -8,7 +8,8 @@ use crate::tensor::Tensor;
 
 /// Runs an LSTM layer's recurrence over all steps as one op (see `kernels::lstm`).
 ///
-/// - `xp`: the input projection of every step plus both biases, `[B, T, 4H]`
+/// - `xp`: the input projection of every step, `[B, T, 4H]`
+/// - `bias`: added to every step's gates, `[4H]` (the sum of an LSTM's two biases), or none
 /// - `w_hh`: `[4H, H]`; `h0`, `c0`: `[B, H]`
 /// - `rec_mask`: recurrent dropout mask `[B, H]` (a constant), `mask`: padding mask `[B, T]`
 ///
@@ -18,6 +19,7 @@ use crate::tensor::Tensor;
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lstm_sequence<E: Element>(
     xp: &Tensor<E>,
+    bias: Option<&Tensor<E>>,
     w_hh: &Tensor<E>,
     h0: &Tensor<E>,
     c0: &Tensor<E>,
@@ -27,15 +29,17 @@ pub(crate) fn lstm_sequence<E: Element>(
     let (b, steps, g4) = (xp.shape()[0], xp.shape()[1], xp.shape()[2]);
     let d = LstmDims { b, t: steps, h: g4 / 4 };
     let whh: Arc<Vec<E>> = Arc::new(w_hh.to_vec());
+    let bias_v: Option<Vec<E>> = bias.map(|b| b.to_vec());
     let rec: Option<Arc<Vec<E>>> = rec_mask.map(|r| Arc::new(r.to_vec()));
     let msk: Option<Arc<Vec<E>>> = mask.map(|m| Arc::new(m.to_vec()));
     // Keep what backward needs only if a graph will be recorded.
-    let inputs = [xp, w_hh, h0, c0];
-    let save = crate::is_grad_enabled() && inputs.iter().any(|t| t.needs_grad());
+    let save = crate::is_grad_enabled()
+        && [Some(xp), bias, Some(w_hh), Some(h0), Some(c0)].iter().flatten().any(|t| t.needs_grad());
     let (out, saved) = with_row_major(xp, |xp| {
         lstm::forward(
             d,
             xp,
+            bias_v.as_deref(),
             &whh,
             &h0.to_vec(),
             &c0.to_vec(),
@@ -45,7 +49,10 @@ pub(crate) fn lstm_sequence<E: Element>(
         )
     });
     let out = Tensor::from_vec(out, &[b, steps + 2, d.h]);
-    let inputs = vec![xp.clone(), w_hh.clone(), h0.clone(), c0.clone()];
+    // Inputs in this order; the bias, when there is one, comes last.
+    let mut inputs = vec![xp.clone(), w_hh.clone(), h0.clone(), c0.clone()];
+    inputs.extend(bias.cloned());
+    let with_bias = bias.is_some();
     out.record("lstm", inputs, move |c| {
         if crate::is_grad_enabled() {
             panic!(
@@ -59,12 +66,16 @@ pub(crate) fn lstm_sequence<E: Element>(
             lstm::backward(d, saved, &whh, rec.as_deref().map(|v| &v[..]), msk.as_deref().map(|v| &v[..]), dout)
         });
         let (b, h) = (d.b, d.h);
-        vec![
+        let mut grads = vec![
             c.needs(0).then(|| Tensor::from_vec(g.dxp, &[b, d.t, 4 * h])),
             c.needs(1).then(|| Tensor::from_vec(g.dwhh, &[4 * h, h])),
             c.needs(2).then(|| Tensor::from_vec(g.dh0, &[b, h])),
             c.needs(3).then(|| Tensor::from_vec(g.dc0, &[b, h])),
-        ]
+        ];
+        if with_bias {
+            grads.push(c.needs(4).then(|| Tensor::from_vec(g.dbias, &[4 * h])));
+        }
+        grads
     })
 }
 
