@@ -15,6 +15,7 @@
 use rayon::prelude::*;
 
 use super::matmul::{MatRef, gemm, gemm_seq};
+use super::wide_simd;
 use crate::memory;
 use crate::storage::Element;
 
@@ -189,9 +190,7 @@ fn forward_rows<E: Element>(
             let orow = (bi * (steps + 2) + t) * h;
             let ar = &mut acts[(bi * st + ts) * g4..][..g4];
             let xr = &xp[(bi * steps + t) * g4..][..g4];
-            for (((a, &zv), &xv), &bv) in ar.iter_mut().zip(&z[bi * g4..][..g4]).zip(xr).zip(bias) {
-                *a = zv + xv + bv;
-            }
+            gates_in(ar, &z[bi * g4..][..g4], xr, bias);
             E::sigmoid_inplace(&mut ar[..2 * h]);
             E::tanh_inplace(&mut ar[2 * h..3 * h]);
             E::sigmoid_inplace(&mut ar[3 * h..]);
@@ -201,29 +200,19 @@ fn forward_rows<E: Element>(
             let cp = &mut cs[bi * h..][..h];
             let hp = &mut hs[bi * h..][..h];
             cprev[row..row + h].copy_from_slice(cp);
-            for j in 0..h {
-                cn[j] = f[j] * cp[j] + i[j] * g[j];
-            }
+            new_cell(i, f, g, cp, &mut cn);
             let tc = &mut tanh_c[row..row + h];
             tc.copy_from_slice(&cn);
             E::tanh_inplace(tc);
             let hn = &mut out[orow..orow + h];
-            for ((hv, &ov), &tv) in hn.iter_mut().zip(o).zip(tc.iter()) {
-                *hv = ov * tv;
-            }
+            mul_into(hn, o, tc);
             match mask.map(|m| m[bi * steps + t]) {
                 None => {
                     cp.copy_from_slice(&cn);
                     hp.copy_from_slice(hn);
                 }
                 // Blend, as the reference cell does: state + m·(new − state); the output is m·h'.
-                Some(m) => {
-                    for j in 0..h {
-                        cp[j] += m * (cn[j] - cp[j]);
-                        hp[j] += m * (hn[j] - hp[j]);
-                        hn[j] *= m;
-                    }
-                }
+                Some(m) => blend(m, cp, hp, &cn, hn),
             }
         }
     }
@@ -350,21 +339,7 @@ fn backward_rows<E: Element>(
             let tc = &saved.tanh_c[row..row + h];
             let (dhr, dcr) = (&mut dh[bi * h..][..h], &mut dc[bi * h..][..h]);
             let (cprev, doutr) = (&saved.cprev[row..row + h], &dout[orow..orow + h]);
-            for j in 0..h {
-                let (i, f, g, o) = (ar[j], ar[h + j], ar[2 * h + j], ar[3 * h + j]);
-                // Split the carried gradients between the new state and the carried-over one.
-                let dh_new = m * (dhr[j] + doutr[j]);
-                let dc_new = m * dcr[j];
-                let tcj = tc[j];
-                let dcn = dc_new + dh_new * o * (one - tcj * tcj);
-                dzr[j] = dcn * g * i * (one - i);
-                dzr[h + j] = dcn * cprev[j] * f * (one - f);
-                dzr[2 * h + j] = dcn * i * (one - g * g);
-                dzr[3 * h + j] = dh_new * tcj * o * (one - o);
-                dcr[j] = dcn * f + (one - m) * dcr[j];
-                dhr[j] *= one - m;
-            }
-            db[bi * g4..][..g4].iter_mut().zip(dzr.iter()).for_each(|(d, &x)| *d += x);
+            bptt_row(m, ar, tc, cprev, doutr, dhr, dcr, dzr, &mut db[bi * g4..][..g4]);
         }
         // dh += (dZ_t · W_hh) ⊙ r
         let dz_t = MatRef { offset: t * g4, rs: steps * g4, cs: 1 };
@@ -378,5 +353,122 @@ fn backward_rows<E: Element>(
             Some(r) => dh.iter_mut().zip(&dhm).zip(r).for_each(|((d, &x), &m)| *d += x * m),
             None => dh.iter_mut().zip(&dhm).for_each(|(d, &x)| *d += x),
         }
+    }
+}
+
+wide_simd! {
+    /// One batch row of one BPTT step (see [`bptt_row_body`]).
+    fn bptt_row<E: Element>(
+        m: E,
+        acts: &[E],
+        tanh_c: &[E],
+        cprev: &[E],
+        dout: &[E],
+        dh: &mut [E],
+        dc: &mut [E],
+        dz: &mut [E],
+        db: &mut [E],
+    ) => bptt_row_body
+}
+
+/// One batch row of one BPTT step: from the gate activations `acts` (`[4H]`), `tanh(c')`, the
+/// previous cell state and the step's output gradient, writes the gates' gradient `dz` (`[4H]`),
+/// adds it to `db`, and carries `dh`, `dc` back one step (before the recurrent matmul). `m` is
+/// the step's mask value (1 for a real step, 0 for padding).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bptt_row_body<E: Element>(
+    m: E,
+    acts: &[E],
+    tanh_c: &[E],
+    cprev: &[E],
+    dout: &[E],
+    dh: &mut [E],
+    dc: &mut [E],
+    dz: &mut [E],
+    db: &mut [E],
+) {
+    let h = dh.len();
+    let one = E::one();
+    // Equal-length slices, so the loop below has no bounds checks and vectorises.
+    let (ai, rest) = acts[..4 * h].split_at(h);
+    let (af, rest) = rest.split_at(h);
+    let (ag, ao) = rest.split_at(h);
+    let (dzi, rest) = dz[..4 * h].split_at_mut(h);
+    let (dzf, rest) = rest.split_at_mut(h);
+    let (dzg, dzo) = rest.split_at_mut(h);
+    let (tanh_c, cprev, dout, dc) = (&tanh_c[..h], &cprev[..h], &dout[..h], &mut dc[..h]);
+    for j in 0..h {
+        let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
+        // Split the carried gradients between the new state and the carried-over one.
+        let dh_new = m * (dh[j] + dout[j]);
+        let dc_new = m * dc[j];
+        let tc = tanh_c[j];
+        let dcn = dc_new + dh_new * o * (one - tc * tc);
+        dzi[j] = dcn * g * i * (one - i);
+        dzf[j] = dcn * cprev[j] * f * (one - f);
+        dzg[j] = dcn * i * (one - g * g);
+        dzo[j] = dh_new * tc * o * (one - o);
+        dc[j] = dcn * f + (one - m) * dc[j];
+        dh[j] *= one - m;
+    }
+    db[..4 * h].iter_mut().zip(&dz[..4 * h]).for_each(|(d, &x)| *d += x);
+}
+
+wide_simd! {
+    /// `a = z + x + bias`: a row's gate pre-activations.
+    fn gates_in<E: Element>(a: &mut [E], z: &[E], x: &[E], bias: &[E]) => gates_in_body
+}
+
+#[inline(always)]
+fn gates_in_body<E: Element>(a: &mut [E], z: &[E], x: &[E], bias: &[E]) {
+    let n = a.len();
+    let (z, x, bias) = (&z[..n], &x[..n], &bias[..n]);
+    for j in 0..n {
+        a[j] = z[j] + x[j] + bias[j];
+    }
+}
+
+wide_simd! {
+    /// `c' = f ⊙ c + i ⊙ g`.
+    fn new_cell<E: Element>(i: &[E], f: &[E], g: &[E], c: &[E], out: &mut [E]) => new_cell_body
+}
+
+#[inline(always)]
+fn new_cell_body<E: Element>(i: &[E], f: &[E], g: &[E], c: &[E], out: &mut [E]) {
+    let n = out.len();
+    let (i, f, g, c) = (&i[..n], &f[..n], &g[..n], &c[..n]);
+    for j in 0..n {
+        out[j] = f[j] * c[j] + i[j] * g[j];
+    }
+}
+
+wide_simd! {
+    /// `out = a ⊙ b`.
+    fn mul_into<E: Element>(out: &mut [E], a: &[E], b: &[E]) => mul_into_body
+}
+
+#[inline(always)]
+fn mul_into_body<E: Element>(out: &mut [E], a: &[E], b: &[E]) {
+    let n = out.len();
+    let (a, b) = (&a[..n], &b[..n]);
+    for j in 0..n {
+        out[j] = a[j] * b[j];
+    }
+}
+
+wide_simd! {
+    /// A padded step keeps the state: `c += m·(c' − c)`, `h += m·(h' − h)`, and outputs `m·h'`.
+    fn blend<E: Element>(m: E, c: &mut [E], h: &mut [E], c_new: &[E], h_new: &mut [E]) => blend_body
+}
+
+#[inline(always)]
+fn blend_body<E: Element>(m: E, c: &mut [E], h: &mut [E], c_new: &[E], h_new: &mut [E]) {
+    let n = c.len();
+    let (h, c_new, h_new) = (&mut h[..n], &c_new[..n], &mut h_new[..n]);
+    for j in 0..n {
+        c[j] += m * (c_new[j] - c[j]);
+        h[j] += m * (h_new[j] - h[j]);
+        h_new[j] *= m;
     }
 }

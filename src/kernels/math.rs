@@ -100,12 +100,12 @@ macro_rules! dispatch {
                 fn avx2(x: &mut [f32]) {
                     body::<true>(x)
                 }
-                if has_avx512() {
+                if super::has_avx512() {
                     // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked by
                     // `has_avx512`), which is all `avx512` was compiled to use.
                     return unsafe { avx512(x) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                if super::has_avx2_fma() {
                     // SAFETY: the CPU supports AVX2 and FMA (checked just above), which is all
                     // `avx2` was compiled to use.
                     return unsafe { avx2(x) };
@@ -114,15 +114,6 @@ macro_rules! dispatch {
             body::<false>(x)
         }
     };
-}
-
-/// Whether the CPU has the AVX-512 subsets (and AVX2+FMA) the widest build uses.
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
 }
 
 dispatch!(exp_f32_inplace, exp_f32);

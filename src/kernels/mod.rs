@@ -16,3 +16,56 @@ pub(crate) const PAR_ELEMS: usize = 1 << 15;
 
 /// Elements per parallel piece for elementwise kernels.
 pub(crate) const PAR_CHUNK: usize = 1 << 14;
+
+/// Whether the CPU has the AVX-512 subsets (and AVX2+FMA) that the widest builds use.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Whether the CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Defines `fn $name<E: Element>(args)` that runs the `#[inline(always)]` function `$body`
+/// compiled for the widest vector unit the CPU has: AVX-512, else AVX2+FMA, else the baseline.
+/// For elementwise loops over slices: the arithmetic is the same in every build (no operation is
+/// fused or reordered), only the number of lanes differs, so the bits do not depend on the CPU.
+macro_rules! wide_simd {
+    ($(#[$doc:meta])* fn $name:ident<E: Element>($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name<E: Element>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512<E: Element>($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx2<E: Element>($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if $crate::kernels::has_avx512() {
+                    // SAFETY: the CPU has AVX-512F/VL, AVX2 and FMA (checked just above), all
+                    // that `avx512` was compiled to use.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if $crate::kernels::has_avx2_fma() {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above), all that `avx2`
+                    // was compiled to use.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use wide_simd;
