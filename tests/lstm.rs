@@ -30,9 +30,16 @@ fn assert_all_close(a: &Tensor<f64>, b: &Tensor<f64>) {
 }
 
 fn check_fused_matches_reference(cfg: LstmConfig, mask: Option<Mask<f64>>) {
-    let (b, t) = (3, 5);
+    check_fused_matches_reference_with(cfg, mask, 3, true);
+}
+
+/// `b` of 16 or more runs the fused kernel in several blocks of batch rows when the pool has
+/// two threads or more; without `x_grad` the kernel skips the input's gradient.
+fn check_fused_matches_reference_with(cfg: LstmConfig, mask: Option<Mask<f64>>, b: usize, x_grad: bool) {
+    let t = 5;
     let (fused, reference) = pair(cfg.clone());
-    let x = randn(&[b, t, cfg.input_size], 1).requires_grad();
+    let x = randn(&[b, t, cfg.input_size], 1);
+    let x = if x_grad { x.requires_grad() } else { x };
     let w_out = randn(&[b, t, cfg.hidden_size * if cfg.bidirectional { 2 } else { 1 }], 2);
     let mut grads = Vec::new();
     for m in [&fused, &reference] {
@@ -44,12 +51,31 @@ fn check_fused_matches_reference(cfg: LstmConfig, mask: Option<Mask<f64>>) {
     assert_all_close(&of.output, &or.output);
     assert_all_close(&of.state.h, &or.state.h);
     assert_all_close(&of.state.c, &or.state.c);
-    assert_all_close(gf.get(&x).unwrap(), gr.get(&x).unwrap());
+    if x_grad {
+        assert_all_close(gf.get(&x).unwrap(), gr.get(&x).unwrap());
+    } else {
+        assert!(gf.get(&x).is_none());
+    }
     let (pf, pr) = (fused.named_parameters(), reference.named_parameters());
     for ((name, a), (_, b)) in pf.iter().zip(&pr) {
         assert_eq!(gf.get(a).map(|g| g.shape().to_vec()), Some(a.shape().to_vec()), "{name}");
         assert_all_close(gf.get(a).unwrap(), gr.get(b).unwrap());
     }
+}
+
+#[test]
+fn fused_matches_reference_in_parallel_blocks_with_and_without_input_gradient() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    pool.install(|| {
+        let lengths: Vec<usize> = (0..20).map(|i| 1 + i % 5).collect();
+        for x_grad in [true, false] {
+            let mut cfg = config(4, 6);
+            cfg.num_layers = 2;
+            cfg.bidirectional = true;
+            check_fused_matches_reference_with(cfg.clone(), Some(Mask::from_lengths(&lengths, 5)), 20, x_grad);
+            check_fused_matches_reference_with(cfg, None, 20, x_grad);
+        }
+    });
 }
 
 #[test]

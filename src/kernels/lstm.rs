@@ -1,14 +1,21 @@
-//! The fused LSTM recurrence over a whole sequence, forward and backward (BPTT), on raw slices.
+//! The fused LSTM layer over a whole sequence, forward and backward (BPTT), on raw slices.
 //!
 //! Gate order is PyTorch's: input `i`, forget `f`, cell `g`, output `o`. Per step `t`:
 //!
 //! ```text
-//! z  = xp[:, t] + bias + (h ⊙ r) · W_hhᵀ       (r: recurrent dropout mask, or 1)
+//! z  = [h ⊙ r, x_t] · [W_hh, W_ih]ᵀ + bias       (r: recurrent dropout mask, or 1)
 //! i, f, o = σ(z_i, z_f, z_o);  g = tanh(z_g)
 //! c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')
 //! h, c = m·h' + (1 − m)·h,  m·c' + (1 − m)·c   (m: 1 for a real step, 0 for padding)
 //! out[:, t] = m·h'
 //! ```
+//!
+//! The input projection is part of each step's one matmul (the two weights side by side, as
+//! cuDNN does), rather than a separate `[B·T, I] × [I, 4H]` product: with a small input (16
+//! embedding features in the seed model) that product and its two gradient products were
+//! bandwidth-bound passes over a `[B, T, 4H]` buffer, costing more than the recurrence itself.
+//! Backward mirrors it: one matmul per step gives both `dh` and `dx_t`, and one matmul over all
+//! rows and steps gives both weight gradients.
 //!
 //! All buffers are row-major with the batch first: `[B, T, ·]`.
 
@@ -19,12 +26,31 @@ use super::wide_simd;
 use crate::memory;
 use crate::storage::Element;
 
-/// Sizes of one recurrence: batch, steps, hidden size.
+/// Sizes of one layer: batch, steps, hidden size, input size.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LstmDims {
     pub b: usize,
     pub t: usize,
     pub h: usize,
+    pub i: usize,
+}
+
+impl LstmDims {
+    /// Width of a step's matmul input `[h ⊙ r, x_t]`.
+    fn k(&self) -> usize {
+        self.h + self.i
+    }
+}
+
+/// The two weights side by side, `[W_hh, W_ih]`: `[4H, H + I]`.
+pub(crate) fn combine_weights<E: Element>(d: LstmDims, w_hh: &[E], w_ih: &[E]) -> Vec<E> {
+    let (h, i, k) = (d.h, d.i, d.k());
+    let mut w = vec![E::zero(); 4 * h * k];
+    for (g, row) in w.chunks_mut(k).enumerate() {
+        row[..h].copy_from_slice(&w_hh[g * h..][..h]);
+        row[h..].copy_from_slice(&w_ih[g * i..][..i]);
+    }
+    w
 }
 
 /// What the backward pass needs from the forward pass.
@@ -35,40 +61,69 @@ pub(crate) struct LstmSaved<E: Element> {
     cprev: Vec<E>,
     /// `tanh(c')` of each step's new cell value `[B, T, H]` (backward needs it, not `c'`).
     tanh_c: Vec<E>,
-    /// The recurrent input of each step, `h ⊙ r`, `[B, T, H]`.
-    hm: Vec<E>,
+    /// Each step's matmul input `[h ⊙ r, x_t]`, `[B, T, H + I]`.
+    hx: Vec<E>,
 }
 
-/// The saved buffers are large (`[B, T, 4H]` and three `[B, T, H]`): back to the cache.
+/// The saved buffers are large (`[B, T, 4H]` and three of `[B, T, H]` or more): back to the
+/// cache.
 impl<E: Element> Drop for LstmSaved<E> {
     fn drop(&mut self) {
-        for buf in [&mut self.acts, &mut self.cprev, &mut self.tanh_c, &mut self.hm] {
+        for buf in [&mut self.acts, &mut self.cprev, &mut self.tanh_c, &mut self.hx] {
             memory::recycle(std::mem::take(buf));
         }
     }
 }
 
-/// Runs the recurrence. Returns `[B, T + 2, H]`: the outputs of every step, then the final `h`,
-/// then the final `c`; and, if `save`, the values backward needs (without `save`, e.g. for
-/// inference, each block keeps only one step of scratch, which saves ~1 KB per row and step).
+/// The inputs of a layer's recurrence, all row-major.
+#[derive(Clone, Copy)]
+pub(crate) struct LstmInputs<'a, E> {
+    /// `[B, T, I]` (empty in backward)
+    pub x: &'a [E],
+    /// `[W_hh, W_ih]`, `[4H, H + I]` (see [`combine_weights`])
+    pub w: &'a [E],
+    /// `[4H]`, or none
+    pub bias: Option<&'a [E]>,
+    /// `[B, H]` each
+    pub h0: &'a [E],
+    pub c0: &'a [E],
+    /// Recurrent dropout mask `[B, H]`, or none
+    pub rec_mask: Option<&'a [E]>,
+    /// Padding mask `[B, T]` (1 real, 0 padding), or none
+    pub mask: Option<&'a [E]>,
+}
+
+impl<'a, E> LstmInputs<'a, E> {
+    /// The same inputs for batch rows `r0..r0 + n`.
+    fn rows(&self, d: LstmDims, r0: usize, n: usize) -> Self {
+        let LstmDims { t, h, i, .. } = d;
+        LstmInputs {
+            // Empty in backward, which reads the input only through the saved step inputs.
+            x: if self.x.is_empty() { self.x } else { &self.x[r0 * t * i..][..n * t * i] },
+            w: self.w,
+            bias: self.bias,
+            h0: &self.h0[r0 * h..][..n * h],
+            c0: &self.c0[r0 * h..][..n * h],
+            rec_mask: self.rec_mask.map(|r| &r[r0 * h..][..n * h]),
+            mask: self.mask.map(|m| &m[r0 * t..][..n * t]),
+        }
+    }
+}
+
+/// Runs the layer. Returns `[B, T + 2, H]`: the outputs of every step, then the final `h`, then
+/// the final `c`; and, if `save`, the values backward needs (without `save`, e.g. for inference,
+/// each block keeps only one step of scratch).
 ///
 /// Batch rows are independent through time, so the batch is split into blocks of rows, each run
 /// through all steps by one rayon task: one fork-join per sequence instead of one per step. Every
 /// row is computed the same way whatever the blocks, so the bits do not depend on the threads.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<E: Element>(
     d: LstmDims,
-    xp: &[E],
-    bias: Option<&[E]>,
-    whh: &[E],
-    h0: &[E],
-    c0: &[E],
-    rec_mask: Option<&[E]>,
-    mask: Option<&[E]>,
+    inputs: LstmInputs<'_, E>,
     save: bool,
 ) -> (Vec<E>, Option<LstmSaved<E>>) {
-    let LstmDims { b, t: steps, h } = d;
-    let g4 = 4 * h;
+    let LstmDims { b, t: steps, h, .. } = d;
+    let (g4, k) = (4 * h, d.k());
     // Every element of `out` and of the saved buffers is written below.
     let mut out = memory::take(b * (steps + 2) * h);
     // Saved values are [B, T, ·]; scratch without saving is [B, 1, ·].
@@ -77,7 +132,7 @@ pub(crate) fn forward<E: Element>(
         acts: memory::take(b * st * g4),
         cprev: memory::take(b * st * h),
         tanh_c: memory::take(b * st * h),
-        hm: memory::take(b * st * h),
+        hx: memory::take(b * st * k),
     };
     let rows = rows_per_block(b);
     if rows >= b {
@@ -86,9 +141,9 @@ pub(crate) fn forward<E: Element>(
             acts: &mut saved.acts,
             cprev: &mut saved.cprev,
             tanh_c: &mut saved.tanh_c,
-            hm: &mut saved.hm,
+            hx: &mut saved.hx,
         };
-        forward_rows(d, true, save, xp, bias, whh, h0, c0, rec_mask, mask, bufs);
+        forward_rows(d, true, save, inputs, bufs);
         return (out, save.then_some(saved));
     }
     let blocks: Vec<Bufs<'_, E>> = out
@@ -96,25 +151,12 @@ pub(crate) fn forward<E: Element>(
         .zip(saved.acts.chunks_mut(rows * st * g4))
         .zip(saved.cprev.chunks_mut(rows * st * h))
         .zip(saved.tanh_c.chunks_mut(rows * st * h))
-        .zip(saved.hm.chunks_mut(rows * st * h))
-        .map(|((((out, acts), cprev), tanh_c), hm)| Bufs { out, acts, cprev, tanh_c, hm })
+        .zip(saved.hx.chunks_mut(rows * st * k))
+        .map(|((((out, acts), cprev), tanh_c), hx)| Bufs { out, acts, cprev, tanh_c, hx })
         .collect();
-    blocks.into_par_iter().enumerate().for_each(|(k, bufs)| {
-        let (r0, n) = (k * rows, bufs.out.len() / ((steps + 2) * h));
-        let dr = LstmDims { b: n, ..d };
-        forward_rows(
-            dr,
-            false,
-            save,
-            &xp[r0 * steps * g4..][..n * steps * g4],
-            bias,
-            whh,
-            &h0[r0 * h..][..n * h],
-            &c0[r0 * h..][..n * h],
-            rec_mask.map(|r| &r[r0 * h..][..n * h]),
-            mask.map(|m| &m[r0 * steps..][..n * steps]),
-            bufs,
-        );
+    blocks.into_par_iter().enumerate().for_each(|(blk, bufs)| {
+        let (r0, n) = (blk * rows, bufs.out.len() / ((steps + 2) * h));
+        forward_rows(LstmDims { b: n, ..d }, false, save, inputs.rows(d, r0, n), bufs);
     });
     (out, save.then_some(saved))
 }
@@ -132,33 +174,20 @@ struct Bufs<'a, E> {
     acts: &'a mut [E],
     cprev: &'a mut [E],
     tanh_c: &'a mut [E],
-    hm: &'a mut [E],
+    hx: &'a mut [E],
 }
 
 /// The recurrence for `d.b` consecutive batch rows (all slices hold just those rows).
-#[allow(clippy::too_many_arguments)]
-fn forward_rows<E: Element>(
-    d: LstmDims,
-    par: bool,
-    save: bool,
-    xp: &[E],
-    bias: Option<&[E]>,
-    whh: &[E],
-    h0: &[E],
-    c0: &[E],
-    rec_mask: Option<&[E]>,
-    mask: Option<&[E]>,
-    bufs: Bufs<'_, E>,
-) {
-    let LstmDims { b, t: steps, h } = d;
-    let g4 = 4 * h;
-    let Bufs { out, acts, cprev, tanh_c, hm } = bufs;
+fn forward_rows<E: Element>(d: LstmDims, par: bool, save: bool, inp: LstmInputs<'_, E>, bufs: Bufs<'_, E>) {
+    let LstmDims { b, t: steps, h, i: ni } = d;
+    let (g4, k) = (4 * h, d.k());
+    let Bufs { out, acts, cprev, tanh_c, hx } = bufs;
     // Where step t lives in the saved buffers: [B, T, ·] when saving, else [B, 1, ·] scratch.
     let st = if save { steps } else { 1 };
-    let (mut hs, mut cs) = (h0.to_vec(), c0.to_vec());
+    let (mut hs, mut cs) = (inp.h0.to_vec(), inp.c0.to_vec());
     let mut z = memory::take(b * g4);
     let zeros;
-    let bias = match bias {
+    let bias = match inp.bias {
         Some(v) => v,
         None => {
             zeros = vec![E::zero(); g4];
@@ -166,31 +195,32 @@ fn forward_rows<E: Element>(
         }
     };
     let mut cn = vec![E::zero(); h];
-    let w_t = MatRef { offset: 0, rs: 1, cs: h }; // W_hhᵀ viewed in place: [H, 4H]
+    let w_t = MatRef { offset: 0, rs: 1, cs: k }; // [W_hh, W_ih]ᵀ viewed in place: [H + I, 4H]
     for t in 0..steps {
         let ts = if save { t } else { 0 };
-        // hm = h ⊙ r, saved for the weight gradient.
+        // hx = [h ⊙ r, x_t], saved for the weight gradients.
         for bi in 0..b {
-            let dst = &mut hm[(bi * st + ts) * h..][..h];
+            let dst = &mut hx[(bi * st + ts) * k..][..k];
+            let (dh, dx) = dst.split_at_mut(h);
             let src = &hs[bi * h..][..h];
-            match rec_mask {
-                Some(r) => dst.iter_mut().zip(src).zip(&r[bi * h..][..h]).for_each(|((d, &x), &m)| *d = x * m),
-                None => dst.copy_from_slice(src),
+            match inp.rec_mask {
+                Some(r) => mul_into(dh, src, &r[bi * h..][..h]),
+                None => dh.copy_from_slice(src),
             }
+            dx.copy_from_slice(&inp.x[(bi * steps + t) * ni..][..ni]);
         }
-        // z = hm · W_hhᵀ, reading hm for step t straight out of the [B, T, H] buffer.
-        let hm_t = MatRef { offset: ts * h, rs: st * h, cs: 1 };
+        // z = hx · [W_hh, W_ih]ᵀ, reading step t's rows straight out of the [B, T, H + I] buffer.
+        let hx_t = MatRef { offset: ts * k, rs: st * k, cs: 1 };
         if par {
-            gemm(b, h, g4, hm, hm_t, whh, w_t, &mut z);
+            gemm(b, k, g4, hx, hx_t, inp.w, w_t, &mut z);
         } else {
-            gemm_seq(b, h, g4, hm, hm_t, whh, w_t, &mut z);
+            gemm_seq(b, k, g4, hx, hx_t, inp.w, w_t, &mut z);
         }
         for bi in 0..b {
             let row = (bi * st + ts) * h;
             let orow = (bi * (steps + 2) + t) * h;
             let ar = &mut acts[(bi * st + ts) * g4..][..g4];
-            let xr = &xp[(bi * steps + t) * g4..][..g4];
-            gates_in(ar, &z[bi * g4..][..g4], xr, bias);
+            add_into(ar, &z[bi * g4..][..g4], bias);
             E::sigmoid_inplace(&mut ar[..2 * h]);
             E::tanh_inplace(&mut ar[2 * h..3 * h]);
             E::sigmoid_inplace(&mut ar[3 * h..]);
@@ -206,7 +236,7 @@ fn forward_rows<E: Element>(
             E::tanh_inplace(tc);
             let hn = &mut out[orow..orow + h];
             mul_into(hn, o, tc);
-            match mask.map(|m| m[bi * steps + t]) {
+            match inp.mask.map(|m| m[bi * steps + t]) {
                 None => {
                     cp.copy_from_slice(&cn);
                     hp.copy_from_slice(hn);
@@ -223,68 +253,67 @@ fn forward_rows<E: Element>(
     }
 }
 
-/// Gradients of the recurrence's inputs, given the gradient of its `[B, T + 2, H]` output.
+/// Gradients of the layer's inputs, given the gradient of its `[B, T + 2, H]` output.
 pub(crate) struct LstmGrads<E> {
-    pub dxp: Vec<E>,
-    /// The bias gradient `[4H]`: the sum of `dxp` over batch and steps.
+    /// `[B, T, I]`, if asked for
+    pub dx: Option<Vec<E>>,
+    /// `[4H, H]` and `[4H, I]`
+    pub dw_hh: Vec<E>,
+    pub dw_ih: Vec<E>,
+    /// The bias gradient `[4H]`: the sum of the gates' gradient over batch and steps.
     pub dbias: Vec<E>,
-    pub dwhh: Vec<E>,
     pub dh0: Vec<E>,
     pub dc0: Vec<E>,
 }
 
-/// Backpropagation through time, in the same blocks of batch rows as the forward pass. The
-/// recurrent weight gradient is then one matmul over all rows and steps:
-/// `dW_hh = dZᵀ · HM` with `dZ: [B·T, 4H]` and `HM: [B·T, H]`. The bias gradient is summed per
-/// batch row while `dZ` is written, then over the rows in order, so its bits do not depend on
-/// the blocks either.
+/// Backpropagation through time, in the same blocks of batch rows as the forward pass. Each
+/// step's matmul `dZ_t · [W_hh, W_ih]` gives `dh` and `dx_t` at once (just `dh` when `x` needs
+/// no gradient); then one matmul over all rows and steps gives both weight gradients:
+/// `[dW_hh, dW_ih] = dZᵀ · HX` with `dZ: [B·T, 4H]`, `HX: [B·T, H + I]`. The bias gradient is
+/// summed per batch row while `dZ` is written, then over the rows in order, so its bits do not
+/// depend on the blocks either.
 pub(crate) fn backward<E: Element>(
     d: LstmDims,
     saved: &LstmSaved<E>,
-    whh: &[E],
-    rec_mask: Option<&[E]>,
-    mask: Option<&[E]>,
+    inputs: LstmInputs<'_, E>,
     dout: &[E],
+    need_dx: bool,
 ) -> LstmGrads<E> {
-    let LstmDims { b, t: steps, h } = d;
-    let g4 = 4 * h;
+    let LstmDims { b, t: steps, h, i: ni } = d;
+    let (g4, k) = (4 * h, d.k());
     let mut dz = memory::take(b * steps * g4); // every element is written by BPTT
+    let mut dx = if need_dx { memory::take(b * steps * ni) } else { Vec::new() };
     let mut dh0 = vec![E::zero(); b * h];
     let mut dc0 = vec![E::zero(); b * h];
     let mut db_rows = memory::zeroed(b * g4);
     let rows = rows_per_block(b);
-    let block = |r0: usize, n: usize, par: bool, dz: &mut [E], dh0: &mut [E], dc0: &mut [E], db: &mut [E]| {
+    let block = |r0: usize, n: usize, par: bool, out: BackRows<'_, E>| {
         let saved_rows = SavedRows {
             acts: &saved.acts[r0 * steps * g4..][..n * steps * g4],
             cprev: &saved.cprev[r0 * steps * h..][..n * steps * h],
             tanh_c: &saved.tanh_c[r0 * steps * h..][..n * steps * h],
         };
-        backward_rows(
-            LstmDims { b: n, ..d },
-            par,
-            saved_rows,
-            whh,
-            rec_mask.map(|r| &r[r0 * h..][..n * h]),
-            mask.map(|m| &m[r0 * steps..][..n * steps]),
-            &dout[r0 * (steps + 2) * h..][..n * (steps + 2) * h],
-            dz,
-            dh0,
-            dc0,
-            db,
-        );
+        let dout = &dout[r0 * (steps + 2) * h..][..n * (steps + 2) * h];
+        backward_rows(LstmDims { b: n, ..d }, par, saved_rows, inputs.rows(d, r0, n), dout, out);
     };
     if rows >= b {
-        block(0, b, true, &mut dz, &mut dh0, &mut dc0, &mut db_rows);
+        block(0, b, true, BackRows { dz: &mut dz, dx: &mut dx, dh: &mut dh0, dc: &mut dc0, db: &mut db_rows });
     } else {
+        let dx_chunks: Vec<&mut [E]> = if need_dx {
+            dx.chunks_mut(rows * steps * ni).collect()
+        } else {
+            (0..b.div_ceil(rows)).map(|_| &mut [][..]).collect()
+        };
         let blocks: Vec<_> = dz
             .chunks_mut(rows * steps * g4)
+            .zip(dx_chunks)
             .zip(dh0.chunks_mut(rows * h))
             .zip(dc0.chunks_mut(rows * h))
             .zip(db_rows.chunks_mut(rows * g4))
             .collect();
-        blocks.into_par_iter().enumerate().for_each(|(k, (((dz, dh0), dc0), db))| {
-            let n = dh0.len() / h;
-            block(k * rows, n, false, dz, dh0, dc0, db);
+        blocks.into_par_iter().enumerate().for_each(|(blk, ((((dz, dx), dh), dc), db))| {
+            let n = dh.len() / h;
+            block(blk * rows, n, false, BackRows { dz, dx, dh, dc, db });
         });
     }
     let mut dbias = vec![E::zero(); g4];
@@ -292,10 +321,19 @@ pub(crate) fn backward<E: Element>(
         dbias.iter_mut().zip(row).for_each(|(d, &x)| *d += x);
     }
     memory::recycle(db_rows);
-    let mut dwhh = memory::take(g4 * h);
+    // [dW_hh, dW_ih] = dZᵀ · HX, then split into the two weights.
+    let mut dw = memory::take(g4 * k);
     let dz_t = MatRef { offset: 0, rs: 1, cs: g4 };
-    gemm(g4, b * steps, h, &dz, dz_t, &saved.hm, MatRef { offset: 0, rs: h, cs: 1 }, &mut dwhh);
-    LstmGrads { dxp: dz, dbias, dwhh, dh0, dc0 }
+    gemm(g4, b * steps, k, &dz, dz_t, &saved.hx, MatRef { offset: 0, rs: k, cs: 1 }, &mut dw);
+    memory::recycle(dz);
+    let mut dw_hh = vec![E::zero(); g4 * h];
+    let mut dw_ih = vec![E::zero(); g4 * ni];
+    for (g, row) in dw.chunks(k).enumerate() {
+        dw_hh[g * h..][..h].copy_from_slice(&row[..h]);
+        dw_ih[g * ni..][..ni].copy_from_slice(&row[h..]);
+    }
+    memory::recycle(dw);
+    LstmGrads { dx: need_dx.then_some(dx), dw_hh, dw_ih, dbias, dh0, dc0 }
 }
 
 /// The saved activations of a block of batch rows.
@@ -305,33 +343,40 @@ struct SavedRows<'a, E> {
     tanh_c: &'a [E],
 }
 
-/// BPTT for `d.b` consecutive batch rows; writes their `dZ` rows and their `dh0`, `dc0`, and
-/// adds each row's `dZ` over the steps into its row of `db`.
-#[allow(clippy::too_many_arguments)]
+/// What BPTT writes for a block of batch rows: `dZ` `[n, T, 4H]`, `dx` `[n, T, I]` (empty when
+/// not asked for), `dh0`, `dc0` `[n, H]`, and the per-row bias gradient `[n, 4H]`.
+struct BackRows<'a, E> {
+    dz: &'a mut [E],
+    dx: &'a mut [E],
+    dh: &'a mut [E],
+    dc: &'a mut [E],
+    db: &'a mut [E],
+}
+
+/// BPTT for `d.b` consecutive batch rows.
 fn backward_rows<E: Element>(
     d: LstmDims,
     par: bool,
     saved: SavedRows<'_, E>,
-    whh: &[E],
-    rec_mask: Option<&[E]>,
-    mask: Option<&[E]>,
+    inp: LstmInputs<'_, E>,
     dout: &[E],
-    dz: &mut [E],
-    dh: &mut [E],
-    dc: &mut [E],
-    db: &mut [E],
+    out: BackRows<'_, E>,
 ) {
-    let LstmDims { b, t: steps, h } = d;
-    let g4 = 4 * h;
+    let LstmDims { b, t: steps, h, i: ni } = d;
+    let (g4, k) = (4 * h, d.k());
+    let BackRows { dz, dx, dh, dc, db } = out;
+    let need_dx = !dx.is_empty();
+    // Columns of [W_hh, W_ih] the step's matmul uses: both, or only W_hh.
+    let kw = if need_dx { k } else { h };
     for bi in 0..b {
         dh[bi * h..][..h].copy_from_slice(&dout[(bi * (steps + 2) + steps) * h..][..h]);
         dc[bi * h..][..h].copy_from_slice(&dout[(bi * (steps + 2) + steps + 1) * h..][..h]);
     }
-    let mut dhm = vec![E::zero(); b * h];
+    let mut dhx = memory::take(b * kw);
     let one = E::one();
     for t in (0..steps).rev() {
         for bi in 0..b {
-            let m = mask.map_or(one, |m| m[bi * steps + t]);
+            let m = inp.mask.map_or(one, |m| m[bi * steps + t]);
             let row = (bi * steps + t) * h;
             let ar = &saved.acts[(bi * steps + t) * g4..][..g4];
             let dzr = &mut dz[(bi * steps + t) * g4..][..g4];
@@ -341,18 +386,68 @@ fn backward_rows<E: Element>(
             let (cprev, doutr) = (&saved.cprev[row..row + h], &dout[orow..orow + h]);
             bptt_row(m, ar, tc, cprev, doutr, dhr, dcr, dzr, &mut db[bi * g4..][..g4]);
         }
-        // dh += (dZ_t · W_hh) ⊙ r
+        // [dh_rec, dx_t] = dZ_t · [W_hh, W_ih]
         let dz_t = MatRef { offset: t * g4, rs: steps * g4, cs: 1 };
-        let w = MatRef { offset: 0, rs: h, cs: 1 };
+        let w = MatRef { offset: 0, rs: k, cs: 1 };
         if par {
-            gemm(b, g4, h, dz, dz_t, whh, w, &mut dhm);
+            gemm(b, g4, kw, dz, dz_t, inp.w, w, &mut dhx);
         } else {
-            gemm_seq(b, g4, h, dz, dz_t, whh, w, &mut dhm);
+            gemm_seq(b, g4, kw, dz, dz_t, inp.w, w, &mut dhx);
         }
-        match rec_mask {
-            Some(r) => dh.iter_mut().zip(&dhm).zip(r).for_each(|((d, &x), &m)| *d += x * m),
-            None => dh.iter_mut().zip(&dhm).for_each(|(d, &x)| *d += x),
+        for bi in 0..b {
+            let (dh_rec, dx_t) = dhx[bi * kw..][..kw].split_at(h);
+            let dhr = &mut dh[bi * h..][..h];
+            match inp.rec_mask {
+                Some(r) => add_product(dhr, dh_rec, &r[bi * h..][..h]),
+                None => add_assign(dhr, dh_rec),
+            }
+            if need_dx {
+                dx[(bi * steps + t) * ni..][..ni].copy_from_slice(dx_t);
+            }
         }
+    }
+    memory::recycle(dhx);
+}
+
+wide_simd! {
+    /// `a = z + bias`: a row's gate pre-activations.
+    fn add_into<E: Element>(a: &mut [E], z: &[E], bias: &[E]) => add_into_body
+}
+
+#[inline(always)]
+fn add_into_body<E: Element>(a: &mut [E], z: &[E], bias: &[E]) {
+    let n = a.len();
+    let (z, bias) = (&z[..n], &bias[..n]);
+    for j in 0..n {
+        a[j] = z[j] + bias[j];
+    }
+}
+
+wide_simd! {
+    /// `a += b`.
+    fn add_assign<E: Element>(a: &mut [E], b: &[E]) => add_assign_body
+}
+
+#[inline(always)]
+fn add_assign_body<E: Element>(a: &mut [E], b: &[E]) {
+    let n = a.len();
+    let b = &b[..n];
+    for j in 0..n {
+        a[j] += b[j];
+    }
+}
+
+wide_simd! {
+    /// `a += b ⊙ c`.
+    fn add_product<E: Element>(a: &mut [E], b: &[E], c: &[E]) => add_product_body
+}
+
+#[inline(always)]
+fn add_product_body<E: Element>(a: &mut [E], b: &[E], c: &[E]) {
+    let n = a.len();
+    let (b, c) = (&b[..n], &c[..n]);
+    for j in 0..n {
+        a[j] += b[j] * c[j];
     }
 }
 
@@ -413,20 +508,6 @@ fn bptt_row_body<E: Element>(
         dh[j] *= one - m;
     }
     db[..4 * h].iter_mut().zip(&dz[..4 * h]).for_each(|(d, &x)| *d += x);
-}
-
-wide_simd! {
-    /// `a = z + x + bias`: a row's gate pre-activations.
-    fn gates_in<E: Element>(a: &mut [E], z: &[E], x: &[E], bias: &[E]) => gates_in_body
-}
-
-#[inline(always)]
-fn gates_in_body<E: Element>(a: &mut [E], z: &[E], x: &[E], bias: &[E]) {
-    let n = a.len();
-    let (z, x, bias) = (&z[..n], &x[..n], &bias[..n]);
-    for j in 0..n {
-        a[j] = z[j] + x[j] + bias[j];
-    }
 }
 
 wide_simd! {

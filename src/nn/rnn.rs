@@ -268,36 +268,34 @@ impl<E: Element> RecurrentStack<E> {
         let (b, steps, inp) = (x.shape()[0], x.shape()[1], x.shape()[2]);
         let h = self.config.hidden_size;
         let g = self.kind.gates() * h;
-        // One matmul projects every step: [B·T, in] × [in, gates·H].
-        let xp = x.reshape(&[b * steps, inp]).matmul(&cell.w_ih.tensor().t());
         let (bi, bh) = (cell.b_ih.as_ref().map(Param::tensor), cell.b_hh.as_ref().map(Param::tensor));
-        let fused_lstm = self.kind == CellKind::Lstm && self.config.fused;
         let lstm_bias = match (self.kind, &bi, &bh) {
             (CellKind::Lstm, Some(bi), Some(bh)) => Some(bi + bh),
             _ => None,
         };
-        let xp = match (self.kind, &bi, &lstm_bias) {
-            // The fused LSTM kernel adds the bias to the gates itself (no pass over B·T·4H values
-            // here, and its gradient is summed while the kernel writes the gates' gradient).
-            (CellKind::Lstm, _, _) if fused_lstm => xp,
-            // The reference LSTM adds both biases up front; the GRU keeps b_hh inside
-            // r ⊙ (W_hn·h + b_hn).
-            (CellKind::Lstm, _, Some(b)) => xp + b,
-            (CellKind::Gru, Some(bi), _) => xp + bi,
-            _ => xp,
-        };
-        let xp = xp.reshape(&[b, steps, g]);
         let rec_mask =
             (self.training && self.config.recurrent_dropout > 0.0).then(|| self.recurrent_dropout.mask(&[b, h]));
         let w_hh = cell.w_hh.tensor();
-        if fused_lstm {
-            let packed = crate::ops::lstm_sequence(&xp, lstm_bias.as_ref(), &w_hh, &h0, &c0, rec_mask.as_ref(), mask);
+        if self.kind == CellKind::Lstm && self.config.fused {
+            // The fused op projects the input inside each step's matmul and adds the bias there.
+            let w_ih = cell.w_ih.tensor();
+            let packed =
+                crate::ops::lstm_sequence(x, &w_ih, &w_hh, lstm_bias.as_ref(), &h0, &c0, rec_mask.as_ref(), mask);
             let out = packed.narrow(1, 0, steps);
             let hn = packed.narrow(1, steps, 1).squeeze(1);
             let cn = packed.narrow(1, steps + 1, 1).squeeze(1);
             return (out, hn, Some(cn));
         }
-        // The reference cells, composed from primitive ops.
+        // The reference cells, composed from primitive ops. One matmul projects every step:
+        // [B·T, in] × [in, gates·H]. The LSTM adds both biases up front; the GRU keeps b_hh
+        // inside r ⊙ (W_hn·h + b_hn).
+        let xp = x.reshape(&[b * steps, inp]).matmul(&cell.w_ih.tensor().t());
+        let xp = match (self.kind, &bi, &lstm_bias) {
+            (CellKind::Lstm, _, Some(b)) => xp + b,
+            (CellKind::Gru, Some(bi), _) => xp + bi,
+            _ => xp,
+        };
+        let xp = xp.reshape(&[b, steps, g]);
         let w_t = w_hh.t();
         let (mut hcur, mut ccur) = (h0, c0);
         let mut outs = Vec::with_capacity(steps);
