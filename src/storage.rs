@@ -43,6 +43,18 @@ pub trait Element:
     #[doc(hidden)]
     fn tanh_inplace(x: &mut [Self]);
 
+    /// `dst ← eˢʳᶜ` elementwise; the slices have the same length.
+    #[doc(hidden)]
+    fn exp_into(src: &[Self], dst: &mut [Self]);
+
+    /// `dst ← σ(src)` elementwise; the slices have the same length.
+    #[doc(hidden)]
+    fn sigmoid_into(src: &[Self], dst: &mut [Self]);
+
+    /// `dst ← tanh(src)` elementwise; the slices have the same length.
+    #[doc(hidden)]
+    fn tanh_into(src: &[Self], dst: &mut [Self]);
+
     /// The cache of free buffers of this type (see [`crate::memory`]).
     #[doc(hidden)]
     fn pool() -> &'static crate::memory::Pool<Self>;
@@ -97,6 +109,15 @@ impl Element for f32 {
     fn tanh_inplace(x: &mut [f32]) {
         crate::kernels::math::tanh_f32_inplace(x)
     }
+    fn exp_into(src: &[f32], dst: &mut [f32]) {
+        crate::kernels::math::exp_f32_into(src, dst)
+    }
+    fn sigmoid_into(src: &[f32], dst: &mut [f32]) {
+        crate::kernels::math::sigmoid_f32_into(src, dst)
+    }
+    fn tanh_into(src: &[f32], dst: &mut [f32]) {
+        crate::kernels::math::tanh_f32_into(src, dst)
+    }
     unsafe fn gemm(
         m: usize,
         k: usize,
@@ -136,6 +157,15 @@ impl Element for f64 {
     }
     fn tanh_inplace(x: &mut [f64]) {
         x.iter_mut().for_each(|v| *v = v.tanh());
+    }
+    fn exp_into(src: &[f64], dst: &mut [f64]) {
+        dst.iter_mut().zip(src).for_each(|(d, &x)| *d = x.exp());
+    }
+    fn sigmoid_into(src: &[f64], dst: &mut [f64]) {
+        dst.iter_mut().zip(src).for_each(|(d, &x)| *d = crate::ops::sigmoid_scalar(x));
+    }
+    fn tanh_into(src: &[f64], dst: &mut [f64]) {
+        dst.iter_mut().zip(src).for_each(|(d, &x)| *d = x.tanh());
     }
     unsafe fn gemm(
         m: usize,

@@ -40,18 +40,22 @@ pub(crate) fn unary<E: Element>(a: &[E], la: &Layout, f: impl Fn(E) -> E + Sync)
     out
 }
 
-/// Applies an in-place slice function (e.g. `Element::sigmoid_inplace`) to the logical elements
+/// Applies a slice function `f(src, dst)` (e.g. `Element::sigmoid_into`) to the logical elements
 /// of `a`; row-major output, split into fixed pieces across threads when large.
-pub(crate) fn unary_inplace<E: Element>(a: &[E], la: &Layout, f: fn(&mut [E])) -> Vec<E> {
-    let mut out = if la.is_contiguous() {
-        memory::copied(&a[la.offset()..la.offset() + la.numel()])
+pub(crate) fn unary_into<E: Element>(a: &[E], la: &Layout, f: fn(&[E], &mut [E])) -> Vec<E> {
+    let n = la.numel();
+    let gathered;
+    let src = if la.is_contiguous() {
+        &a[la.offset()..la.offset() + n]
     } else {
-        gather_contiguous(a, la)
+        gathered = gather_contiguous(a, la);
+        &gathered[..]
     };
-    if out.len() >= PAR_ELEMS {
-        out.par_chunks_mut(PAR_CHUNK).for_each(f);
+    let mut out = memory::take(n);
+    if n >= PAR_ELEMS {
+        out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(|(d, s)| f(s, d));
     } else {
-        f(&mut out);
+        f(src, &mut out);
     }
     out
 }

@@ -80,10 +80,10 @@ fn tanh_f32<const F: bool>(x: f32) -> f32 {
 }
 
 macro_rules! dispatch {
-    ($name:ident, $scalar:ident) => {
+    ($inplace:ident, $into:ident, $scalar:ident) => {
         /// Applies the function to every element in place (f32), with AVX-512 or AVX2+FMA when
         /// the CPU has them.
-        pub(crate) fn $name(x: &mut [f32]) {
+        pub(crate) fn $inplace(x: &mut [f32]) {
             #[inline(always)]
             fn body<const F: bool>(x: &mut [f32]) {
                 for v in x.iter_mut() {
@@ -113,12 +113,44 @@ macro_rules! dispatch {
             }
             body::<false>(x)
         }
+
+        /// `dst[i] = f(src[i])` (f32; the slices have the same length): one pass, instead of a
+        /// copy and then a pass in place.
+        pub(crate) fn $into(src: &[f32], dst: &mut [f32]) {
+            #[inline(always)]
+            fn body<const F: bool>(src: &[f32], dst: &mut [f32]) {
+                for (d, &x) in dst.iter_mut().zip(src) {
+                    *d = $scalar::<F>(x);
+                }
+            }
+            assert_eq!(src.len(), dst.len(), "elementwise kernel: input and output lengths differ");
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                fn avx512(src: &[f32], dst: &mut [f32]) {
+                    body::<true>(src, dst)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2(src: &[f32], dst: &mut [f32]) {
+                    body::<true>(src, dst)
+                }
+                if super::has_avx512() {
+                    // SAFETY: as in the in-place form above.
+                    return unsafe { avx512(src, dst) };
+                }
+                if super::has_avx2_fma() {
+                    // SAFETY: as in the in-place form above.
+                    return unsafe { avx2(src, dst) };
+                }
+            }
+            body::<false>(src, dst)
+        }
     };
 }
 
-dispatch!(exp_f32_inplace, exp_f32);
-dispatch!(sigmoid_f32_inplace, sigmoid_f32);
-dispatch!(tanh_f32_inplace, tanh_f32);
+dispatch!(exp_f32_inplace, exp_f32_into, exp_f32);
+dispatch!(sigmoid_f32_inplace, sigmoid_f32_into, sigmoid_f32);
+dispatch!(tanh_f32_inplace, tanh_f32_into, tanh_f32);
 
 #[cfg(test)]
 mod tests {
@@ -165,6 +197,24 @@ mod tests {
                     assert!(err <= 3e-7 * r.abs() || err < 1e-7, "f({x}) = {y}, expected {r}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn out_of_place_forms_match_the_in_place_ones() {
+        let xs: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) / 25.0).collect();
+        type Pair = (fn(&mut [f32]), fn(&[f32], &mut [f32]));
+        let pairs: [Pair; 3] = [
+            (exp_f32_inplace, exp_f32_into),
+            (sigmoid_f32_inplace, sigmoid_f32_into),
+            (tanh_f32_inplace, tanh_f32_into),
+        ];
+        for (inplace, into) in pairs {
+            let mut a = xs.clone();
+            inplace(&mut a);
+            let mut b = vec![0.0; xs.len()];
+            into(&xs, &mut b);
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
         }
     }
 

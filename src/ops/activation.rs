@@ -10,7 +10,7 @@ impl<E: Element> Tensor<E> {
     /// Hyperbolic tangent. ∂/∂x = 1 − tanh²(x) (from the output).
     #[track_caller]
     pub fn tanh(&self) -> Tensor<E> {
-        self.map_slice(E::tanh_inplace).record("tanh", vec![self.clone()], |c| {
+        self.map_slice(E::tanh_into).record("tanh", vec![self.clone()], |c| {
             let y = c.out;
             vec![Some(c.grad * &((y * y).neg() + E::one()))]
         })
@@ -20,7 +20,7 @@ impl<E: Element> Tensor<E> {
     /// output).
     #[track_caller]
     pub fn sigmoid(&self) -> Tensor<E> {
-        self.map_slice(E::sigmoid_inplace).record("sigmoid", vec![self.clone()], |c| {
+        self.map_slice(E::sigmoid_into).record("sigmoid", vec![self.clone()], |c| {
             let y = c.out;
             vec![Some(c.grad * &(y * &(y.neg() + E::one())))]
         })

@@ -20,11 +20,11 @@ impl<E: Element> Tensor<E> {
         Tensor::from_data(map::unary(&d, self.layout(), f), self.shape())
     }
 
-    /// Applies an in-place slice kernel to a copy of the elements, recording nothing.
+    /// Applies a slice kernel `f(src, dst)` to the elements into a new tensor, recording nothing.
     #[track_caller]
-    pub(crate) fn map_slice(&self, f: fn(&mut [E])) -> Tensor<E> {
+    pub(crate) fn map_slice(&self, f: fn(&[E], &mut [E])) -> Tensor<E> {
         let d = self.data();
-        Tensor::from_data(map::unary_inplace(&d, self.layout(), f), self.shape())
+        Tensor::from_data(map::unary_into(&d, self.layout(), f), self.shape())
     }
 
     /// Combines two tensors of the same shape element by element, recording nothing.
@@ -99,7 +99,7 @@ impl<E: Element> Tensor<E> {
     /// `eˣ`. ∂/∂x = eˣ (the output).
     #[track_caller]
     pub fn exp(&self) -> Tensor<E> {
-        self.map_slice(E::exp_inplace).record("exp", vec![self.clone()], |c| vec![Some(c.grad * c.out)])
+        self.map_slice(E::exp_into).record("exp", vec![self.clone()], |c| vec![Some(c.grad * c.out)])
     }
 
     /// Natural logarithm. ∂/∂x = 1/x.
