@@ -84,10 +84,32 @@ impl<E: Element> Tensor<E> {
         };
         Tensor::from_data(out, &shape).record("matmul", vec![self.clone(), other.clone()], move |c| {
             let (a, b) = (&c.inputs[0], &c.inputs[1]);
+            let t = |x: &Tensor<E>| x.transpose(r - 2, r - 1);
+            // Each gradient is laid out like its operand: for an operand that is a transposed
+            // view (a Linear layer's `Wᵀ`), the product is computed transposed and viewed back,
+            // so the weight's own gradient comes out row-major and the optimizer reads it as is.
             vec![
-                c.needs(0).then(|| c.grad.matmul_same_batch(&b.transpose(r - 2, r - 1))),
-                c.needs(1).then(|| a.transpose(r - 2, r - 1).matmul_same_batch(c.grad)),
+                c.needs(0).then(|| {
+                    if is_transposed(a, r) {
+                        t(&b.matmul_same_batch(&t(c.grad)))
+                    } else {
+                        c.grad.matmul_same_batch(&t(b))
+                    }
+                }),
+                c.needs(1).then(|| {
+                    if is_transposed(b, r) {
+                        t(&t(c.grad).matmul_same_batch(a))
+                    } else {
+                        t(a).matmul_same_batch(c.grad)
+                    }
+                }),
             ]
         })
     }
+}
+
+/// True when the last two dims of `x` (rank `r`) are stored column by column, as in `w.t()`.
+fn is_transposed<E: Element>(x: &Tensor<E>, r: usize) -> bool {
+    let (s, d) = (x.strides(), x.shape());
+    d[r - 2] > 1 && d[r - 1] > 1 && s[r - 2] == 1 && s[r - 1] >= d[r - 2]
 }
