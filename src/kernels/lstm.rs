@@ -53,6 +53,21 @@ pub(crate) fn combine_weights<E: Element>(d: LstmDims, w_hh: &[E], w_ih: &[E]) -
     w
 }
 
+/// `[W_hh, W_ih]ᵀ` stored row by row, `[H + I, 4H]`: the forward's right operand. Stored this
+/// way, each step's matmul packs it with contiguous reads; read as a transposed view of
+/// [`combine_weights`], packing it gathered one element per cache line and took as long as the
+/// product itself.
+pub(crate) fn combine_weights_t<E: Element>(d: LstmDims, w: &[E]) -> Vec<E> {
+    let (g4, k) = (4 * d.h, d.k());
+    let mut wt = vec![E::zero(); k * g4];
+    for (p, row) in wt.chunks_mut(g4).enumerate() {
+        for (g, v) in row.iter_mut().enumerate() {
+            *v = w[g * k + p];
+        }
+    }
+    wt
+}
+
 /// What the backward pass needs from the forward pass.
 pub(crate) struct LstmSaved<E: Element> {
     /// Gate activations `[B, T, 4H]` (after σ / tanh).
@@ -80,8 +95,11 @@ impl<E: Element> Drop for LstmSaved<E> {
 pub(crate) struct LstmInputs<'a, E> {
     /// `[B, T, I]` (empty in backward)
     pub x: &'a [E],
-    /// `[W_hh, W_ih]`, `[4H, H + I]` (see [`combine_weights`])
+    /// `[W_hh, W_ih]`, `[4H, H + I]` (see [`combine_weights`]); backward's operand
     pub w: &'a [E],
+    /// The same transposed, `[H + I, 4H]` (see [`combine_weights_t`]); the forward's (empty in
+    /// backward)
+    pub wt: &'a [E],
     /// `[4H]`, or none
     pub bias: Option<&'a [E]>,
     /// `[B, H]` each
@@ -101,6 +119,7 @@ impl<'a, E> LstmInputs<'a, E> {
             // Empty in backward, which reads the input only through the saved step inputs.
             x: if self.x.is_empty() { self.x } else { &self.x[r0 * t * i..][..n * t * i] },
             w: self.w,
+            wt: self.wt,
             bias: self.bias,
             h0: &self.h0[r0 * h..][..n * h],
             c0: &self.c0[r0 * h..][..n * h],
@@ -195,7 +214,7 @@ fn forward_rows<E: Element>(d: LstmDims, par: bool, save: bool, inp: LstmInputs<
         }
     };
     let mut cn = vec![E::zero(); h];
-    let w_t = MatRef { offset: 0, rs: 1, cs: k }; // [W_hh, W_ih]ᵀ viewed in place: [H + I, 4H]
+    let w_t = MatRef { offset: 0, rs: g4, cs: 1 }; // [W_hh, W_ih]ᵀ, row-major [H + I, 4H]
     for t in 0..steps {
         let ts = if save { t } else { 0 };
         // hx = [h ⊙ r, x_t], saved for the weight gradients.
@@ -212,9 +231,9 @@ fn forward_rows<E: Element>(d: LstmDims, par: bool, save: bool, inp: LstmInputs<
         // z = hx · [W_hh, W_ih]ᵀ, reading step t's rows straight out of the [B, T, H + I] buffer.
         let hx_t = MatRef { offset: ts * k, rs: st * k, cs: 1 };
         if par {
-            gemm(b, k, g4, hx, hx_t, inp.w, w_t, &mut z);
+            gemm(b, k, g4, hx, hx_t, inp.wt, w_t, &mut z);
         } else {
-            gemm_seq(b, k, g4, hx, hx_t, inp.w, w_t, &mut z);
+            gemm_seq(b, k, g4, hx, hx_t, inp.wt, w_t, &mut z);
         }
         for bi in 0..b {
             let row = (bi * st + ts) * h;

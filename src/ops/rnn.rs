@@ -31,6 +31,7 @@ pub(crate) fn lstm_sequence<E: Element>(
     let (b, steps, ni) = (x.shape()[0], x.shape()[1], x.shape()[2]);
     let d = LstmDims { b, t: steps, h: w_hh.shape()[1], i: ni };
     let w: Arc<Vec<E>> = Arc::new(lstm::combine_weights(d, &w_hh.to_vec(), &w_ih.to_vec()));
+    let wt = lstm::combine_weights_t(d, &w);
     let bias_v: Option<Arc<Vec<E>>> = bias.map(|b| Arc::new(b.to_vec()));
     let h0_v = Arc::new(h0.to_vec());
     let c0_v = Arc::new(c0.to_vec());
@@ -44,6 +45,7 @@ pub(crate) fn lstm_sequence<E: Element>(
         let inputs = LstmInputs {
             x: xs,
             w: &w[..],
+            wt: &wt,
             bias: bias_v.as_deref().map(|v| &v[..]),
             h0: &h0_v[..],
             c0: &c0_v[..],
@@ -67,6 +69,7 @@ pub(crate) fn lstm_sequence<E: Element>(
         let inputs = LstmInputs {
             x: &[],
             w: &w[..],
+            wt: &[],
             bias: bias_v.as_deref().map(|v| &v[..]),
             h0: &h0_v[..],
             c0: &c0_v[..],
