@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{PAR_CHUNK, PAR_ELEMS};
+use super::{PAR_CHUNK, PAR_ELEMS, parallel};
 use crate::layout::{Layout, for_each_row};
 use crate::memory;
 use crate::storage::Element;
@@ -20,7 +20,7 @@ pub(crate) fn unary<E: Element>(a: &[E], la: &Layout, f: impl Fn(E) -> E + Sync)
                 *o = f(x);
             }
         };
-        if n >= PAR_ELEMS {
+        if n >= PAR_ELEMS && parallel() {
             out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(body);
         } else {
             body((&mut out, src));
@@ -52,7 +52,7 @@ pub(crate) fn unary_into<E: Element>(a: &[E], la: &Layout, f: fn(&[E], &mut [E])
         &gathered[..]
     };
     let mut out = memory::take(n);
-    if n >= PAR_ELEMS {
+    if n >= PAR_ELEMS && parallel() {
         out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(|(d, s)| f(s, d));
     } else {
         f(src, &mut out);
@@ -75,7 +75,7 @@ pub(crate) fn binary<E: Element>(a: &[E], la: &Layout, b: &[E], lb: &Layout, f: 
                 *o = f(x, y);
             }
         };
-        if n >= PAR_ELEMS {
+        if n >= PAR_ELEMS && parallel() {
             out.par_chunks_mut(PAR_CHUNK).zip(sa.par_chunks(PAR_CHUNK).zip(sb.par_chunks(PAR_CHUNK))).for_each(body);
         } else {
             body((&mut out, (sa, sb)));
@@ -134,7 +134,7 @@ fn binary_strided<E: Element>(
 fn par_over_dim0<T: Send>(out: &mut [T], la: &Layout, lb: &Layout, kernel: impl Fn(&mut [T], &Layout, &Layout) + Sync) {
     let n = la.numel();
     let d0 = la.shape().first().copied().unwrap_or(1);
-    if n < PAR_ELEMS || d0 < 2 {
+    if n < PAR_ELEMS || d0 < 2 || !parallel() {
         kernel(out, la, lb);
         return;
     }

@@ -177,7 +177,7 @@ pub(crate) fn batched_gemm<E: Element>(
         let mb = MatRef { offset: b_offsets[p], rs: rsb, cs: csb };
         gemm(m, k, n, a, ma, b, mb, c);
     };
-    if batch >= 2 && m * k * n < PAR_MIN_MACS * 4 {
+    if batch >= 2 && m * k * n < PAR_MIN_MACS * 4 && super::parallel() {
         out.par_chunks_mut(m * n).enumerate().for_each(|(p, c)| one(p, c));
     } else {
         out.chunks_mut(m * n).enumerate().for_each(|(p, c)| one(p, c));

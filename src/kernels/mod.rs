@@ -1,9 +1,10 @@
 //! The hot loops, on raw slices and layouts: no graph, no `Tensor`.
 //!
-//! The parallel policy lives here, in one place: work is split into pieces whose boundaries
-//! depend only on the problem size, never on the number of threads, and each output element is
-//! computed by exactly one piece in a fixed order. Results are therefore bit-identical whatever
-//! `RAYON_NUM_THREADS` is.
+//! The parallel policy lives here, in one place: each output element is computed by exactly one
+//! piece of work in a fixed order, and wherever the pieces could change a result (reductions),
+//! their boundaries depend only on the problem size, never on the number of threads. Results are
+//! therefore bit-identical whatever `RAYON_NUM_THREADS` is. (Small fixed pieces also balance
+//! better than one piece per thread on a busy machine: tried for the maps, it was no faster.)
 
 pub(crate) mod lstm;
 pub(crate) mod map;
@@ -16,6 +17,13 @@ pub(crate) const PAR_ELEMS: usize = 1 << 15;
 
 /// Elements per parallel piece for elementwise kernels.
 pub(crate) const PAR_CHUNK: usize = 1 << 14;
+
+/// Whether the current rayon pool has more than one thread. With one, kernels run their pieces
+/// on the calling thread, in the same pieces: handing work to a one-thread pool only adds a
+/// sleep and a wake-up per op (~10 % of a 1M-element add).
+pub(crate) fn parallel() -> bool {
+    rayon::current_num_threads() > 1
+}
 
 /// Whether the CPU has the AVX-512 subsets (and AVX2+FMA) that the widest builds use.
 #[cfg(target_arch = "x86_64")]

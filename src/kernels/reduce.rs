@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{PAR_CHUNK, PAR_ELEMS};
+use super::{PAR_CHUNK, PAR_ELEMS, parallel};
 use crate::layout::{Layout, for_each_row};
 use crate::shape::numel;
 use crate::storage::Element;
@@ -17,7 +17,12 @@ pub(crate) fn sum_to<E: Element>(a: &[E], la: &Layout, out_shape: &[usize]) -> V
     if numel(out_shape) == 1 && la.is_contiguous() {
         let src = &a[la.offset()..la.offset() + n];
         let total = if n >= PAR_ELEMS {
-            let parts: Vec<E> = src.par_chunks(PAR_CHUNK).map(sum_slice).collect();
+            // The same pieces whether or not they run in parallel, so the bits do not change.
+            let parts: Vec<E> = if parallel() {
+                src.par_chunks(PAR_CHUNK).map(sum_slice).collect()
+            } else {
+                src.chunks(PAR_CHUNK).map(sum_slice).collect()
+            };
             sum_slice(&parts)
         } else {
             sum_slice(src)
