@@ -1,10 +1,10 @@
 //! The hot loops, on raw slices and layouts: no graph, no `Tensor`.
 //!
-//! The parallel policy lives here, in one place: each output element is computed by exactly one
-//! piece of work in a fixed order, and wherever the pieces could change a result (reductions),
-//! their boundaries depend only on the problem size, never on the number of threads. Results are
-//! therefore bit-identical whatever `RAYON_NUM_THREADS` is. (Small fixed pieces also balance
-//! better than one piece per thread on a busy machine: tried for the maps, it was no faster.)
+//! The parallel policy lives here, in one place: work is split into pieces whose boundaries
+//! depend only on the problem size, never on the number of threads, and each output element is
+//! computed by exactly one piece in a fixed order. Results are therefore bit-identical whatever
+//! `RAYON_NUM_THREADS` is. (Small fixed pieces also balance better than one piece per thread on a
+//! busy machine: tried for the elementwise maps, it was no faster.)
 
 pub(crate) mod lstm;
 pub(crate) mod map;
