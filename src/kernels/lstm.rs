@@ -248,20 +248,26 @@ fn forward_rows<E: Element>(d: LstmDims, par: bool, save: bool, inp: LstmInputs<
             let (g, o) = rest.split_at(h);
             let cp = &mut cs[bi * h..][..h];
             let hp = &mut hs[bi * h..][..h];
-            cprev[row..row + h].copy_from_slice(cp);
-            new_cell(i, f, g, cp, &mut cn);
+            if save {
+                cprev[row..row + h].copy_from_slice(cp);
+            }
             let tc = &mut tanh_c[row..row + h];
-            tc.copy_from_slice(&cn);
-            E::tanh_inplace(tc);
             let hn = &mut out[orow..orow + h];
-            mul_into(hn, o, tc);
             match inp.mask.map(|m| m[bi * steps + t]) {
                 None => {
-                    cp.copy_from_slice(&cn);
+                    // The state is replaced: update the cell in place.
+                    new_cell_inplace(i, f, g, cp);
+                    E::tanh_into(cp, tc);
+                    mul_into(hn, o, tc);
                     hp.copy_from_slice(hn);
                 }
                 // Blend, as the reference cell does: state + m·(new − state); the output is m·h'.
-                Some(m) => blend(m, cp, hp, &cn, hn),
+                Some(m) => {
+                    new_cell(i, f, g, cp, &mut cn);
+                    E::tanh_into(&cn, tc);
+                    mul_into(hn, o, tc);
+                    blend(m, cp, hp, &cn, hn);
+                }
             }
         }
     }
@@ -540,6 +546,20 @@ fn new_cell_body<E: Element>(i: &[E], f: &[E], g: &[E], c: &[E], out: &mut [E]) 
     let (i, f, g, c) = (&i[..n], &f[..n], &g[..n], &c[..n]);
     for j in 0..n {
         out[j] = f[j] * c[j] + i[j] * g[j];
+    }
+}
+
+wide_simd! {
+    /// `c ← f ⊙ c + i ⊙ g`.
+    fn new_cell_inplace<E: Element>(i: &[E], f: &[E], g: &[E], c: &mut [E]) => new_cell_inplace_body
+}
+
+#[inline(always)]
+fn new_cell_inplace_body<E: Element>(i: &[E], f: &[E], g: &[E], c: &mut [E]) {
+    let n = c.len();
+    let (i, f, g) = (&i[..n], &f[..n], &g[..n]);
+    for j in 0..n {
+        c[j] = f[j] * c[j] + i[j] * g[j];
     }
 }
 

@@ -25,19 +25,37 @@ pub(crate) fn parallel() -> bool {
     rayon::current_num_threads() > 1
 }
 
+/// The widest vector build this CPU can run: 2 for AVX-512 (F, VL) with AVX2 and FMA, 1 for
+/// AVX2 and FMA, 0 for the baseline. Detected once; the kernels ask per call.
+#[cfg(target_arch = "x86_64")]
+fn simd_level() -> u8 {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static LEVEL: AtomicU8 = AtomicU8::new(u8::MAX);
+    let level = LEVEL.load(Ordering::Relaxed);
+    if level != u8::MAX {
+        return level;
+    }
+    let avx2_fma = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl");
+    let level = match (avx2_fma, avx512) {
+        (true, true) => 2,
+        (true, false) => 1,
+        _ => 0,
+    };
+    LEVEL.store(level, Ordering::Relaxed);
+    level
+}
+
 /// Whether the CPU has the AVX-512 subsets (and AVX2+FMA) that the widest builds use.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
+    simd_level() == 2
 }
 
 /// Whether the CPU has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    simd_level() >= 1
 }
 
 /// Defines `fn $name<E: Element>(args)` that runs the `#[inline(always)]` function `$body`
