@@ -79,7 +79,8 @@ fn stale_cached_buffers_never_leak_into_results() {
     memory::set_cache_limit(0);
     assert_eq!(memory::cached_bytes(), 0);
     let reference = workload();
-    memory::set_cache_limit(memory::DEFAULT_CACHE_LIMIT);
+    // Room for every poisoned class at once (~0.5 GiB), so none is evicted before use.
+    memory::set_cache_limit(1 << 30);
     for _ in 0..2 {
         poison_cache();
         let got = workload();
@@ -89,6 +90,7 @@ fn stale_cached_buffers_never_leak_into_results() {
             assert!(same, "result {i} differs when buffers come from the cache");
         }
     }
+    memory::set_cache_limit(memory::DEFAULT_CACHE_LIMIT);
 }
 
 #[test]
