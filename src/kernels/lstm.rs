@@ -436,48 +436,42 @@ fn backward_rows<E: Element>(
 
 wide_simd! {
     /// `a = z + bias`: a row's gate pre-activations.
-    fn add_into<E: Element>(a: &mut [E], z: &[E], bias: &[E]) => add_into_body
-}
-
-#[inline(always)]
-fn add_into_body<E: Element>(a: &mut [E], z: &[E], bias: &[E]) {
-    let n = a.len();
-    let (z, bias) = (&z[..n], &bias[..n]);
-    for j in 0..n {
-        a[j] = z[j] + bias[j];
+    fn add_into<E: Element>(a: &mut [E], z: &[E], bias: &[E]) {
+        let n = a.len();
+        let (z, bias) = (&z[..n], &bias[..n]);
+        for j in 0..n {
+            a[j] = z[j] + bias[j];
+        }
     }
 }
 
 wide_simd! {
     /// `a += b`.
-    fn add_assign<E: Element>(a: &mut [E], b: &[E]) => add_assign_body
-}
-
-#[inline(always)]
-fn add_assign_body<E: Element>(a: &mut [E], b: &[E]) {
-    let n = a.len();
-    let b = &b[..n];
-    for j in 0..n {
-        a[j] += b[j];
+    fn add_assign<E: Element>(a: &mut [E], b: &[E]) {
+        let n = a.len();
+        let b = &b[..n];
+        for j in 0..n {
+            a[j] += b[j];
+        }
     }
 }
 
 wide_simd! {
     /// `a += b ⊙ c`.
-    fn add_product<E: Element>(a: &mut [E], b: &[E], c: &[E]) => add_product_body
-}
-
-#[inline(always)]
-fn add_product_body<E: Element>(a: &mut [E], b: &[E], c: &[E]) {
-    let n = a.len();
-    let (b, c) = (&b[..n], &c[..n]);
-    for j in 0..n {
-        a[j] += b[j] * c[j];
+    fn add_product<E: Element>(a: &mut [E], b: &[E], c: &[E]) {
+        let n = a.len();
+        let (b, c) = (&b[..n], &c[..n]);
+        for j in 0..n {
+            a[j] += b[j] * c[j];
+        }
     }
 }
 
 wide_simd! {
-    /// One batch row of one BPTT step (see [`bptt_row_body`]).
+    /// One batch row of one BPTT step: from the gate activations `acts` (`[4H]`), `tanh(c')`, the
+    /// previous cell state and the step's output gradient, writes the gates' gradient `dz` (`[4H]`),
+    /// adds it to `db`, and carries `dh`, `dc` back one step (before the recurrent matmul). `m` is
+    /// the step's mask value (1 for a real step, 0 for padding).
     fn bptt_row<E: Element>(
         m: E,
         acts: &[E],
@@ -488,107 +482,77 @@ wide_simd! {
         dc: &mut [E],
         dz: &mut [E],
         db: &mut [E],
-    ) => bptt_row_body
-}
-
-/// One batch row of one BPTT step: from the gate activations `acts` (`[4H]`), `tanh(c')`, the
-/// previous cell state and the step's output gradient, writes the gates' gradient `dz` (`[4H]`),
-/// adds it to `db`, and carries `dh`, `dc` back one step (before the recurrent matmul). `m` is
-/// the step's mask value (1 for a real step, 0 for padding).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn bptt_row_body<E: Element>(
-    m: E,
-    acts: &[E],
-    tanh_c: &[E],
-    cprev: &[E],
-    dout: &[E],
-    dh: &mut [E],
-    dc: &mut [E],
-    dz: &mut [E],
-    db: &mut [E],
-) {
-    let h = dh.len();
-    let one = E::one();
-    // Equal-length slices, so the loop below has no bounds checks and vectorises.
-    let (ai, rest) = acts[..4 * h].split_at(h);
-    let (af, rest) = rest.split_at(h);
-    let (ag, ao) = rest.split_at(h);
-    let (dzi, rest) = dz[..4 * h].split_at_mut(h);
-    let (dzf, rest) = rest.split_at_mut(h);
-    let (dzg, dzo) = rest.split_at_mut(h);
-    let (tanh_c, cprev, dout, dc) = (&tanh_c[..h], &cprev[..h], &dout[..h], &mut dc[..h]);
-    for j in 0..h {
-        let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
-        // Split the carried gradients between the new state and the carried-over one.
-        let dh_new = m * (dh[j] + dout[j]);
-        let dc_new = m * dc[j];
-        let tc = tanh_c[j];
-        let dcn = dc_new + dh_new * o * (one - tc * tc);
-        dzi[j] = dcn * g * i * (one - i);
-        dzf[j] = dcn * cprev[j] * f * (one - f);
-        dzg[j] = dcn * i * (one - g * g);
-        dzo[j] = dh_new * tc * o * (one - o);
-        dc[j] = dcn * f + (one - m) * dc[j];
-        dh[j] *= one - m;
+    ) {
+        let h = dh.len();
+        let one = E::one();
+        // Equal-length slices, so the loop below has no bounds checks and vectorises.
+        let (ai, rest) = acts[..4 * h].split_at(h);
+        let (af, rest) = rest.split_at(h);
+        let (ag, ao) = rest.split_at(h);
+        let (dzi, rest) = dz[..4 * h].split_at_mut(h);
+        let (dzf, rest) = rest.split_at_mut(h);
+        let (dzg, dzo) = rest.split_at_mut(h);
+        let (tanh_c, cprev, dout, dc) = (&tanh_c[..h], &cprev[..h], &dout[..h], &mut dc[..h]);
+        for j in 0..h {
+            let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
+            // Split the carried gradients between the new state and the carried-over one.
+            let dh_new = m * (dh[j] + dout[j]);
+            let dc_new = m * dc[j];
+            let tc = tanh_c[j];
+            let dcn = dc_new + dh_new * o * (one - tc * tc);
+            dzi[j] = dcn * g * i * (one - i);
+            dzf[j] = dcn * cprev[j] * f * (one - f);
+            dzg[j] = dcn * i * (one - g * g);
+            dzo[j] = dh_new * tc * o * (one - o);
+            dc[j] = dcn * f + (one - m) * dc[j];
+            dh[j] *= one - m;
+        }
+        db[..4 * h].iter_mut().zip(&dz[..4 * h]).for_each(|(d, &x)| *d += x);
     }
-    db[..4 * h].iter_mut().zip(&dz[..4 * h]).for_each(|(d, &x)| *d += x);
 }
 
 wide_simd! {
     /// `c' = f ⊙ c + i ⊙ g`.
-    fn new_cell<E: Element>(i: &[E], f: &[E], g: &[E], c: &[E], out: &mut [E]) => new_cell_body
-}
-
-#[inline(always)]
-fn new_cell_body<E: Element>(i: &[E], f: &[E], g: &[E], c: &[E], out: &mut [E]) {
-    let n = out.len();
-    let (i, f, g, c) = (&i[..n], &f[..n], &g[..n], &c[..n]);
-    for j in 0..n {
-        out[j] = f[j] * c[j] + i[j] * g[j];
+    fn new_cell<E: Element>(i: &[E], f: &[E], g: &[E], c: &[E], out: &mut [E]) {
+        let n = out.len();
+        let (i, f, g, c) = (&i[..n], &f[..n], &g[..n], &c[..n]);
+        for j in 0..n {
+            out[j] = f[j] * c[j] + i[j] * g[j];
+        }
     }
 }
 
 wide_simd! {
     /// `c ← f ⊙ c + i ⊙ g`.
-    fn new_cell_inplace<E: Element>(i: &[E], f: &[E], g: &[E], c: &mut [E]) => new_cell_inplace_body
-}
-
-#[inline(always)]
-fn new_cell_inplace_body<E: Element>(i: &[E], f: &[E], g: &[E], c: &mut [E]) {
-    let n = c.len();
-    let (i, f, g) = (&i[..n], &f[..n], &g[..n]);
-    for j in 0..n {
-        c[j] = f[j] * c[j] + i[j] * g[j];
+    fn new_cell_inplace<E: Element>(i: &[E], f: &[E], g: &[E], c: &mut [E]) {
+        let n = c.len();
+        let (i, f, g) = (&i[..n], &f[..n], &g[..n]);
+        for j in 0..n {
+            c[j] = f[j] * c[j] + i[j] * g[j];
+        }
     }
 }
 
 wide_simd! {
     /// `out = a ⊙ b`.
-    fn mul_into<E: Element>(out: &mut [E], a: &[E], b: &[E]) => mul_into_body
-}
-
-#[inline(always)]
-fn mul_into_body<E: Element>(out: &mut [E], a: &[E], b: &[E]) {
-    let n = out.len();
-    let (a, b) = (&a[..n], &b[..n]);
-    for j in 0..n {
-        out[j] = a[j] * b[j];
+    fn mul_into<E: Element>(out: &mut [E], a: &[E], b: &[E]) {
+        let n = out.len();
+        let (a, b) = (&a[..n], &b[..n]);
+        for j in 0..n {
+            out[j] = a[j] * b[j];
+        }
     }
 }
 
 wide_simd! {
     /// A padded step keeps the state: `c += m·(c' − c)`, `h += m·(h' − h)`, and outputs `m·h'`.
-    fn blend<E: Element>(m: E, c: &mut [E], h: &mut [E], c_new: &[E], h_new: &mut [E]) => blend_body
-}
-
-#[inline(always)]
-fn blend_body<E: Element>(m: E, c: &mut [E], h: &mut [E], c_new: &[E], h_new: &mut [E]) {
-    let n = c.len();
-    let (h, c_new, h_new) = (&mut h[..n], &c_new[..n], &mut h_new[..n]);
-    for j in 0..n {
-        c[j] += m * (c_new[j] - c[j]);
-        h[j] += m * (h_new[j] - h[j]);
-        h_new[j] *= m;
+    fn blend<E: Element>(m: E, c: &mut [E], h: &mut [E], c_new: &[E], h_new: &mut [E]) {
+        let n = c.len();
+        let (h, c_new, h_new) = (&mut h[..n], &c_new[..n], &mut h_new[..n]);
+        for j in 0..n {
+            c[j] += m * (c_new[j] - c[j]);
+            h[j] += m * (h_new[j] - h[j]);
+            h_new[j] *= m;
+        }
     }
 }

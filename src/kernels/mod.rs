@@ -58,26 +58,29 @@ pub(crate) fn has_avx2_fma() -> bool {
     simd_level() >= 1
 }
 
-/// Defines `fn $name<E: Element>(args)` that runs the `#[inline(always)]` function `$body`
-/// compiled for the widest vector unit the CPU has: AVX-512, else AVX2+FMA, else the baseline.
-/// For elementwise loops over slices: the arithmetic is the same in every build (no operation is
-/// fused or reordered), only the number of lanes differs, so the bits do not depend on the CPU.
+/// Defines `fn $name<E: Element>(args) { body }` so that the body, an elementwise loop over
+/// slices, is compiled for the widest vector unit the CPU has: AVX-512, else AVX2+FMA, else the
+/// baseline, picked at run time. The arithmetic is the same in every build (no operation is fused
+/// or reordered), only the number of lanes differs, so the bits do not depend on the CPU.
 macro_rules! wide_simd {
-    ($(#[$doc:meta])* fn $name:ident<E: Element>($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+    ($(#[$doc:meta])* fn $name:ident<E: Element>($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$doc])*
         #[allow(clippy::too_many_arguments)]
         fn $name<E: Element>($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body<E: Element>($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 fn avx512<E: Element>($($arg: $ty),*) {
-                    $body($($arg),*)
+                    body($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 fn avx2<E: Element>($($arg: $ty),*) {
-                    $body($($arg),*)
+                    body($($arg),*)
                 }
                 if $crate::kernels::has_avx512() {
                     // SAFETY: the CPU has AVX-512F/VL, AVX2 and FMA (checked just above), all
@@ -90,7 +93,7 @@ macro_rules! wide_simd {
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            $body($($arg),*)
+            body($($arg),*)
         }
     };
 }
