@@ -31,10 +31,6 @@ pub trait Element:
     /// Converts an `f64` constant into this type (rounding for `f32`).
     fn of(x: f64) -> Self;
 
-    /// `x ← eˣ` elementwise (vectorised for `f32`).
-    #[doc(hidden)]
-    fn exp_inplace(x: &mut [Self]);
-
     /// `x ← σ(x)` elementwise, finite for any input (vectorised for `f32`).
     #[doc(hidden)]
     fn sigmoid_inplace(x: &mut [Self]);
@@ -100,9 +96,6 @@ impl Element for f32 {
     fn of(x: f64) -> Self {
         x as f32
     }
-    fn exp_inplace(x: &mut [f32]) {
-        crate::kernels::math::exp_f32_inplace(x)
-    }
     fn sigmoid_inplace(x: &mut [f32]) {
         crate::kernels::math::sigmoid_f32_inplace(x)
     }
@@ -148,9 +141,6 @@ impl Element for f64 {
     #[inline]
     fn of(x: f64) -> Self {
         x
-    }
-    fn exp_inplace(x: &mut [f64]) {
-        x.iter_mut().for_each(|v| *v = v.exp());
     }
     fn sigmoid_inplace(x: &mut [f64]) {
         x.iter_mut().for_each(|v| *v = crate::ops::sigmoid_scalar(*v));

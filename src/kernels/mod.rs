@@ -20,7 +20,7 @@ pub(crate) const PAR_CHUNK: usize = 1 << 14;
 
 /// Whether the current rayon pool has more than one thread. With one, kernels run their pieces
 /// on the calling thread, in the same pieces: handing work to a one-thread pool only adds a
-/// sleep and a wake-up per op (~10 % of a 1M-element add).
+/// sleep and a wake-up per op (a 1M-element broadcast add went from 110 to 88 µs).
 pub(crate) fn parallel() -> bool {
     rayon::current_num_threads() > 1
 }

@@ -1,7 +1,5 @@
 //! The fused LSTM layer as one differentiable op over a whole sequence.
 
-use std::sync::Arc;
-
 use crate::kernels::lstm::{self, LstmDims, LstmInputs};
 use crate::storage::Element;
 use crate::tensor::Tensor;
@@ -30,30 +28,21 @@ pub(crate) fn lstm_sequence<E: Element>(
 ) -> Tensor<E> {
     let (b, steps, ni) = (x.shape()[0], x.shape()[1], x.shape()[2]);
     let d = LstmDims { b, t: steps, h: w_hh.shape()[1], i: ni };
-    let w: Arc<Vec<E>> = Arc::new(lstm::combine_weights(d, &w_hh.to_vec(), &w_ih.to_vec()));
-    let wt = lstm::combine_weights_t(d, &w);
-    let bias_v: Option<Arc<Vec<E>>> = bias.map(|b| Arc::new(b.to_vec()));
-    let h0_v = Arc::new(h0.to_vec());
-    let c0_v = Arc::new(c0.to_vec());
-    let rec: Option<Arc<Vec<E>>> = rec_mask.map(|r| Arc::new(r.to_vec()));
-    let msk: Option<Arc<Vec<E>>> = mask.map(|m| Arc::new(m.to_vec()));
+    let consts = Consts {
+        w: lstm::combine_weights(d, &w_hh.to_vec(), &w_ih.to_vec()),
+        h0: h0.to_vec(),
+        c0: c0.to_vec(),
+        rec_mask: rec_mask.map(Tensor::to_vec),
+        mask: mask.map(Tensor::to_vec),
+    };
+    // Forward-only operands: not kept by the graph.
+    let wt = lstm::combine_weights_t(d, &consts.w);
+    let bias_v: Option<Vec<E>> = bias.map(Tensor::to_vec);
     // Keep what backward needs only if a graph will be recorded.
     let inputs: Vec<Tensor<E>> =
         [Some(x), Some(w_ih), Some(w_hh), Some(h0), Some(c0), bias].into_iter().flatten().cloned().collect();
     let save = crate::is_grad_enabled() && inputs.iter().any(|t| t.needs_grad());
-    let (out, saved) = with_row_major(x, |xs| {
-        let inputs = LstmInputs {
-            x: xs,
-            w: &w[..],
-            wt: &wt,
-            bias: bias_v.as_deref().map(|v| &v[..]),
-            h0: &h0_v[..],
-            c0: &c0_v[..],
-            rec_mask: rec.as_deref().map(|v| &v[..]),
-            mask: msk.as_deref().map(|v| &v[..]),
-        };
-        lstm::forward(d, inputs, save)
-    });
+    let (out, saved) = with_row_major(x, |xs| lstm::forward(d, consts.inputs(xs, &wt, bias_v.as_deref()), save));
     let out = Tensor::from_vec(out, &[b, steps + 2, d.h]);
     let with_bias = bias.is_some();
     out.record("lstm", inputs, move |c| {
@@ -65,17 +54,8 @@ pub(crate) fn lstm_sequence<E: Element>(
             );
         }
         let saved = saved.as_ref().expect("lstm: values saved for backward (recorded graphs always save them)");
-        // Backward reads the input only through the saved step inputs.
-        let inputs = LstmInputs {
-            x: &[],
-            w: &w[..],
-            wt: &[],
-            bias: bias_v.as_deref().map(|v| &v[..]),
-            h0: &h0_v[..],
-            c0: &c0_v[..],
-            rec_mask: rec.as_deref().map(|v| &v[..]),
-            mask: msk.as_deref().map(|v| &v[..]),
-        };
+        // Backward reads the input only through the saved step inputs, and needs no bias.
+        let inputs = consts.inputs(&[], &[], None);
         let g = with_row_major(c.grad, |dout| lstm::backward(d, saved, inputs, dout, c.needs(0)));
         let (b, h, i) = (d.b, d.h, d.i);
         let mut grads = vec![
@@ -90,6 +70,32 @@ pub(crate) fn lstm_sequence<E: Element>(
         }
         grads
     })
+}
+
+/// Row-major copies of the kernel's constant operands, owned by the op's backward.
+struct Consts<E> {
+    /// `[W_hh, W_ih]`
+    w: Vec<E>,
+    h0: Vec<E>,
+    c0: Vec<E>,
+    rec_mask: Option<Vec<E>>,
+    mask: Option<Vec<E>>,
+}
+
+impl<E> Consts<E> {
+    /// The kernel's inputs with the given per-call operands.
+    fn inputs<'a>(&'a self, x: &'a [E], wt: &'a [E], bias: Option<&'a [E]>) -> LstmInputs<'a, E> {
+        LstmInputs {
+            x,
+            w: &self.w,
+            wt,
+            bias,
+            h0: &self.h0,
+            c0: &self.c0,
+            rec_mask: self.rec_mask.as_deref(),
+            mask: self.mask.as_deref(),
+        }
+    }
 }
 
 /// Runs `f` on the row-major elements of `t`: in place when `t` is contiguous (the usual case
