@@ -376,7 +376,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut opt = Adam::new(model.parameters(), AdamConfig { lr: args.lr, ..AdamConfig::default() });
     let (epochs, log_every) = (args.epochs, args.log_every);
     let report = FnCallback(move |epoch: usize, logs: &[(String, f64)]| {
-        if epoch == 0 || (epoch + 1) % log_every == 0 || epoch + 1 == epochs {
+        if epoch == 0 || (epoch + 1).is_multiple_of(log_every) || epoch + 1 == epochs {
             let get = |k: &str| logs.iter().find(|(n, _)| n == k).map_or(f64::NAN, |&(_, v)| v);
             println!("epoch {:>4}  loss {:.5}  val_loss {:.5}", epoch + 1, get("loss"), get("val_loss"));
         }

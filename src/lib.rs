@@ -28,29 +28,25 @@
 //! ```
 #![warn(missing_docs)]
 
-mod autograd;
 pub mod data;
 mod error;
-mod gradcheck;
 pub mod io;
 mod kernels;
-mod layout;
 pub mod loss;
-pub mod memory;
 pub mod nn;
 mod ops;
 pub mod optim;
-pub mod shape;
-mod storage;
 mod tensor;
 pub mod train;
 
-pub use autograd::{Gradients, detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad, set_detect_anomaly};
 pub use error::{Error, Result};
-pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradcheck_with};
-pub use layout::Layout;
-pub use storage::Element;
-pub use tensor::{Tensor, TensorId};
+pub use tensor::autograd::Gradients;
+pub use tensor::element::Element;
+pub use tensor::gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradcheck_with};
+pub use tensor::handle::{Tensor, TensorId};
+pub use tensor::layout::Layout;
+pub use tensor::mode::{detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad, set_detect_anomaly};
+pub use tensor::{memory, shape};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

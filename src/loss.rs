@@ -5,7 +5,6 @@
 //! prediction's, a BCE target outside `[0, 1]`, a class id out of range — panics with a message
 //! naming the loss and the shapes or values.
 
-use crate::autograd::no_grad;
 use crate::{Element, Tensor};
 
 /// How per-element losses are combined.
@@ -120,41 +119,7 @@ pub fn bce_with_logits<E: Element>(
 ) -> Tensor<E> {
     check_same_shape("bce_with_logits", logits, target);
     check_unit_interval("bce_with_logits", "target", target);
-    // softplus(−x) = ln(1 + e^(−|x|)) + max(−x, 0), finite for any x.
-    let softplus_neg = |x: E| (-x.abs()).exp().ln_1p() + (-x).max(E::zero());
-    let per_element = match pos_weight {
-        None => logits.zip(target, move |x, y| x.max(E::zero()) - x * y + (-x.abs()).exp().ln_1p()),
-        Some(w) => {
-            let w = w.broadcast_to(logits.shape()).detach();
-            no_grad(|| {
-                let sp = logits.map(softplus_neg);
-                let scale = (&w.add_scalar(-E::one()) * target).add_scalar(E::one());
-                &(&target.neg().add_scalar(E::one()) * logits) + &(&scale * &sp)
-            })
-        }
-    };
-    let w = pos_weight.map(|w| w.broadcast_to(logits.shape()).detach());
-    let per_element = per_element.record("bce_with_logits", vec![logits.clone(), target.clone()], move |c| {
-        let (x, y) = (&c.inputs[0], &c.inputs[1]);
-        // ∂/∂x = (1 − y) − (1 + (w − 1)·y)·σ(−x);  ∂/∂y = −x + (w − 1)·softplus(−x)
-        let scale = match &w {
-            Some(w) => (&w.add_scalar(-E::one()) * y).add_scalar(E::one()),
-            None => Tensor::ones(x.shape()),
-        };
-        let dx = c.needs(0).then(|| {
-            let d = &y.neg().add_scalar(E::one()) - &(&scale * &x.neg().sigmoid());
-            c.grad * &d
-        });
-        let dy = c.needs(1).then(|| {
-            let d = match &w {
-                Some(w) => &x.neg() + &(&w.add_scalar(-E::one()) * &x.neg().softplus()),
-                None => x.neg(),
-            };
-            c.grad * &d
-        });
-        vec![dx, dy]
-    });
-    reduction.apply(per_element)
+    reduction.apply(logits.bce_with_logits_elementwise(target, pos_weight))
 }
 
 /// Cross-entropy from logits `[N, C]` and class ids (`targets.len() == N`), with optional label

@@ -246,7 +246,7 @@ fn weights(shape: &[usize], salt: usize) -> T {
     let v = (0..numel(shape))
         .map(|i| {
             let w = 0.3 + ((i * 37 + salt * 11 + 5) % 17) as f64 / 10.0;
-            if (i + salt) % 2 == 0 { w } else { -w }
+            if (i + salt).is_multiple_of(2) { w } else { -w }
         })
         .collect();
     Tensor::from_vec(v, shape)

@@ -736,12 +736,12 @@ fn reshape_target(shape: &[usize], choice: usize) -> Vec<usize> {
         merged.extend_from_slice(&shape[2..]);
         candidates.push(merged);
     }
-    if let Some(&d0) = shape.first() {
-        if let Some(f) = (2..d0).find(|f| d0 % f == 0) {
-            let mut split = vec![f, d0 / f];
-            split.extend_from_slice(&shape[1..]);
-            candidates.push(split);
-        }
+    if let Some(&d0) = shape.first()
+        && let Some(f) = (2..d0).find(|f| d0 % f == 0)
+    {
+        let mut split = vec![f, d0 / f];
+        split.extend_from_slice(&shape[1..]);
+        candidates.push(split);
     }
     if n == 1 {
         candidates.push(vec![]);
@@ -839,7 +839,7 @@ fn resolve(kind: u8, p: [usize; 3], shape: &[usize]) -> Option<ViewOp> {
         4 => {
             // Stretch size-1 dims and maybe add a leading dim, within an element budget.
             let mut target: Vec<usize> = shape.iter().map(|&s| if s == 1 { (1 + p[0] % 4) % 4 } else { s }).collect();
-            if p[1] % 2 == 0 {
+            if p[1].is_multiple_of(2) {
                 target.insert(0, 1 + p[2] % 3);
             }
             if numel(&target) > 256 || target.len() > 5 {

@@ -21,10 +21,12 @@
 
 use rayon::prelude::*;
 
-use super::matmul::{MatRef, gemm, gemm_seq};
-use super::wide_simd;
-use crate::memory;
-use crate::storage::Element;
+use super::matmul::{MatRef, gemm};
+use super::simd_dispatch;
+use super::slice::{add_assign, add_product, mul_into, sum_into};
+use super::{Par, math};
+use crate::tensor::element::Element;
+use crate::tensor::memory;
 
 /// Sizes of one layer: batch, steps, hidden size, input size.
 #[derive(Clone, Copy, Debug)]
@@ -129,22 +131,30 @@ impl<'a, E> LstmInputs<'a, E> {
     }
 }
 
-/// Runs the layer. Returns `[B, T + 2, H]`: the outputs of every step, then the final `h`, then
-/// the final `c`; and, if `save`, the values backward needs (without `save`, e.g. for inference,
+/// The three outputs of a layer: every step's output `[B, T, H]`, the final `h` and the final
+/// `c` (`[B, H]` each).
+pub(crate) struct LstmOut<E> {
+    pub seq: Vec<E>,
+    pub h: Vec<E>,
+    pub c: Vec<E>,
+}
+
+/// Runs the layer. Returns its outputs and, if `save`, the values backward needs (without `save`, e.g. for inference,
 /// each block keeps only one step of scratch).
 ///
 /// Batch rows are independent through time, so the batch is split into blocks of rows, each run
 /// through all steps by one rayon task: one fork-join per sequence instead of one per step. Every
 /// row is computed the same way whatever the blocks, so the bits do not depend on the threads.
 pub(crate) fn forward<E: Element>(
+    par: Par,
     d: LstmDims,
     inputs: LstmInputs<'_, E>,
     save: bool,
-) -> (Vec<E>, Option<LstmSaved<E>>) {
+) -> (LstmOut<E>, Option<LstmSaved<E>>) {
     let LstmDims { b, t: steps, h, .. } = d;
     let (g4, k) = (4 * h, d.k());
-    // Every element of `out` and of the saved buffers is written below.
-    let mut out = memory::take(b * (steps + 2) * h);
+    // Every element of the outputs and of the saved buffers is written below.
+    let mut out = LstmOut { seq: memory::take(b * steps * h), h: memory::take(b * h), c: memory::take(b * h) };
     // Saved values are [B, T, ·]; scratch without saving is [B, 1, ·].
     let st = if save { steps } else { 1 };
     let mut saved = LstmSaved {
@@ -153,43 +163,49 @@ pub(crate) fn forward<E: Element>(
         tanh_c: memory::take(b * st * h),
         hx: memory::take(b * st * k),
     };
-    let rows = rows_per_block(b);
+    let rows = rows_per_block(par, b);
     if rows >= b {
         let bufs = Bufs {
-            out: &mut out,
+            out: &mut out.seq,
+            hn: &mut out.h,
+            cn: &mut out.c,
             acts: &mut saved.acts,
             cprev: &mut saved.cprev,
             tanh_c: &mut saved.tanh_c,
             hx: &mut saved.hx,
         };
-        forward_rows(d, true, save, inputs, bufs);
+        forward_rows(d, par, save, inputs, bufs);
         return (out, save.then_some(saved));
     }
     let blocks: Vec<Bufs<'_, E>> = out
-        .chunks_mut(rows * (steps + 2) * h)
+        .seq
+        .chunks_mut(rows * steps * h)
+        .zip(out.h.chunks_mut(rows * h).zip(out.c.chunks_mut(rows * h)))
         .zip(saved.acts.chunks_mut(rows * st * g4))
         .zip(saved.cprev.chunks_mut(rows * st * h))
         .zip(saved.tanh_c.chunks_mut(rows * st * h))
         .zip(saved.hx.chunks_mut(rows * st * k))
-        .map(|((((out, acts), cprev), tanh_c), hx)| Bufs { out, acts, cprev, tanh_c, hx })
+        .map(|(((((out, (hn, cn)), acts), cprev), tanh_c), hx)| Bufs { out, hn, cn, acts, cprev, tanh_c, hx })
         .collect();
     blocks.into_par_iter().enumerate().for_each(|(blk, bufs)| {
-        let (r0, n) = (blk * rows, bufs.out.len() / ((steps + 2) * h));
-        forward_rows(LstmDims { b: n, ..d }, false, save, inputs.rows(d, r0, n), bufs);
+        let (r0, n) = (blk * rows, bufs.hn.len() / h);
+        forward_rows(LstmDims { b: n, ..d }, Par::Seq, save, inputs.rows(d, r0, n), bufs);
     });
     (out, save.then_some(saved))
 }
 
 /// Rows of the batch per parallel block: a whole batch on one thread, else about one block per
 /// thread (at least 8 rows each).
-fn rows_per_block(b: usize) -> usize {
-    let threads = rayon::current_num_threads();
+fn rows_per_block(par: Par, b: usize) -> usize {
+    let threads = par.threads();
     if threads < 2 || b < 16 { b } else { b.div_ceil(threads).max(8) }
 }
 
 /// The output and saved buffers of a block of batch rows.
 struct Bufs<'a, E> {
     out: &'a mut [E],
+    hn: &'a mut [E],
+    cn: &'a mut [E],
     acts: &'a mut [E],
     cprev: &'a mut [E],
     tanh_c: &'a mut [E],
@@ -197,10 +213,10 @@ struct Bufs<'a, E> {
 }
 
 /// The recurrence for `d.b` consecutive batch rows (all slices hold just those rows).
-fn forward_rows<E: Element>(d: LstmDims, par: bool, save: bool, inp: LstmInputs<'_, E>, bufs: Bufs<'_, E>) {
+fn forward_rows<E: Element>(d: LstmDims, par: Par, save: bool, inp: LstmInputs<'_, E>, bufs: Bufs<'_, E>) {
     let LstmDims { b, t: steps, h, i: ni } = d;
     let (g4, k) = (4 * h, d.k());
-    let Bufs { out, acts, cprev, tanh_c, hx } = bufs;
+    let Bufs { out, hn: h_last, cn: c_last, acts, cprev, tanh_c, hx } = bufs;
     // Where step t lives in the saved buffers: [B, T, ·] when saving, else [B, 1, ·] scratch.
     let st = if save { steps } else { 1 };
     let (mut hs, mut cs) = (inp.h0.to_vec(), inp.c0.to_vec());
@@ -230,19 +246,15 @@ fn forward_rows<E: Element>(d: LstmDims, par: bool, save: bool, inp: LstmInputs<
         }
         // z = hx · [W_hh, W_ih]ᵀ, reading step t's rows straight out of the [B, T, H + I] buffer.
         let hx_t = MatRef { offset: ts * k, rs: st * k, cs: 1 };
-        if par {
-            gemm(b, k, g4, hx, hx_t, inp.wt, w_t, &mut z);
-        } else {
-            gemm_seq(b, k, g4, hx, hx_t, inp.wt, w_t, &mut z);
-        }
+        gemm(par, b, k, g4, hx, hx_t, inp.wt, w_t, &mut z);
         for bi in 0..b {
             let row = (bi * st + ts) * h;
-            let orow = (bi * (steps + 2) + t) * h;
+            let orow = (bi * steps + t) * h;
             let ar = &mut acts[(bi * st + ts) * g4..][..g4];
-            add_into(ar, &z[bi * g4..][..g4], bias);
-            E::sigmoid_inplace(&mut ar[..2 * h]);
-            E::tanh_inplace(&mut ar[2 * h..3 * h]);
-            E::sigmoid_inplace(&mut ar[3 * h..]);
+            sum_into(ar, &z[bi * g4..][..g4], bias);
+            math::sigmoid_inplace(&mut ar[..2 * h]);
+            math::tanh_inplace(&mut ar[2 * h..3 * h]);
+            math::sigmoid_inplace(&mut ar[3 * h..]);
             let (i, rest) = ar.split_at(h);
             let (f, rest) = rest.split_at(h);
             let (g, o) = rest.split_at(h);
@@ -257,14 +269,14 @@ fn forward_rows<E: Element>(d: LstmDims, par: bool, save: bool, inp: LstmInputs<
                 None => {
                     // The state is replaced: update the cell in place.
                     new_cell_inplace(i, f, g, cp);
-                    E::tanh_into(cp, tc);
+                    math::tanh_into(cp, tc);
                     mul_into(hn, o, tc);
                     hp.copy_from_slice(hn);
                 }
                 // Blend, as the reference cell does: state + m·(new − state); the output is m·h'.
                 Some(m) => {
                     new_cell(i, f, g, cp, &mut cn);
-                    E::tanh_into(&cn, tc);
+                    math::tanh_into(&cn, tc);
                     mul_into(hn, o, tc);
                     blend(m, cp, hp, &cn, hn);
                 }
@@ -272,13 +284,34 @@ fn forward_rows<E: Element>(d: LstmDims, par: bool, save: bool, inp: LstmInputs<
         }
     }
     memory::recycle(z);
-    for bi in 0..b {
-        out[(bi * (steps + 2) + steps) * h..][..h].copy_from_slice(&hs[bi * h..][..h]);
-        out[(bi * (steps + 2) + steps + 1) * h..][..h].copy_from_slice(&cs[bi * h..][..h]);
+    h_last.copy_from_slice(&hs);
+    c_last.copy_from_slice(&cs);
+}
+
+/// The gradients flowing into the layer's three outputs; `None` where no gradient reached an
+/// output (it counts as zeros).
+#[derive(Clone, Copy)]
+pub(crate) struct LstmOutGrads<'a, E> {
+    /// `[B, T, H]`
+    pub seq: Option<&'a [E]>,
+    /// `[B, H]` each
+    pub h: Option<&'a [E]>,
+    pub c: Option<&'a [E]>,
+}
+
+impl<'a, E> LstmOutGrads<'a, E> {
+    /// The same gradients for batch rows `r0..r0 + n`.
+    fn rows(&self, d: LstmDims, r0: usize, n: usize) -> Self {
+        let (t, h) = (d.t, d.h);
+        LstmOutGrads {
+            seq: self.seq.map(|s| &s[r0 * t * h..][..n * t * h]),
+            h: self.h.map(|s| &s[r0 * h..][..n * h]),
+            c: self.c.map(|s| &s[r0 * h..][..n * h]),
+        }
     }
 }
 
-/// Gradients of the layer's inputs, given the gradient of its `[B, T + 2, H]` output.
+/// Gradients of the layer's inputs, given the gradients of its outputs.
 pub(crate) struct LstmGrads<E> {
     /// `[B, T, I]`, if asked for
     pub dx: Option<Vec<E>>,
@@ -298,10 +331,11 @@ pub(crate) struct LstmGrads<E> {
 /// summed per batch row while `dZ` is written, then over the rows in order, so its bits do not
 /// depend on the blocks either.
 pub(crate) fn backward<E: Element>(
+    par: Par,
     d: LstmDims,
     saved: &LstmSaved<E>,
     inputs: LstmInputs<'_, E>,
-    dout: &[E],
+    dout: LstmOutGrads<'_, E>,
     need_dx: bool,
 ) -> LstmGrads<E> {
     let LstmDims { b, t: steps, h, i: ni } = d;
@@ -311,18 +345,17 @@ pub(crate) fn backward<E: Element>(
     let mut dh0 = vec![E::zero(); b * h];
     let mut dc0 = vec![E::zero(); b * h];
     let mut db_rows = memory::zeroed(b * g4);
-    let rows = rows_per_block(b);
-    let block = |r0: usize, n: usize, par: bool, out: BackRows<'_, E>| {
+    let rows = rows_per_block(par, b);
+    let block = |r0: usize, n: usize, par: Par, out: BackRows<'_, E>| {
         let saved_rows = SavedRows {
             acts: &saved.acts[r0 * steps * g4..][..n * steps * g4],
             cprev: &saved.cprev[r0 * steps * h..][..n * steps * h],
             tanh_c: &saved.tanh_c[r0 * steps * h..][..n * steps * h],
         };
-        let dout = &dout[r0 * (steps + 2) * h..][..n * (steps + 2) * h];
-        backward_rows(LstmDims { b: n, ..d }, par, saved_rows, inputs.rows(d, r0, n), dout, out);
+        backward_rows(LstmDims { b: n, ..d }, par, saved_rows, inputs.rows(d, r0, n), dout.rows(d, r0, n), out);
     };
     if rows >= b {
-        block(0, b, true, BackRows { dz: &mut dz, dx: &mut dx, dh: &mut dh0, dc: &mut dc0, db: &mut db_rows });
+        block(0, b, par, BackRows { dz: &mut dz, dx: &mut dx, dh: &mut dh0, dc: &mut dc0, db: &mut db_rows });
     } else {
         let dx_chunks: Vec<&mut [E]> = if need_dx {
             dx.chunks_mut(rows * steps * ni).collect()
@@ -338,7 +371,7 @@ pub(crate) fn backward<E: Element>(
             .collect();
         blocks.into_par_iter().enumerate().for_each(|(blk, ((((dz, dx), dh), dc), db))| {
             let n = dh.len() / h;
-            block(blk * rows, n, false, BackRows { dz, dx, dh, dc, db });
+            block(blk * rows, n, Par::Seq, BackRows { dz, dx, dh, dc, db });
         });
     }
     let mut dbias = vec![E::zero(); g4];
@@ -349,7 +382,7 @@ pub(crate) fn backward<E: Element>(
     // [dW_hh, dW_ih] = dZᵀ · HX, then split into the two weights.
     let mut dw = memory::take(g4 * k);
     let dz_t = MatRef { offset: 0, rs: 1, cs: g4 };
-    gemm(g4, b * steps, k, &dz, dz_t, &saved.hx, MatRef { offset: 0, rs: k, cs: 1 }, &mut dw);
+    gemm(par, g4, b * steps, k, &dz, dz_t, &saved.hx, MatRef { offset: 0, rs: k, cs: 1 }, &mut dw);
     memory::recycle(dz);
     let mut dw_hh = vec![E::zero(); g4 * h];
     let mut dw_ih = vec![E::zero(); g4 * ni];
@@ -381,10 +414,10 @@ struct BackRows<'a, E> {
 /// BPTT for `d.b` consecutive batch rows.
 fn backward_rows<E: Element>(
     d: LstmDims,
-    par: bool,
+    par: Par,
     saved: SavedRows<'_, E>,
     inp: LstmInputs<'_, E>,
-    dout: &[E],
+    dout: LstmOutGrads<'_, E>,
     out: BackRows<'_, E>,
 ) {
     let LstmDims { b, t: steps, h, i: ni } = d;
@@ -393,10 +426,16 @@ fn backward_rows<E: Element>(
     let need_dx = !dx.is_empty();
     // Columns of [W_hh, W_ih] the step's matmul uses: both, or only W_hh.
     let kw = if need_dx { k } else { h };
-    for bi in 0..b {
-        dh[bi * h..][..h].copy_from_slice(&dout[(bi * (steps + 2) + steps) * h..][..h]);
-        dc[bi * h..][..h].copy_from_slice(&dout[(bi * (steps + 2) + steps + 1) * h..][..h]);
+    match dout.h {
+        Some(g) => dh.copy_from_slice(g),
+        None => dh.fill(E::zero()),
     }
+    match dout.c {
+        Some(g) => dc.copy_from_slice(g),
+        None => dc.fill(E::zero()),
+    }
+    // A step's output gradient when no gradient reached the sequence output.
+    let zero_row = vec![E::zero(); if dout.seq.is_some() { 0 } else { h }];
     let mut dhx = memory::take(b * kw);
     let one = E::one();
     for t in (0..steps).rev() {
@@ -405,20 +444,17 @@ fn backward_rows<E: Element>(
             let row = (bi * steps + t) * h;
             let ar = &saved.acts[(bi * steps + t) * g4..][..g4];
             let dzr = &mut dz[(bi * steps + t) * g4..][..g4];
-            let orow = (bi * (steps + 2) + t) * h;
+            let orow = (bi * steps + t) * h;
             let tc = &saved.tanh_c[row..row + h];
             let (dhr, dcr) = (&mut dh[bi * h..][..h], &mut dc[bi * h..][..h]);
-            let (cprev, doutr) = (&saved.cprev[row..row + h], &dout[orow..orow + h]);
+            let cprev = &saved.cprev[row..row + h];
+            let doutr = dout.seq.map_or(&zero_row[..], |s| &s[orow..orow + h]);
             bptt_row(m, ar, tc, cprev, doutr, dhr, dcr, dzr, &mut db[bi * g4..][..g4]);
         }
         // [dh_rec, dx_t] = dZ_t · [W_hh, W_ih]
         let dz_t = MatRef { offset: t * g4, rs: steps * g4, cs: 1 };
         let w = MatRef { offset: 0, rs: k, cs: 1 };
-        if par {
-            gemm(b, g4, kw, dz, dz_t, inp.w, w, &mut dhx);
-        } else {
-            gemm_seq(b, g4, kw, dz, dz_t, inp.w, w, &mut dhx);
-        }
+        gemm(par, b, g4, kw, dz, dz_t, inp.w, w, &mut dhx);
         for bi in 0..b {
             let (dh_rec, dx_t) = dhx[bi * kw..][..kw].split_at(h);
             let dhr = &mut dh[bi * h..][..h];
@@ -434,45 +470,12 @@ fn backward_rows<E: Element>(
     memory::recycle(dhx);
 }
 
-wide_simd! {
-    /// `a = z + bias`: a row's gate pre-activations.
-    fn add_into<E: Element>(a: &mut [E], z: &[E], bias: &[E]) {
-        let n = a.len();
-        let (z, bias) = (&z[..n], &bias[..n]);
-        for j in 0..n {
-            a[j] = z[j] + bias[j];
-        }
-    }
-}
-
-wide_simd! {
-    /// `a += b`.
-    fn add_assign<E: Element>(a: &mut [E], b: &[E]) {
-        let n = a.len();
-        let b = &b[..n];
-        for j in 0..n {
-            a[j] += b[j];
-        }
-    }
-}
-
-wide_simd! {
-    /// `a += b ⊙ c`.
-    fn add_product<E: Element>(a: &mut [E], b: &[E], c: &[E]) {
-        let n = a.len();
-        let (b, c) = (&b[..n], &c[..n]);
-        for j in 0..n {
-            a[j] += b[j] * c[j];
-        }
-    }
-}
-
-wide_simd! {
+simd_dispatch! {
     /// One batch row of one BPTT step: from the gate activations `acts` (`[4H]`), `tanh(c')`, the
     /// previous cell state and the step's output gradient, writes the gates' gradient `dz` (`[4H]`),
     /// adds it to `db`, and carries `dh`, `dc` back one step (before the recurrent matmul). `m` is
     /// the step's mask value (1 for a real step, 0 for padding).
-    fn bptt_row<E: Element>(
+    fn bptt_row<const FMA: bool, E: Element>(
         m: E,
         acts: &[E],
         tanh_c: &[E],
@@ -511,9 +514,9 @@ wide_simd! {
     }
 }
 
-wide_simd! {
+simd_dispatch! {
     /// `c' = f ⊙ c + i ⊙ g`.
-    fn new_cell<E: Element>(i: &[E], f: &[E], g: &[E], c: &[E], out: &mut [E]) {
+    fn new_cell<const FMA: bool, E: Element>(i: &[E], f: &[E], g: &[E], c: &[E], out: &mut [E]) {
         let n = out.len();
         let (i, f, g, c) = (&i[..n], &f[..n], &g[..n], &c[..n]);
         for j in 0..n {
@@ -522,9 +525,9 @@ wide_simd! {
     }
 }
 
-wide_simd! {
+simd_dispatch! {
     /// `c ← f ⊙ c + i ⊙ g`.
-    fn new_cell_inplace<E: Element>(i: &[E], f: &[E], g: &[E], c: &mut [E]) {
+    fn new_cell_inplace<const FMA: bool, E: Element>(i: &[E], f: &[E], g: &[E], c: &mut [E]) {
         let n = c.len();
         let (i, f, g) = (&i[..n], &f[..n], &g[..n]);
         for j in 0..n {
@@ -533,20 +536,9 @@ wide_simd! {
     }
 }
 
-wide_simd! {
-    /// `out = a ⊙ b`.
-    fn mul_into<E: Element>(out: &mut [E], a: &[E], b: &[E]) {
-        let n = out.len();
-        let (a, b) = (&a[..n], &b[..n]);
-        for j in 0..n {
-            out[j] = a[j] * b[j];
-        }
-    }
-}
-
-wide_simd! {
+simd_dispatch! {
     /// A padded step keeps the state: `c += m·(c' − c)`, `h += m·(h' − h)`, and outputs `m·h'`.
-    fn blend<E: Element>(m: E, c: &mut [E], h: &mut [E], c_new: &[E], h_new: &mut [E]) {
+    fn blend<const FMA: bool, E: Element>(m: E, c: &mut [E], h: &mut [E], c_new: &[E], h_new: &mut [E]) {
         let n = c.len();
         let (h, c_new, h_new) = (&mut h[..n], &c_new[..n], &mut h_new[..n]);
         for j in 0..n {

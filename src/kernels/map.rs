@@ -3,13 +3,13 @@
 
 use rayon::prelude::*;
 
-use super::{PAR_CHUNK, PAR_ELEMS, parallel};
-use crate::layout::{Layout, for_each_row};
-use crate::memory;
-use crate::storage::Element;
+use super::{PAR_CHUNK, PAR_ELEMS, Par};
+use crate::tensor::element::Element;
+use crate::tensor::layout::{Layout, for_each_row};
+use crate::tensor::memory;
 
 /// `out[i] = f(a[i])` over the logical elements of `a`; `out` is row-major.
-pub(crate) fn unary<E: Element>(a: &[E], la: &Layout, f: impl Fn(E) -> E + Sync) -> Vec<E> {
+pub(crate) fn unary<E: Element>(par: Par, a: &[E], la: &Layout, f: impl Fn(E) -> E + Sync) -> Vec<E> {
     let n = la.numel();
     // Every element is written exactly once below, so the buffer is not cleared first.
     let mut out = memory::take(n);
@@ -20,7 +20,7 @@ pub(crate) fn unary<E: Element>(a: &[E], la: &Layout, f: impl Fn(E) -> E + Sync)
                 *o = f(x);
             }
         };
-        if n >= PAR_ELEMS && parallel() {
+        if n >= PAR_ELEMS && par.is_parallel() {
             out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(body);
         } else {
             body((&mut out, src));
@@ -40,19 +40,19 @@ pub(crate) fn unary<E: Element>(a: &[E], la: &Layout, f: impl Fn(E) -> E + Sync)
     out
 }
 
-/// Applies a slice function `f(src, dst)` (e.g. `Element::sigmoid_into`) to the logical elements
+/// Applies a slice function `f(src, dst)` (e.g. [`math::sigmoid_into`](super::math::sigmoid_into)) to the logical elements
 /// of `a`; row-major output, split into fixed pieces across threads when large.
-pub(crate) fn unary_into<E: Element>(a: &[E], la: &Layout, f: fn(&[E], &mut [E])) -> Vec<E> {
+pub(crate) fn unary_into<E: Element>(par: Par, a: &[E], la: &Layout, f: fn(&[E], &mut [E])) -> Vec<E> {
     let n = la.numel();
     let gathered;
     let src = if la.is_contiguous() {
         &a[la.offset()..la.offset() + n]
     } else {
-        gathered = gather_contiguous(a, la);
+        gathered = gather_contiguous(par, a, la);
         &gathered[..]
     };
     let mut out = memory::take(n);
-    if n >= PAR_ELEMS && parallel() {
+    if n >= PAR_ELEMS && par.is_parallel() {
         out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(|(d, s)| f(s, d));
     } else {
         f(src, &mut out);
@@ -61,7 +61,14 @@ pub(crate) fn unary_into<E: Element>(a: &[E], la: &Layout, f: fn(&[E], &mut [E])
 }
 
 /// `out[i] = f(a[i], b[i])` for two layouts of the same shape; `out` is row-major.
-pub(crate) fn binary<E: Element>(a: &[E], la: &Layout, b: &[E], lb: &Layout, f: impl Fn(E, E) -> E + Sync) -> Vec<E> {
+pub(crate) fn binary<E: Element>(
+    par: Par,
+    a: &[E],
+    la: &Layout,
+    b: &[E],
+    lb: &Layout,
+    f: impl Fn(E, E) -> E + Sync,
+) -> Vec<E> {
     debug_assert_eq!(la.shape(), lb.shape());
     let n = la.numel();
     // Every element is written exactly once below, so the buffer is not cleared first (that
@@ -75,13 +82,13 @@ pub(crate) fn binary<E: Element>(a: &[E], la: &Layout, b: &[E], lb: &Layout, f: 
                 *o = f(x, y);
             }
         };
-        if n >= PAR_ELEMS && parallel() {
+        if n >= PAR_ELEMS && par.is_parallel() {
             out.par_chunks_mut(PAR_CHUNK).zip(sa.par_chunks(PAR_CHUNK).zip(sb.par_chunks(PAR_CHUNK))).for_each(body);
         } else {
             body((&mut out, (sa, sb)));
         }
     } else {
-        par_over_dim0(&mut out, la, lb, |out, la, lb| binary_strided(a, la, b, lb, &f, out));
+        par_over_dim0(par, &mut out, la, lb, |out, la, lb| binary_strided(a, la, b, lb, &f, out));
     }
     out
 }
@@ -131,10 +138,16 @@ fn binary_strided<E: Element>(
 }
 
 /// Runs a strided kernel over `out`, split along dim 0 into fixed-size pieces when large.
-fn par_over_dim0<T: Send>(out: &mut [T], la: &Layout, lb: &Layout, kernel: impl Fn(&mut [T], &Layout, &Layout) + Sync) {
+fn par_over_dim0<T: Send>(
+    par: Par,
+    out: &mut [T],
+    la: &Layout,
+    lb: &Layout,
+    kernel: impl Fn(&mut [T], &Layout, &Layout) + Sync,
+) {
     let n = la.numel();
     let d0 = la.shape().first().copied().unwrap_or(1);
-    if n < PAR_ELEMS || d0 < 2 || !parallel() {
+    if n < PAR_ELEMS || d0 < 2 || !par.is_parallel() {
         kernel(out, la, lb);
         return;
     }
@@ -148,6 +161,6 @@ fn par_over_dim0<T: Send>(out: &mut [T], la: &Layout, lb: &Layout, kernel: impl 
 }
 
 /// Copies the logical elements of a strided layout into a new row-major vector.
-pub(crate) fn gather_contiguous<E: Element>(a: &[E], la: &Layout) -> Vec<E> {
-    unary(a, la, |x| x)
+pub(crate) fn gather_contiguous<E: Element>(par: Par, a: &[E], la: &Layout) -> Vec<E> {
+    unary(par, a, la, |x| x)
 }

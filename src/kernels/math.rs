@@ -11,6 +11,11 @@
 // The polynomial coefficients are written as published, with more digits than f32 keeps.
 #![allow(clippy::excessive_precision)]
 
+use std::any::TypeId;
+
+use super::simd_dispatch;
+use crate::tensor::element::Element;
+
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
@@ -102,85 +107,132 @@ fn tanh_f32<const F: bool>(x: f32) -> f32 {
     if a < 0.625 { small.copysign(x) } else { big }
 }
 
-macro_rules! dispatch {
-    ($(#[$attr:meta])* $inplace:ident, $into:ident, $scalar:ident) => {
-        /// Applies the function to every element in place (f32), with AVX-512 or AVX2+FMA when
-        /// the CPU has them.
-        $(#[$attr])*
-        pub(crate) fn $inplace(x: &mut [f32]) {
-            #[inline(always)]
-            fn body<const F: bool>(x: &mut [f32]) {
-                for v in x.iter_mut() {
-                    *v = $scalar::<F>(*v);
-                }
-            }
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                fn avx512(x: &mut [f32]) {
-                    body::<true>(x)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2(x: &mut [f32]) {
-                    body::<true>(x)
-                }
-                if super::has_avx512() {
-                    // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked by
-                    // `has_avx512`), which is all `avx512` was compiled to use.
-                    return unsafe { avx512(x) };
-                }
-                if super::has_avx2_fma() {
-                    // SAFETY: the CPU supports AVX2 and FMA (checked just above), which is all
-                    // `avx2` was compiled to use.
-                    return unsafe { avx2(x) };
-                }
-            }
-            body::<false>(x)
+simd_dispatch! {
+    /// `x ← eˣ` in place (f32).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn exp_f32_inplace<const FMA: bool>(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = exp_f32::<FMA>(*v);
         }
-
-        /// `dst[i] = f(src[i])` (f32; the slices have the same length): one pass, instead of a
-        /// copy and then a pass in place.
-        pub(crate) fn $into(src: &[f32], dst: &mut [f32]) {
-            #[inline(always)]
-            fn body<const F: bool>(src: &[f32], dst: &mut [f32]) {
-                for (d, &x) in dst.iter_mut().zip(src) {
-                    *d = $scalar::<F>(x);
-                }
-            }
-            assert_eq!(src.len(), dst.len(), "elementwise kernel: input and output lengths differ");
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                fn avx512(src: &[f32], dst: &mut [f32]) {
-                    body::<true>(src, dst)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2(src: &[f32], dst: &mut [f32]) {
-                    body::<true>(src, dst)
-                }
-                if super::has_avx512() {
-                    // SAFETY: as in the in-place form above.
-                    return unsafe { avx512(src, dst) };
-                }
-                if super::has_avx2_fma() {
-                    // SAFETY: as in the in-place form above.
-                    return unsafe { avx2(src, dst) };
-                }
-            }
-            body::<false>(src, dst)
-        }
-    };
+    }
 }
 
-dispatch!(
-    // The ops use the one-pass form; the in-place one is kept for the accuracy tests below.
-    #[cfg_attr(not(test), allow(dead_code))]
-    exp_f32_inplace,
-    exp_f32_into,
-    exp_f32
-);
-dispatch!(sigmoid_f32_inplace, sigmoid_f32_into, sigmoid_f32);
-dispatch!(tanh_f32_inplace, tanh_f32_into, tanh_f32);
+simd_dispatch! {
+    /// `x ← σ(x)` in place (f32).
+    pub(crate) fn sigmoid_f32_inplace<const FMA: bool>(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = sigmoid_f32::<FMA>(*v);
+        }
+    }
+}
+
+simd_dispatch! {
+    /// `x ← tanh(x)` in place (f32).
+    pub(crate) fn tanh_f32_inplace<const FMA: bool>(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            *v = tanh_f32::<FMA>(*v);
+        }
+    }
+}
+
+simd_dispatch! {
+    /// `dst[i] = e^src[i]` (f32), one pass instead of a copy and then a pass in place.
+    fn exp_f32_into<const FMA: bool>(src: &[f32], dst: &mut [f32]) {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = exp_f32::<FMA>(x);
+        }
+    }
+}
+
+simd_dispatch! {
+    /// `dst[i] = σ(src[i])` (f32).
+    fn sigmoid_f32_into<const FMA: bool>(src: &[f32], dst: &mut [f32]) {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = sigmoid_f32::<FMA>(x);
+        }
+    }
+}
+
+simd_dispatch! {
+    /// `dst[i] = tanh(src[i])` (f32).
+    fn tanh_f32_into<const FMA: bool>(src: &[f32], dst: &mut [f32]) {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = tanh_f32::<FMA>(x);
+        }
+    }
+}
+
+/// σ(x) for any element type, finite for any input: `1 / (1 + e^(−x))` for `x ≥ 0`, else
+/// `eˣ / (1 + eˣ)` (no overflow either way).
+#[inline]
+pub(crate) fn sigmoid_scalar<E: Element>(x: E) -> E {
+    if x >= E::zero() {
+        E::one() / (E::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (E::one() + e)
+    }
+}
+
+/// `x ← σ(x)` elementwise: the vectorised polynomial for `f32`, [`sigmoid_scalar`] for `f64`.
+pub(crate) fn sigmoid_inplace<E: Element>(x: &mut [E]) {
+    match as_f32_mut(x) {
+        Ok(x) => sigmoid_f32_inplace(x),
+        Err(x) => x.iter_mut().for_each(|v| *v = sigmoid_scalar(*v)),
+    }
+}
+
+/// `x ← tanh(x)` elementwise (vectorised for `f32`).
+pub(crate) fn tanh_inplace<E: Element>(x: &mut [E]) {
+    match as_f32_mut(x) {
+        Ok(x) => tanh_f32_inplace(x),
+        Err(x) => x.iter_mut().for_each(|v| *v = v.tanh()),
+    }
+}
+
+/// `dst ← eˢʳᶜ` elementwise; the slices have the same length.
+pub(crate) fn exp_into<E: Element>(src: &[E], dst: &mut [E]) {
+    into(src, dst, exp_f32_into, |x| x.exp())
+}
+
+/// `dst ← σ(src)` elementwise; the slices have the same length.
+pub(crate) fn sigmoid_into<E: Element>(src: &[E], dst: &mut [E]) {
+    into(src, dst, sigmoid_f32_into, sigmoid_scalar)
+}
+
+/// `dst ← tanh(src)` elementwise; the slices have the same length.
+pub(crate) fn tanh_into<E: Element>(src: &[E], dst: &mut [E]) {
+    into(src, dst, tanh_f32_into, |x| x.tanh())
+}
+
+/// Runs the `f32` slice kernel when `E` is `f32`, else `scalar` on each element.
+fn into<E: Element>(src: &[E], dst: &mut [E], f32_kernel: fn(&[f32], &mut [f32]), scalar: fn(E) -> E) {
+    assert_eq!(src.len(), dst.len(), "elementwise kernel: input and output lengths differ");
+    match (as_f32(src), as_f32_mut(dst)) {
+        (Some(s), Ok(d)) => f32_kernel(s, d),
+        (_, Err(dst)) => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = scalar(x)),
+        (None, Ok(_)) => unreachable!("both slices have the element type E"),
+    }
+}
+
+/// `x` as `&[f32]` when `E` is `f32`.
+pub(crate) fn as_f32<E: Element>(x: &[E]) -> Option<&[f32]> {
+    if TypeId::of::<E>() != TypeId::of::<f32>() {
+        return None;
+    }
+    // SAFETY: `E` is `f32` (same `TypeId`), so the pointer, length and lifetime describe the
+    // same `f32`s.
+    Some(unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len()) })
+}
+
+/// `x` as `&mut [f32]` when `E` is `f32`, else `x` back.
+pub(crate) fn as_f32_mut<E: Element>(x: &mut [E]) -> Result<&mut [f32], &mut [E]> {
+    if TypeId::of::<E>() != TypeId::of::<f32>() {
+        return Err(x);
+    }
+    // SAFETY: `E` is `f32` (same `TypeId`), and the exclusive borrow of `x` moves into the result.
+    Ok(unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<f32>(), x.len()) })
+}
 
 #[cfg(test)]
 mod tests {

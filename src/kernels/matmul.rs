@@ -4,9 +4,13 @@
 //! Every element `C[i, j]` is computed by one `gemm` call that runs the full `k` loop in the same
 //! blocked order whatever the split, so the result does not depend on the number of threads.
 
+use std::any::TypeId;
+
 use rayon::prelude::*;
 
-use crate::storage::Element;
+use super::Par;
+use crate::tensor::element::Element;
+use crate::tensor::memory;
 
 /// One strided matrix operand inside a buffer: element `(i, j)` is at `offset + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
@@ -40,30 +44,10 @@ fn check_bounds(what: &str, len: usize, rows: usize, cols: usize, m: MatRef) {
     assert!(last < len, "matmul kernel: operand {what} addresses element {last} of a buffer of {len}");
 }
 
-#[allow(clippy::too_many_arguments)]
 /// `C = A·B` with `A: m×k`, `B: k×n` strided, `C` a row-major `m×n` slice (overwritten).
-pub(crate) fn gemm<E: Element>(m: usize, k: usize, n: usize, a: &[E], ma: MatRef, b: &[E], mb: MatRef, c: &mut [E]) {
-    gemm_with(true, m, k, n, a, ma, b, mb, c)
-}
-
-/// [`gemm`] on the calling thread only (for callers that already split the work).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_seq<E: Element>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[E],
-    ma: MatRef,
-    b: &[E],
-    mb: MatRef,
-    c: &mut [E],
-) {
-    gemm_with(false, m, k, n, a, ma, b, mb, c)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn gemm_with<E: Element>(
-    par: bool,
+pub(crate) fn gemm<E: Element>(
+    par: Par,
     m: usize,
     k: usize,
     n: usize,
@@ -83,8 +67,8 @@ fn gemm_with<E: Element>(
     }
     check_bounds("A", a.len(), m, k, ma);
     check_bounds("B", b.len(), k, n, mb);
-    let threads = rayon::current_num_threads();
-    if !par || threads < 2 || m * k * n < PAR_MIN_MACS {
+    let threads = par.threads();
+    if threads < 2 || m * k * n < PAR_MIN_MACS {
         // SAFETY: bounds of A and B checked above; C is exactly m×n row-major and is a
         // `&mut` slice, so it cannot alias A or B.
         unsafe { gemm_raw(m, k, n, a, ma, b, mb, c.as_mut_ptr(), n) };
@@ -131,24 +115,16 @@ unsafe fn gemm_raw<E: Element>(
     c: *mut E,
     rsc: usize,
 ) {
-    // SAFETY: forwarded from the caller's contract; offsets are within the slices.
-    unsafe {
-        E::gemm(
-            m,
-            k,
-            n,
-            E::one(),
-            a.as_ptr().add(ma.offset),
-            ma.rs as isize,
-            ma.cs as isize,
-            b.as_ptr().add(mb.offset),
-            mb.rs as isize,
-            mb.cs as isize,
-            E::zero(),
-            c,
-            rsc as isize,
-            1,
-        )
+    let (pa, pb) = (a[ma.offset..].as_ptr(), b[mb.offset..].as_ptr());
+    let (rsa, csa, rsb, csb, rsc) = (ma.rs as isize, ma.cs as isize, mb.rs as isize, mb.cs as isize, rsc as isize);
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        // SAFETY: `E` is `f32` (same `TypeId`), so the casts are identities; the operands are in
+        // bounds and `c` is a valid, unaliased output by the caller's contract.
+        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, 0.0, c.cast(), rsc, 1) }
+    } else {
+        // SAFETY: `Element` is sealed to `f32` and `f64`, so `E` is `f64` here and the casts are
+        // identities; the rest as above.
+        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, 0.0, c.cast(), rsc, 1) }
     }
 }
 
@@ -156,6 +132,7 @@ unsafe fn gemm_raw<E: Element>(
 /// Large batches run one product per task; a short batch of big products splits each product.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn batched_gemm<E: Element>(
+    par: Par,
     m: usize,
     k: usize,
     n: usize,
@@ -168,16 +145,18 @@ pub(crate) fn batched_gemm<E: Element>(
 ) -> Vec<E> {
     let batch = a_offsets.len();
     debug_assert_eq!(batch, b_offsets.len());
-    let mut out = crate::memory::take(batch * m * n);
+    let mut out = memory::take(batch * m * n);
     if m * n == 0 {
         return out;
     }
+    // One product per task when the products are small, else each product split in turn.
+    let batch_par = batch >= 2 && m * k * n < PAR_MIN_MACS * 4 && par.is_parallel();
     let one = |p: usize, c: &mut [E]| {
         let ma = MatRef { offset: a_offsets[p], rs: rsa, cs: csa };
         let mb = MatRef { offset: b_offsets[p], rs: rsb, cs: csb };
-        gemm(m, k, n, a, ma, b, mb, c);
+        gemm(par, m, k, n, a, ma, b, mb, c);
     };
-    if batch >= 2 && m * k * n < PAR_MIN_MACS * 4 && super::parallel() {
+    if batch_par {
         out.par_chunks_mut(m * n).enumerate().for_each(|(p, c)| one(p, c));
     } else {
         out.chunks_mut(m * n).enumerate().for_each(|(p, c)| one(p, c));

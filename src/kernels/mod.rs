@@ -1,16 +1,30 @@
-//! The hot loops, on raw slices and layouts: no graph, no `Tensor`.
+//! The hot loops, on raw slices and layouts: no graph, no `Tensor`. Every loop over tensor
+//! data in the crate lives here, and so does every `unsafe` block.
 //!
-//! The parallel policy lives here, in one place: work is split into pieces whose boundaries
-//! depend only on the problem size, never on the number of threads, and each output element is
-//! computed by exactly one piece in a fixed order. Results are therefore bit-identical whatever
-//! `RAYON_NUM_THREADS` is. (Small fixed pieces also balance better than one piece per thread on a
-//! busy machine: tried for the elementwise maps, it was no faster.)
+//! **Parallelism** is one explicit value, [`Par`], that the caller passes in: `Par::Seq` runs on
+//! the calling thread, `Par::Rayon` may split the work across the current rayon pool. Ops take
+//! it from [`Par::current`] (the one place the pool's size is read); a kernel that already runs
+//! inside a parallel block passes `Par::Seq` to the kernels it calls. The splits:
+//!
+//! - elementwise maps and full sums: fixed pieces of [`PAR_CHUNK`] elements above [`PAR_ELEMS`],
+//!   whose boundaries depend only on the problem size; a full sum adds the pieces' sums in
+//!   order. With `Par::Seq` the same pieces run in turn.
+//! - matmul: blocks of output rows (or columns), about one per thread, above a size threshold;
+//!   the LSTM: blocks of batch rows, about one per thread. These splits do depend on the number
+//!   of threads, but every output element is still computed by one call running the same loop
+//!   in the same order whatever the block it falls in.
+//!
+//! So every result is bit-identical whatever `RAYON_NUM_THREADS` is (`tests/threads.rs`,
+//! `tests/matmul.rs`). Small fixed pieces also balance better than one piece per thread on a
+//! busy machine (tried for the elementwise maps: no faster).
 
+pub(crate) mod index;
 pub(crate) mod lstm;
 pub(crate) mod map;
 pub(crate) mod math;
 pub(crate) mod matmul;
 pub(crate) mod reduce;
+pub(crate) mod slice;
 
 /// Below this many elements an elementwise kernel runs on the calling thread.
 pub(crate) const PAR_ELEMS: usize = 1 << 15;
@@ -18,11 +32,41 @@ pub(crate) const PAR_ELEMS: usize = 1 << 15;
 /// Elements per parallel piece for elementwise kernels.
 pub(crate) const PAR_CHUNK: usize = 1 << 14;
 
-/// Whether the current rayon pool has more than one thread. With one, kernels run their pieces
-/// on the calling thread, in the same pieces: handing work to a one-thread pool only adds a
-/// sleep and a wake-up per op (a 1M-element broadcast add went from 110 to 88 µs).
-pub(crate) fn parallel() -> bool {
-    rayon::current_num_threads() > 1
+/// How a kernel may run: on the calling thread, or split across the current rayon pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Par {
+    /// On the calling thread only.
+    Seq,
+    /// Split into rayon tasks on a pool of `threads` (≥ 2) threads.
+    Rayon {
+        /// The pool's size, for kernels that split per thread.
+        threads: usize,
+    },
+}
+
+impl Par {
+    /// The parallelism of the calling thread's rayon pool: `Seq` for a one-thread pool, where
+    /// handing work to the pool's one worker only adds a sleep and a wake-up per op (a
+    /// 1M-element broadcast add went from 110 to 88 µs running on the calling thread instead).
+    pub(crate) fn current() -> Par {
+        match rayon::current_num_threads() {
+            0 | 1 => Par::Seq,
+            threads => Par::Rayon { threads },
+        }
+    }
+
+    /// Whether the work may be split across threads.
+    pub(crate) fn is_parallel(self) -> bool {
+        matches!(self, Par::Rayon { .. })
+    }
+
+    /// The number of threads the work may use (1 for `Seq`).
+    pub(crate) fn threads(self) -> usize {
+        match self {
+            Par::Seq => 1,
+            Par::Rayon { threads } => threads,
+        }
+    }
 }
 
 /// The widest vector build this CPU can run: 2 for AVX-512 (F, VL) with AVX2 and FMA, 1 for
@@ -58,29 +102,42 @@ pub(crate) fn has_avx2_fma() -> bool {
     simd_level() >= 1
 }
 
-/// Defines `fn $name<E: Element>(args) { body }` so that the body, an elementwise loop over
-/// slices, is compiled for the widest vector unit the CPU has: AVX-512, else AVX2+FMA, else the
-/// baseline, picked at run time. The arithmetic is the same in every build (no operation is fused
-/// or reordered), only the number of lanes differs, so the bits do not depend on the CPU.
-macro_rules! wide_simd {
-    ($(#[$doc:meta])* fn $name:ident<E: Element>($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+/// The one SIMD dispatch of the crate. Defines `fn $name(args) { body }` so that the body, a
+/// loop over slices, is compiled three times — for AVX-512 (F, VL) with AVX2 and FMA, for AVX2
+/// with FMA, and for the baseline target — and the widest build this CPU can run is picked at
+/// run time. The body sees a `const` flag (named in the signature, e.g. `FMA`) that is true in
+/// the two builds with fused multiply-adds; a body that does not use it has the same arithmetic
+/// in every build (only the number of lanes differs), so its bits do not depend on the CPU.
+///
+/// ```ignore
+/// simd_dispatch! {
+///     /// `a += b`.
+///     pub(crate) fn add_assign<const FMA: bool, E: Element>(a: &mut [E], b: &[E]) { … }
+/// }
+/// ```
+macro_rules! simd_dispatch {
+    (
+        $(#[$doc:meta])*
+        $vis:vis fn $name:ident<const $fma:ident: bool $(, $g:ident: $bound:ident)?>($($arg:ident: $ty:ty),* $(,)?)
+        $body:block
+    ) => {
         $(#[$doc])*
         #[allow(clippy::too_many_arguments)]
-        fn $name<E: Element>($($arg: $ty),*) {
+        $vis fn $name$(<$g: $bound>)?($($arg: $ty),*) {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
-            fn body<E: Element>($($arg: $ty),*) $body
+            fn body<const $fma: bool $(, $g: $bound)?>($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
-                fn avx512<E: Element>($($arg: $ty),*) {
-                    body($($arg),*)
+                fn avx512$(<$g: $bound>)?($($arg: $ty),*) {
+                    body::<true $(, $g)?>($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
-                fn avx2<E: Element>($($arg: $ty),*) {
-                    body($($arg),*)
+                fn avx2$(<$g: $bound>)?($($arg: $ty),*) {
+                    body::<true $(, $g)?>($($arg),*)
                 }
                 if $crate::kernels::has_avx512() {
                     // SAFETY: the CPU has AVX-512F/VL, AVX2 and FMA (checked just above), all
@@ -93,8 +150,8 @@ macro_rules! wide_simd {
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            body($($arg),*)
+            body::<false $(, $g)?>($($arg),*)
         }
     };
 }
-pub(crate) use wide_simd;
+pub(crate) use simd_dispatch;

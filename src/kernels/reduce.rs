@@ -2,23 +2,24 @@
 
 use rayon::prelude::*;
 
-use super::{PAR_CHUNK, PAR_ELEMS, parallel};
-use crate::layout::{Layout, for_each_row};
-use crate::shape::numel;
-use crate::storage::Element;
+use super::{PAR_CHUNK, PAR_ELEMS, Par};
+use crate::tensor::element::Element;
+use crate::tensor::layout::{Layout, for_each_row};
+use crate::tensor::memory;
+use crate::tensor::shape::numel;
 
 /// Sums `a` down to `out_shape` (same rank, reduced dims of size 1); row-major output.
 ///
 /// Elements are added in logical order, except that a full reduction of a large contiguous
 /// input adds fixed-size pieces first and then the pieces in order, so the result does not
 /// depend on the number of threads.
-pub(crate) fn sum_to<E: Element>(a: &[E], la: &Layout, out_shape: &[usize]) -> Vec<E> {
+pub(crate) fn sum_to<E: Element>(par: Par, a: &[E], la: &Layout, out_shape: &[usize]) -> Vec<E> {
     let n = la.numel();
     if numel(out_shape) == 1 && la.is_contiguous() {
         let src = &a[la.offset()..la.offset() + n];
         let total = if n >= PAR_ELEMS {
             // The same pieces whether or not they run in parallel, so the bits do not change.
-            let parts: Vec<E> = if parallel() {
+            let parts: Vec<E> = if par.is_parallel() {
                 src.par_chunks(PAR_CHUNK).map(sum_slice).collect()
             } else {
                 src.chunks(PAR_CHUNK).map(sum_slice).collect()
@@ -29,7 +30,7 @@ pub(crate) fn sum_to<E: Element>(a: &[E], la: &Layout, out_shape: &[usize]) -> V
         };
         return vec![total];
     }
-    let mut out = crate::memory::zeroed(numel(out_shape));
+    let mut out = memory::zeroed(numel(out_shape));
     let lo = Layout::contiguous(out_shape).broadcast_to(la.shape());
     for_each_row(la.shape(), [la.strides(), lo.strides()], [la.offset(), 0], |[oa, oo], len, [sa, so]| {
         if so == 0 {

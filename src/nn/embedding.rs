@@ -54,7 +54,16 @@ impl<E: Element> Embedding<E> {
         }
     }
 
-    /// A table over a given `[num_embeddings, embedding_dim]` tensor.
+    /// A table over a given `[num_embeddings, embedding_dim]` tensor, e.g. pretrained word
+    /// vectors (PyTorch's `Embedding.from_pretrained` with `freeze=False`).
+    ///
+    /// ```
+    /// use tensorgrad::{Tensor, nn::{Embedding, Module}};
+    /// let vectors = Tensor::from_vec(vec![0.0f32, 0.0, 0.5, -0.5, 1.0, 2.0], &[3, 2]);
+    /// let emb = Embedding::from_tensor(vectors);
+    /// let ids = Tensor::from_vec(vec![2.0, 1.0], &[1, 2]);
+    /// assert_eq!(emb.forward(&ids).to_vec(), vec![1.0, 2.0, 0.5, -0.5]);
+    /// ```
     #[track_caller]
     pub fn from_tensor(weight: Tensor<E>) -> Self {
         assert_eq!(weight.ndim(), 2, "Embedding: weight must be 2-D, got {:?}", weight.shape());
@@ -109,14 +118,15 @@ impl<E: Element> Embedding<E> {
         );
         let w = self.weight.tensor();
         let mut rows = w.index_select(0, ids);
-        if let Some(pad) = self.padding_idx {
-            if ids.contains(&pad) && rows.needs_grad() {
-                // Padding positions read the table as a constant, so that row gets no gradient.
-                let keep: Vec<E> = ids.iter().map(|&i| if i == pad { E::zero() } else { E::one() }).collect();
-                let keep = Tensor::from_vec(keep, &[ids.len(), 1]);
-                let constant = w.detach().index_select(0, ids);
-                rows = &(&rows * &keep) + &(&constant * &(keep.neg() + E::one()));
-            }
+        if let Some(pad) = self.padding_idx
+            && ids.contains(&pad)
+            && rows.needs_grad()
+        {
+            // Padding positions read the table as a constant, so that row gets no gradient.
+            let keep: Vec<E> = ids.iter().map(|&i| if i == pad { E::zero() } else { E::one() }).collect();
+            let keep = Tensor::from_vec(keep, &[ids.len(), 1]);
+            let constant = w.detach().index_select(0, ids);
+            rows = &(&rows * &keep) + &(&constant * &(keep.neg() + E::one()));
         }
         rows.reshape(&[shape, &[self.embedding_dim()]].concat())
     }

@@ -135,11 +135,6 @@ impl<E: Element> Dense<E> {
         Dense { linear: Linear::new(in_features, units, rng), activation: activation.unwrap_or(Activation::Linear) }
     }
 
-    /// From a configured [`Linear`] layer and an activation.
-    pub fn from_linear(linear: Linear<E>, activation: Activation) -> Self {
-        Dense { linear, activation }
-    }
-
     /// The underlying linear layer.
     pub fn linear(&self) -> &Linear<E> {
         &self.linear

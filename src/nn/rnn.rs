@@ -210,16 +210,16 @@ impl<E: Element> RecurrentStack<E> {
         let (b, steps) = (x.shape()[0], x.shape()[1]);
         let ld = self.config.num_layers * self.dirs();
         for (what, t) in [("h", h0), ("c", c0)] {
-            if let Some(t) = t {
-                if t.shape() != [ld, b, h] {
-                    panic!("{name}: initial state {what} must be [{ld}, {b}, {h}], got {:?}", t.shape());
-                }
+            if let Some(t) = t
+                && t.shape() != [ld, b, h]
+            {
+                panic!("{name}: initial state {what} must be [{ld}, {b}, {h}], got {:?}", t.shape());
             }
         }
-        if let Some(m) = mask {
-            if m.0.shape() != [b, steps] {
-                panic!("{name}: mask must be [batch, seq] = [{b}, {steps}], got {:?}", m.0.shape());
-            }
+        if let Some(m) = mask
+            && m.0.shape() != [b, steps]
+        {
+            panic!("{name}: mask must be [batch, seq] = [{b}, {steps}], got {:?}", m.0.shape());
         }
         let mask_t = mask.map(|m| m.0.detach());
         let reverse_perm = self.config.bidirectional.then(|| reverse_permutation(mask_t.as_ref(), b, steps));
@@ -279,11 +279,8 @@ impl<E: Element> RecurrentStack<E> {
         if self.kind == CellKind::Lstm && self.config.fused {
             // The fused op projects the input inside each step's matmul and adds the bias there.
             let w_ih = cell.w_ih.tensor();
-            let packed =
-                crate::ops::lstm_sequence(x, &w_ih, &w_hh, lstm_bias.as_ref(), &h0, &c0, rec_mask.as_ref(), mask);
-            let out = packed.narrow(1, 0, steps);
-            let hn = packed.narrow(1, steps, 1).squeeze(1);
-            let cn = packed.narrow(1, steps + 1, 1).squeeze(1);
+            let (out, hn, cn) =
+                crate::ops::LstmOp::forward(x, &w_ih, &w_hh, lstm_bias.as_ref(), &h0, &c0, rec_mask.as_ref(), mask);
             return (out, hn, Some(cn));
         }
         // The reference cells, composed from primitive ops. One matmul projects every step:

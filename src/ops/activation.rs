@@ -2,64 +2,103 @@
 //! a mask), and `softmax` / `log_softmax`, composed from primitives so they need no backward of
 //! their own.
 
-use crate::autograd::no_grad;
-use crate::storage::Element;
-use crate::tensor::Tensor;
+use crate::kernels::math;
+use crate::tensor::element::Element;
+use crate::tensor::handle::Tensor;
+use crate::tensor::mode::no_grad;
 
 impl<E: Element> Tensor<E> {
     /// Hyperbolic tangent. ∂/∂x = 1 − tanh²(x) (from the output).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![0.0f64, 1.0], &[2]);
+    /// let y = x.tanh().to_vec();
+    /// assert!(y[0].abs() < 1e-12 && (y[1] - 0.761_594_155_955_764_9).abs() < 1e-12);
+    /// ```
     #[track_caller]
     pub fn tanh(&self) -> Tensor<E> {
-        self.map_slice(E::tanh_into).record("tanh", vec![self.clone()], |c| {
-            let y = c.out;
-            vec![Some(c.grad * &((y * y).neg() + E::one()))]
+        self.map_slice(math::tanh_into).record("tanh", vec![self.clone()], |c| {
+            let y = c.out();
+            vec![Some(c.grad() * &((y * y).neg() + E::one()))]
         })
     }
 
     /// Logistic sigmoid `1 / (1 + e⁻ˣ)`, finite for any input. ∂/∂x = σ(x)·(1 − σ(x)) (from the
     /// output).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![0.0f32, 100.0], &[2]);
+    /// assert_eq!(x.sigmoid().to_vec(), vec![0.5, 1.0]);
+    /// ```
     #[track_caller]
     pub fn sigmoid(&self) -> Tensor<E> {
-        self.map_slice(E::sigmoid_into).record("sigmoid", vec![self.clone()], |c| {
-            let y = c.out;
-            vec![Some(c.grad * &(y * &(y.neg() + E::one())))]
+        self.map_slice(math::sigmoid_into).record("sigmoid", vec![self.clone()], |c| {
+            let y = c.out();
+            vec![Some(c.grad() * &(y * &(y.neg() + E::one())))]
         })
     }
 
     /// `max(x, 0)`. ∂/∂x = 1 where x > 0, else 0.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![-1.0f32, 2.0], &[2]);
+    /// assert_eq!(x.relu().to_vec(), vec![0.0, 2.0]);
+    /// ```
     #[track_caller]
     pub fn relu(&self) -> Tensor<E> {
         self.map(|x| if x > E::zero() { x } else { E::zero() }).record("relu", vec![self.clone()], |c| {
             let mask = c.inputs[0].map(|x| if x > E::zero() { E::one() } else { E::zero() });
-            vec![Some(c.grad * &mask)]
+            vec![Some(c.grad() * &mask)]
         })
     }
 
     /// `ln(1 + eˣ)`, computed as `max(x, 0) + ln(1 + e^(−|x|))` (finite for any x).
     /// ∂/∂x = σ(x).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![0.0f64], &[1]);
+    /// assert!((x.softplus().item() - 2f64.ln()).abs() < 1e-12);
+    /// ```
     #[track_caller]
     pub fn softplus(&self) -> Tensor<E> {
         self.map(|x| x.max(E::zero()) + (-x.abs()).exp().ln_1p())
-            .record("softplus", vec![self.clone()], |c| vec![Some(c.grad * &c.inputs[0].sigmoid())])
+            .record("softplus", vec![self.clone()], |c| vec![Some(c.grad() * &c.inputs[0].sigmoid())])
     }
 
     /// `x` for x > 0, `slope · x` otherwise (composed: `relu(x) − slope · relu(−x)`).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![-2.0f32, 3.0], &[2]);
+    /// assert_eq!(x.leaky_relu(0.5).to_vec(), vec![-1.0, 3.0]);
+    /// ```
     #[track_caller]
     pub fn leaky_relu(&self, slope: E) -> Tensor<E> {
         &self.relu() - &self.neg().relu().mul_scalar(slope)
     }
 
     /// The Gauss error function. ∂/∂x = 2/√π · e^(−x²).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![0.0f64, 10.0], &[2]);
+    /// let y = x.erf().to_vec();
+    /// assert!(y[0].abs() < 1e-12 && (y[1] - 1.0).abs() < 1e-12);
+    /// ```
     #[track_caller]
     pub fn erf(&self) -> Tensor<E> {
         self.map(|x| E::of(libm::erf(x.to_f64().unwrap_or(f64::NAN)))).record("erf", vec![self.clone()], |c| {
             let x = &c.inputs[0];
-            vec![Some(c.grad * &(x * x).neg().exp().mul_scalar(E::of(std::f64::consts::FRAC_2_SQRT_PI)))]
+            vec![Some(c.grad() * &(x * x).neg().exp().mul_scalar(E::of(std::f64::consts::FRAC_2_SQRT_PI)))]
         })
     }
 
     /// GELU with the exact Gaussian CDF, `x · Φ(x) = x/2 · (1 + erf(x/√2))` (PyTorch's default
     /// `nn.GELU()`), composed from primitives.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![0.0f32, 10.0], &[2]);
+    /// let y = x.gelu().to_vec();
+    /// assert!(y[0].abs() < 1e-6 && (y[1] - 10.0).abs() < 1e-4);
+    /// ```
     #[track_caller]
     pub fn gelu(&self) -> Tensor<E> {
         let cdf = self.mul_scalar(E::of(std::f64::consts::FRAC_1_SQRT_2)).erf().add_scalar(E::one());
@@ -75,15 +114,20 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn softmax(&self, dim: usize) -> Tensor<E> {
-        crate::shape::check_dim("softmax", dim, self.shape());
+        crate::tensor::shape::check_dim("softmax", dim, self.shape());
         let e = (self - &self.shift_for(dim)).exp();
         &e / &e.sum_dim(dim, true)
     }
 
     /// `ln(softmax(x))` over `dim`, computed as `x − max − ln Σ exp(x − max)`.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![1.0f64, 1.0], &[1, 2]);
+    /// assert!(x.log_softmax(1).to_vec().iter().all(|v| (v + 2f64.ln()).abs() < 1e-12));
+    /// ```
     #[track_caller]
     pub fn log_softmax(&self, dim: usize) -> Tensor<E> {
-        crate::shape::check_dim("log_softmax", dim, self.shape());
+        crate::tensor::shape::check_dim("log_softmax", dim, self.shape());
         let s = self - &self.shift_for(dim);
         &s - &s.exp().sum_dim(dim, true).ln()
     }
@@ -97,17 +141,5 @@ impl<E: Element> Tensor<E> {
             // An all −∞ row would give −∞ − (−∞) = NaN; shift such rows by 0 instead.
             m.map(|x| if x.is_finite() { x } else { E::zero() })
         })
-    }
-}
-
-/// σ(x) without overflow: for x < 0 use eˣ/(1 + eˣ).
-#[inline]
-#[track_caller]
-pub(crate) fn sigmoid_scalar<E: Element>(x: E) -> E {
-    if x >= E::zero() {
-        E::one() / (E::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (E::one() + e)
     }
 }

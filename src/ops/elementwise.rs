@@ -7,31 +7,31 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use crate::kernels::map;
-use crate::shape::broadcast_shapes;
-use crate::storage::Element;
-use crate::tensor::Tensor;
+use crate::kernels::{Par, map, math};
+use crate::tensor::element::Element;
+use crate::tensor::handle::Tensor;
+use crate::tensor::shape::broadcast_shapes;
 
 impl<E: Element> Tensor<E> {
     /// Applies `f` to every element into a new tensor, recording nothing (a kernel helper).
     #[track_caller]
     pub(crate) fn map(&self, f: impl Fn(E) -> E + Sync) -> Tensor<E> {
         let d = self.data();
-        Tensor::from_data(map::unary(&d, self.layout(), f), self.shape())
+        Tensor::from_data(map::unary(Par::current(), &d, self.layout(), f), self.shape())
     }
 
     /// Applies a slice kernel `f(src, dst)` to the elements into a new tensor, recording nothing.
     #[track_caller]
     pub(crate) fn map_slice(&self, f: fn(&[E], &mut [E])) -> Tensor<E> {
         let d = self.data();
-        Tensor::from_data(map::unary_into(&d, self.layout(), f), self.shape())
+        Tensor::from_data(map::unary_into(Par::current(), &d, self.layout(), f), self.shape())
     }
 
     /// Combines two tensors of the same shape element by element, recording nothing.
     #[track_caller]
     pub(crate) fn zip(&self, other: &Tensor<E>, f: impl Fn(E, E) -> E + Sync) -> Tensor<E> {
         let (a, b) = (self.data(), other.data());
-        Tensor::from_data(map::binary(&a, self.layout(), &b, other.layout(), f), self.shape())
+        Tensor::from_data(map::binary(Par::current(), &a, self.layout(), &b, other.layout(), f), self.shape())
     }
 
     /// Both operands broadcast to their common shape (views; no copy).
@@ -45,85 +45,148 @@ impl<E: Element> Tensor<E> {
     }
 
     /// `self + other` with broadcasting. ∂/∂a = 1, ∂/∂b = 1.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![1.0f32, 2.0], &[2]);
+    /// assert_eq!(a.add(&tensorgrad::Tensor::from_vec(vec![10.0], &[1])).to_vec(), vec![11.0, 12.0]);
+    /// ```
     #[track_caller]
     pub fn add(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "add");
-        a.zip(&b, |x, y| x + y).record("add", vec![a, b], |c| vec![Some(c.grad.clone()), Some(c.grad.clone())])
+        a.zip(&b, |x, y| x + y).record("add", vec![a, b], |c| vec![Some(c.grad().clone()), Some(c.grad().clone())])
     }
 
     /// `self - other` with broadcasting. ∂/∂a = 1, ∂/∂b = −1.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![5.0f32, 7.0], &[2]);
+    /// assert_eq!((&a - &a.mul_scalar(2.0)).to_vec(), vec![-5.0, -7.0]);
+    /// ```
     #[track_caller]
     pub fn sub(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "sub");
         a.zip(&b, |x, y| x - y)
-            .record("sub", vec![a, b], |c| vec![Some(c.grad.clone()), c.needs(1).then(|| c.grad.neg())])
+            .record("sub", vec![a, b], |c| vec![Some(c.grad().clone()), c.needs(1).then(|| c.grad().neg())])
     }
 
     /// `self * other` with broadcasting. ∂/∂a = b, ∂/∂b = a.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]);
+    /// let col = tensorgrad::Tensor::from_vec(vec![10.0f32, 100.0], &[2, 1]);
+    /// assert_eq!((&a * &col).to_vec(), vec![10.0, 20.0, 300.0, 400.0]);
+    /// ```
     #[track_caller]
     pub fn mul(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "mul");
         a.zip(&b, |x, y| x * y).record("mul", vec![a, b], |c| {
-            vec![c.needs(0).then(|| c.grad * &c.inputs[1]), c.needs(1).then(|| c.grad * &c.inputs[0])]
+            vec![c.needs(0).then(|| c.grad() * &c.inputs[1]), c.needs(1).then(|| c.grad() * &c.inputs[0])]
         })
     }
 
     /// `self / other` with broadcasting. ∂/∂a = 1/b, ∂/∂b = −a/b² = −out/b.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![1.0f32, 6.0], &[2]);
+    /// assert_eq!((&a / &tensorgrad::Tensor::from_vec(vec![2.0f32, 3.0], &[2])).to_vec(), vec![0.5, 2.0]);
+    /// ```
     #[track_caller]
     pub fn div(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "div");
         a.zip(&b, |x, y| x / y).record("div", vec![a, b], |c| {
             let b = &c.inputs[1];
-            vec![c.needs(0).then(|| c.grad / b), c.needs(1).then(|| (c.grad * c.out / b).neg())]
+            vec![c.needs(0).then(|| c.grad() / b), c.needs(1).then(|| (c.grad() * c.out() / b).neg())]
         })
     }
 
     /// `self + s`. ∂/∂x = 1.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![1.0f32, 2.0], &[2]);
+    /// assert_eq!(a.add_scalar(0.5).to_vec(), vec![1.5, 2.5]);
+    /// ```
     #[track_caller]
     pub fn add_scalar(&self, s: E) -> Tensor<E> {
-        self.map(|x| x + s).record("add_scalar", vec![self.clone()], |c| vec![Some(c.grad.clone())])
+        self.map(|x| x + s).record("add_scalar", vec![self.clone()], |c| vec![Some(c.grad().clone())])
     }
 
     /// `self · s`. ∂/∂x = s.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![1.0f32, -2.0], &[2]);
+    /// assert_eq!(a.mul_scalar(3.0).to_vec(), vec![3.0, -6.0]);
+    /// ```
     #[track_caller]
     pub fn mul_scalar(&self, s: E) -> Tensor<E> {
-        self.map(|x| x * s).record("mul_scalar", vec![self.clone()], move |c| vec![Some(c.grad.mul_scalar(s))])
+        self.map(|x| x * s).record("mul_scalar", vec![self.clone()], move |c| vec![Some(c.grad().mul_scalar(s))])
     }
 
     /// `−self`. ∂/∂x = −1.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![1.0f32, -2.0], &[2]);
+    /// assert_eq!(a.neg().to_vec(), vec![-1.0, 2.0]);
+    /// ```
     #[track_caller]
     pub fn neg(&self) -> Tensor<E> {
-        self.map(|x| -x).record("neg", vec![self.clone()], |c| vec![Some(c.grad.neg())])
+        self.map(|x| -x).record("neg", vec![self.clone()], |c| vec![Some(c.grad().neg())])
     }
 
     /// `eˣ`. ∂/∂x = eˣ (the output).
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![0.0f64, 1.0], &[2]);
+    /// let y = a.exp().to_vec();
+    /// assert!((y[0] - 1.0).abs() < 1e-12 && (y[1] - std::f64::consts::E).abs() < 1e-12);
+    /// ```
     #[track_caller]
     pub fn exp(&self) -> Tensor<E> {
-        self.map_slice(E::exp_into).record("exp", vec![self.clone()], |c| vec![Some(c.grad * c.out)])
+        self.map_slice(math::exp_into).record("exp", vec![self.clone()], |c| vec![Some(c.grad() * c.out())])
     }
 
     /// Natural logarithm. ∂/∂x = 1/x.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![1.0f64, std::f64::consts::E], &[2]);
+    /// let y = a.ln().to_vec();
+    /// assert!(y[0].abs() < 1e-12 && (y[1] - 1.0).abs() < 1e-12);
+    /// ```
     #[track_caller]
     pub fn ln(&self) -> Tensor<E> {
-        self.map(|x| x.ln()).record("ln", vec![self.clone()], |c| vec![Some(c.grad / &c.inputs[0])])
+        self.map(|x| x.ln()).record("ln", vec![self.clone()], |c| vec![Some(c.grad() / &c.inputs[0])])
     }
 
     /// `xᵖ` for a constant exponent. ∂/∂x = p·xᵖ⁻¹.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![2.0f32, 3.0], &[2]);
+    /// assert_eq!(a.powf(2.0).to_vec(), vec![4.0, 9.0]);
+    /// ```
     #[track_caller]
     pub fn powf(&self, p: E) -> Tensor<E> {
         self.map(|x| x.powf(p)).record("powf", vec![self.clone()], move |c| {
-            vec![Some(c.grad * &c.inputs[0].powf(p - E::one()).mul_scalar(p))]
+            vec![Some(c.grad() * &c.inputs[0].powf(p - E::one()).mul_scalar(p))]
         })
     }
 
     /// `√x`. ∂/∂x = 1/(2√x) (from the output).
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![4.0f32, 9.0], &[2]);
+    /// assert_eq!(a.sqrt().to_vec(), vec![2.0, 3.0]);
+    /// ```
     #[track_caller]
     pub fn sqrt(&self) -> Tensor<E> {
         self.map(|x| x.sqrt())
-            .record("sqrt", vec![self.clone()], |c| vec![Some((c.grad / c.out).mul_scalar(E::of(0.5)))])
+            .record("sqrt", vec![self.clone()], |c| vec![Some((c.grad() / c.out()).mul_scalar(E::of(0.5)))])
     }
 
     /// `|x|`. ∂/∂x = sign(x), taken as 0 at 0 (as PyTorch does).
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![-1.5f32, 2.0], &[2]);
+    /// assert_eq!(a.abs().to_vec(), vec![1.5, 2.0]);
+    /// ```
     #[track_caller]
     pub fn abs(&self) -> Tensor<E> {
         self.map(|x| x.abs()).record("abs", vec![self.clone()], |c| {
@@ -136,11 +199,16 @@ impl<E: Element> Tensor<E> {
                     E::zero()
                 }
             });
-            vec![Some(c.grad * &sign)]
+            vec![Some(c.grad() * &sign)]
         })
     }
 
     /// Limits every element to `[min, max]`. ∂/∂x = 1 where `min ≤ x ≤ max`, else 0.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![-2.0f32, 0.5, 3.0], &[3]);
+    /// assert_eq!(a.clamp(-1.0, 1.0).to_vec(), vec![-1.0, 0.5, 1.0]);
+    /// ```
     #[track_caller]
     pub fn clamp(&self, min: E, max: E) -> Tensor<E> {
         if min > max || min.is_nan() || max.is_nan() {
@@ -148,7 +216,7 @@ impl<E: Element> Tensor<E> {
         }
         self.map(|x| x.max(min).min(max)).record("clamp", vec![self.clone()], move |c| {
             let inside = c.inputs[0].map(|x| if x >= min && x <= max { E::one() } else { E::zero() });
-            vec![Some(c.grad * &inside)]
+            vec![Some(c.grad() * &inside)]
         })
     }
 }

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use crate::autograd::Grad;
-use crate::layout::Layout;
-use crate::shape::{check_dim, numel};
-use crate::storage::Element;
-use crate::tensor::Tensor;
+use crate::kernels::index;
+use crate::tensor::element::Element;
+use crate::tensor::handle::{Grad, Part, Tensor};
+use crate::tensor::memory;
+use crate::tensor::shape::{check_dim, numel};
 
 #[track_caller]
 fn check_indices(op: &str, indices: &[usize], dim: usize, size: usize) {
@@ -32,39 +32,10 @@ impl<E: Element> Tensor<E> {
         check_indices("index_select", indices, dim, size);
         let mut shape = self.shape().to_vec();
         shape[dim] = indices.len();
-        let data = self.data();
-        let src = self.layout();
-        let mut out = Vec::with_capacity(numel(&shape));
-        // Outer dims before `dim`, then the selected slice, then the inner dims.
-        let outer: usize = self.shape()[..dim].iter().product();
-        let inner_shape = &self.shape()[dim + 1..];
-        let inner_strides = &src.strides()[dim + 1..];
-        let inner_len: usize = inner_shape.iter().product();
-        let inner_contiguous = Layout::new(inner_shape.to_vec(), inner_strides.to_vec(), 0).is_contiguous();
-        for o in 0..outer {
-            // Offset of outer index `o` (row-major over dims before `dim`).
-            let mut rem = o;
-            let mut base = src.offset();
-            for d in (0..dim).rev() {
-                base += (rem % self.shape()[d]) * src.strides()[d];
-                rem /= self.shape()[d];
-            }
-            if inner_contiguous {
-                // Each selected slice is one run of memory (an embedding row, say): copy it whole.
-                for &i in indices {
-                    let start = base + i * src.strides()[dim];
-                    out.extend_from_slice(&data[start..start + inner_len]);
-                }
-            } else {
-                for &i in indices {
-                    let l = Layout::new(inner_shape.to_vec(), inner_strides.to_vec(), base + i * src.strides()[dim]);
-                    l.for_each_offset(|p| out.push(data[p]));
-                }
-            }
-        }
+        let out = index::index_select(&self.data(), self.layout(), dim, indices);
         let idx: Arc<[usize]> = indices.into();
-        Tensor::from_data(out, &shape).record_parts("index_select", vec![self.clone()], move |c| {
-            vec![Some(Grad::IndexAdd { dim, indices: Arc::clone(&idx), part: c.grad.clone() })]
+        Tensor::from_data(out, &shape).record("index_select", vec![self.clone()], move |c| {
+            vec![Some(Grad::part(IndexAddPart { dim, indices: Arc::clone(&idx), values: c.grad().clone() }))]
         })
     }
 
@@ -74,10 +45,11 @@ impl<E: Element> Tensor<E> {
     pub(crate) fn index_add_zeros(&self, dim: usize, indices: &Arc<[usize]>, size: usize) -> Tensor<E> {
         let mut shape = self.shape().to_vec();
         shape[dim] = size;
-        let out = Tensor::zeros(&shape);
-        out.add_part_(Grad::IndexAdd { dim, indices: Arc::clone(indices), part: self.detach() });
+        let mut out = memory::zeroed(numel(&shape));
+        index::index_add(&mut out, &shape, dim, indices, &self.to_vec());
         let idx = Arc::clone(indices);
-        out.record("index_add", vec![self.clone()], move |c| vec![Some(c.grad.index_select(dim, &idx))])
+        Tensor::from_data(out, &shape)
+            .record("index_add", vec![self.clone()], move |c| vec![Some(c.grad().index_select(dim, &idx))])
     }
 
     /// Picks one element from each slice along `dim`: the result has the shape of `self` with
@@ -92,7 +64,6 @@ impl<E: Element> Tensor<E> {
     pub fn gather(&self, dim: usize, indices: &[usize]) -> Tensor<E> {
         check_dim("gather", dim, self.shape());
         let size = self.shape()[dim];
-        let outer = self.layout().narrow(dim, 0, 1.min(size));
         let mut kshape = self.shape().to_vec();
         kshape[dim] = 1;
         if indices.len() != numel(&kshape) {
@@ -104,17 +75,10 @@ impl<E: Element> Tensor<E> {
             );
         }
         check_indices("gather", indices, dim, size);
-        let data = self.data();
-        let stride = self.strides()[dim];
-        let mut out = Vec::with_capacity(indices.len());
-        let mut k = 0;
-        outer.for_each_offset(|base| {
-            out.push(data[base + indices[k] * stride]);
-            k += 1;
-        });
+        let out = index::gather(&self.data(), self.layout(), dim, indices);
         let idx: Arc<[usize]> = indices.into();
         Tensor::from_data(out, &kshape)
-            .record("gather", vec![self.clone()], move |c| vec![Some(c.grad.scatter(dim, &idx, size))])
+            .record("gather", vec![self.clone()], move |c| vec![Some(c.grad().scatter(dim, &idx, size))])
     }
 
     /// The adjoint of `gather`: `self` has size 1 along `dim`; the result has size `size` there,
@@ -123,17 +87,40 @@ impl<E: Element> Tensor<E> {
     pub(crate) fn scatter(&self, dim: usize, indices: &[usize], size: usize) -> Tensor<E> {
         let mut shape = self.shape().to_vec();
         shape[dim] = size;
-        let mut out = crate::memory::zeroed(numel(&shape));
-        let full = Layout::contiguous(&shape);
-        let stride = full.strides()[dim];
-        let vals = self.to_vec();
-        let mut k = 0;
-        full.narrow(dim, 0, 1).for_each_offset(|base| {
-            out[base + indices[k] * stride] += vals[k];
-            k += 1;
-        });
+        let out = index::scatter(&shape, dim, indices, &self.to_vec());
         let idx: Arc<[usize]> = indices.into();
         Tensor::from_data(out, &shape)
-            .record("scatter", vec![self.clone()], move |c| vec![Some(c.grad.gather(dim, &idx))])
+            .record("scatter", vec![self.clone()], move |c| vec![Some(c.grad().gather(dim, &idx))])
+    }
+}
+
+/// The gradient of `input.index_select(dim, indices)`: slice `j` of `values` along `dim` belongs
+/// at position `indices[j]` of the input's gradient (repeats add up).
+struct IndexAddPart<E: Element> {
+    dim: usize,
+    indices: Arc<[usize]>,
+    values: Tensor<E>,
+}
+
+impl<E: Element> Part<E> for IndexAddPart<E> {
+    fn values(&self) -> &Tensor<E> {
+        &self.values
+    }
+
+    fn add_to(&self, buf: &mut [E], shape: &[usize]) {
+        let data = self.values.data();
+        let l = self.values.layout();
+        let copy;
+        let src: &[E] = if l.is_contiguous() {
+            &data[l.offset()..l.offset() + l.numel()]
+        } else {
+            copy = self.values.to_vec();
+            &copy
+        };
+        index::index_add(buf, shape, self.dim, &self.indices, src);
+    }
+
+    fn materialize(self: Box<Self>, shape: &[usize]) -> Tensor<E> {
+        self.values.index_add_zeros(self.dim, &self.indices, shape[self.dim])
     }
 }

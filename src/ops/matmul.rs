@@ -2,11 +2,12 @@
 //! Operands are passed to the kernel with their own strides: transposed, narrowed and broadcast
 //! views are never copied.
 
+use crate::kernels::Par;
 use crate::kernels::matmul::{MatRef, batched_gemm, gemm};
-use crate::layout::Layout;
-use crate::shape::try_broadcast_shapes;
-use crate::storage::Element;
-use crate::tensor::Tensor;
+use crate::tensor::element::Element;
+use crate::tensor::handle::Tensor;
+use crate::tensor::layout::Layout;
+use crate::tensor::shape::try_broadcast_shapes;
 
 impl<E: Element> Tensor<E> {
     /// Matrix product with `torch.matmul`'s rules: `[m, k] × [k, n] → [m, n]`; leading (batch)
@@ -70,8 +71,8 @@ impl<E: Element> Tensor<E> {
         shape[r - 1] = n;
         let mref = |l: &Layout| MatRef { offset: l.offset(), rs: l.strides()[r - 2], cs: l.strides()[r - 1] };
         let out = if r == 2 {
-            let mut c = crate::memory::take(m * n);
-            gemm(m, k, n, &ad, mref(la), &bd, mref(lb), &mut c);
+            let mut c = crate::tensor::memory::take(m * n);
+            gemm(Par::current(), m, k, n, &ad, mref(la), &bd, mref(lb), &mut c);
             c
         } else {
             // Offsets of each batch's matrix, walking the batch dims with their own strides
@@ -80,7 +81,18 @@ impl<E: Element> Tensor<E> {
                 Layout::new(l.shape()[..r - 2].to_vec(), l.strides()[..r - 2].to_vec(), l.offset()).offsets()
             };
             let (ma, mb) = (mref(la), mref(lb));
-            batched_gemm(m, k, n, &ad, &batch_offsets(la), (ma.rs, ma.cs), &bd, &batch_offsets(lb), (mb.rs, mb.cs))
+            batched_gemm(
+                Par::current(),
+                m,
+                k,
+                n,
+                &ad,
+                &batch_offsets(la),
+                (ma.rs, ma.cs),
+                &bd,
+                &batch_offsets(lb),
+                (mb.rs, mb.cs),
+            )
         };
         Tensor::from_data(out, &shape).record("matmul", vec![self.clone(), other.clone()], move |c| {
             let (a, b) = (&c.inputs[0], &c.inputs[1]);
@@ -91,16 +103,16 @@ impl<E: Element> Tensor<E> {
             vec![
                 c.needs(0).then(|| {
                     if is_transposed(a, r) {
-                        t(&b.matmul_same_batch(&t(c.grad)))
+                        t(&b.matmul_same_batch(&t(c.grad())))
                     } else {
-                        c.grad.matmul_same_batch(&t(b))
+                        c.grad().matmul_same_batch(&t(b))
                     }
                 }),
                 c.needs(1).then(|| {
                     if is_transposed(b, r) {
-                        t(&t(c.grad).matmul_same_batch(a))
+                        t(&t(c.grad()).matmul_same_batch(a))
                     } else {
-                        t(a).matmul_same_batch(c.grad)
+                        t(a).matmul_same_batch(c.grad())
                     }
                 }),
             ]

@@ -5,11 +5,10 @@
 mod activation;
 mod elementwise;
 mod index;
+mod loss;
 mod matmul;
 mod reduce;
 mod rnn;
 mod view;
 
-pub(crate) use activation::sigmoid_scalar;
-pub(crate) use rnn::lstm_sequence;
-pub(crate) use view::add_into;
+pub(crate) use rnn::LstmOp;

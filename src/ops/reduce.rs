@@ -1,14 +1,19 @@
 //! Reductions: `sum`, `sum_dim`, `mean`, `mean_dim`, `max_dim`, and `sum_to_shape` (the backward
 //! of broadcasting).
 
-use crate::kernels::reduce;
-use crate::shape::check_dim;
-use crate::storage::Element;
-use crate::tensor::Tensor;
+use crate::kernels::{Par, reduce};
+use crate::tensor::element::Element;
+use crate::tensor::handle::Tensor;
+use crate::tensor::shape::check_dim;
 
 impl<E: Element> Tensor<E> {
     /// Sums over the given dims, keeping them with size 1 (the primitive behind every sum).
     /// ∂/∂x = the output gradient broadcast back to the input shape.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::ones(&[2, 3, 4]);
+    /// assert_eq!(x.sum_dims_keepdim(&[0, 2]).to_vec(), vec![8.0, 8.0, 8.0]);
+    /// ```
     #[track_caller]
     pub fn sum_dims_keepdim(&self, dims: &[usize]) -> Tensor<E> {
         let mut out_shape = self.shape().to_vec();
@@ -17,13 +22,18 @@ impl<E: Element> Tensor<E> {
             out_shape[d] = 1;
         }
         let data = self.data();
-        let out = reduce::sum_to(&data, self.layout(), &out_shape);
+        let out = reduce::sum_to(Par::current(), &data, self.layout(), &out_shape);
         let in_shape = self.shape().to_vec();
         Tensor::from_data(out, &out_shape)
-            .record("sum", vec![self.clone()], move |c| vec![Some(c.grad.broadcast_to(&in_shape))])
+            .record("sum", vec![self.clone()], move |c| vec![Some(c.grad().broadcast_to(&in_shape))])
     }
 
     /// Sum of all elements, as a tensor of shape `[]`.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]);
+    /// assert_eq!(x.sum().item(), 10.0);
+    /// ```
     #[track_caller]
     pub fn sum(&self) -> Tensor<E> {
         let dims: Vec<usize> = (0..self.ndim()).collect();
@@ -45,6 +55,11 @@ impl<E: Element> Tensor<E> {
     }
 
     /// Mean of all elements (shape `[]`).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 6.0], &[2, 2]);
+    /// assert_eq!(x.mean().item(), 3.0);
+    /// ```
     #[track_caller]
     pub fn mean(&self) -> Tensor<E> {
         let n = E::from_usize(self.numel()).unwrap_or_else(E::nan);
@@ -52,6 +67,11 @@ impl<E: Element> Tensor<E> {
     }
 
     /// Mean over `dim`.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 6.0], &[2, 2]);
+    /// assert_eq!(x.mean_dim(1, false).to_vec(), vec![1.5, 4.5]);
+    /// ```
     #[track_caller]
     pub fn mean_dim(&self, dim: usize, keepdim: bool) -> Tensor<E> {
         check_dim("mean_dim", dim, self.shape());
@@ -82,13 +102,18 @@ impl<E: Element> Tensor<E> {
         let idx = std::sync::Arc::new(idx);
         let bidx = idx.clone();
         let out = Tensor::from_data(vals, &kshape)
-            .record("max_dim", vec![self.clone()], move |c| vec![Some(c.grad.scatter(dim, &bidx, size))]);
+            .record("max_dim", vec![self.clone()], move |c| vec![Some(c.grad().scatter(dim, &bidx, size))]);
         let out = if keepdim { out } else { out.squeeze(dim) };
         (out, std::sync::Arc::try_unwrap(idx).unwrap_or_else(|a| (*a).clone()))
     }
 
     /// Sums a broadcast tensor back down to `shape` (the adjoint of
     /// [`broadcast_to`](Self::broadcast_to)).
+    ///
+    /// ```
+    /// let g = tensorgrad::Tensor::<f32>::ones(&[4, 3]);
+    /// assert_eq!(g.sum_to_shape(&[1, 3]).to_vec(), vec![4.0, 4.0, 4.0]);
+    /// ```
     #[track_caller]
     pub fn sum_to_shape(&self, shape: &[usize]) -> Tensor<E> {
         if self.shape() == shape {

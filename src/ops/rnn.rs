@@ -1,75 +1,116 @@
 //! The fused LSTM layer as one differentiable op over a whole sequence.
 
-use crate::kernels::lstm::{self, LstmDims, LstmInputs};
-use crate::storage::Element;
-use crate::tensor::Tensor;
+use crate::kernels::Par;
+use crate::kernels::lstm::{self, LstmDims, LstmInputs, LstmOutGrads, LstmSaved};
+use crate::tensor::element::Element;
+use crate::tensor::handle::{Ctx, Grad, Op, Tensor, record_outputs};
 
-/// Runs an LSTM layer over all steps as one op (see `kernels::lstm`).
+/// The fused LSTM layer over a whole sequence: one op with three outputs, the step outputs
+/// `[B, T, H]` and the final `h` and `c` (`[B, H]` each).
 ///
-/// - `x`: the layer's input `[B, T, I]`
-/// - `w_ih`: `[4H, I]`, `w_hh`: `[4H, H]`
-/// - `bias`: added to every step's gates, `[4H]` (the sum of an LSTM's two biases), or none
-/// - `h0`, `c0`: `[B, H]`
-/// - `rec_mask`: recurrent dropout mask `[B, H]` (a constant), `mask`: padding mask `[B, T]`
-///
-/// Returns `[B, T + 2, H]`: step outputs, then the final `h` and `c`. Its backward is
-/// hand-written (BPTT with one matmul for both weight gradients), so it cannot be
-/// differentiated twice; the reference cell (`LstmConfig::fused = false`) can.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn lstm_sequence<E: Element>(
-    x: &Tensor<E>,
-    w_ih: &Tensor<E>,
-    w_hh: &Tensor<E>,
-    bias: Option<&Tensor<E>>,
-    h0: &Tensor<E>,
-    c0: &Tensor<E>,
-    rec_mask: Option<&Tensor<E>>,
-    mask: Option<&Tensor<E>>,
-) -> Tensor<E> {
-    let (b, steps, ni) = (x.shape()[0], x.shape()[1], x.shape()[2]);
-    let d = LstmDims { b, t: steps, h: w_hh.shape()[1], i: ni };
-    let consts = Consts {
-        w: lstm::combine_weights(d, &w_hh.to_vec(), &w_ih.to_vec()),
-        h0: h0.to_vec(),
-        c0: c0.to_vec(),
-        rec_mask: rec_mask.map(Tensor::to_vec),
-        mask: mask.map(Tensor::to_vec),
-    };
-    // Forward-only operands: not kept by the graph.
-    let wt = lstm::combine_weights_t(d, &consts.w);
-    let bias_v: Option<Vec<E>> = bias.map(Tensor::to_vec);
-    // Keep what backward needs only if a graph will be recorded.
-    let inputs: Vec<Tensor<E>> =
-        [Some(x), Some(w_ih), Some(w_hh), Some(h0), Some(c0), bias].into_iter().flatten().cloned().collect();
-    let save = crate::is_grad_enabled() && inputs.iter().any(|t| t.needs_grad());
-    let (out, saved) = with_row_major(x, |xs| lstm::forward(d, consts.inputs(xs, &wt, bias_v.as_deref()), save));
-    let out = Tensor::from_vec(out, &[b, steps + 2, d.h]);
-    let with_bias = bias.is_some();
-    out.record("lstm", inputs, move |c| {
-        if crate::is_grad_enabled() {
-            panic!(
-                "lstm: the fused LSTM kernel has a hand-written backward and cannot be differentiated twice; \
-                 build the layer with LstmConfig {{ fused: false, .. }} (the cell composed from primitive ops) \
-                 to take gradients of gradients"
-            );
-        }
-        let saved = saved.as_ref().expect("lstm: values saved for backward (recorded graphs always save them)");
+/// Its backward is hand-written (BPTT with one matmul for both weight gradients), so it cannot
+/// be differentiated twice; the reference cell (`LstmConfig::fused = false`) can.
+pub(crate) struct LstmOp<E: Element> {
+    d: LstmDims,
+    consts: Consts<E>,
+    /// What backward needs (only kept when a graph is recorded).
+    saved: Option<LstmSaved<E>>,
+    with_bias: bool,
+}
+
+impl<E: Element> LstmOp<E> {
+    /// Runs the layer (see `kernels::lstm`) and records it when a gradient is needed.
+    ///
+    /// - `x`: the layer's input `[B, T, I]`
+    /// - `w_ih`: `[4H, I]`, `w_hh`: `[4H, H]`
+    /// - `bias`: added to every step's gates, `[4H]` (the sum of an LSTM's two biases), or none
+    /// - `h0`, `c0`: `[B, H]`
+    /// - `rec_mask`: recurrent dropout mask `[B, H]` (a constant), `mask`: padding mask `[B, T]`
+    ///
+    /// Returns `(outputs [B, T, H], h [B, H], c [B, H])`.
+    #[allow(clippy::too_many_arguments)]
+    #[track_caller]
+    pub(crate) fn forward(
+        x: &Tensor<E>,
+        w_ih: &Tensor<E>,
+        w_hh: &Tensor<E>,
+        bias: Option<&Tensor<E>>,
+        h0: &Tensor<E>,
+        c0: &Tensor<E>,
+        rec_mask: Option<&Tensor<E>>,
+        mask: Option<&Tensor<E>>,
+    ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
+        let (b, steps, ni) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+        let d = LstmDims { b, t: steps, h: w_hh.shape()[1], i: ni };
+        let consts = Consts {
+            w: lstm::combine_weights(d, &w_hh.to_vec(), &w_ih.to_vec()),
+            h0: h0.to_vec(),
+            c0: c0.to_vec(),
+            rec_mask: rec_mask.map(Tensor::to_vec),
+            mask: mask.map(Tensor::to_vec),
+        };
+        // Forward-only operands: not kept by the graph.
+        let wt = lstm::combine_weights_t(d, &consts.w);
+        let bias_v: Option<Vec<E>> = bias.map(Tensor::to_vec);
+        // Keep what backward needs only if a graph will be recorded.
+        let inputs: Vec<Tensor<E>> =
+            [Some(x), Some(w_ih), Some(w_hh), Some(h0), Some(c0), bias].into_iter().flatten().cloned().collect();
+        let save = crate::is_grad_enabled() && inputs.iter().any(|t| t.needs_grad());
+        let par = Par::current();
+        let (out, saved) =
+            with_row_major(x, |xs| lstm::forward(par, d, consts.inputs(xs, &wt, bias_v.as_deref()), save));
+        let outputs = vec![
+            Tensor::from_data(out.seq, &[b, steps, d.h]),
+            Tensor::from_data(out.h, &[b, d.h]),
+            Tensor::from_data(out.c, &[b, d.h]),
+        ];
+        let op = LstmOp { d, consts, saved, with_bias: bias.is_some() };
+        let mut outs = record_outputs(outputs, op, inputs).into_iter();
+        let mut next = || outs.next().expect("three outputs");
+        (next(), next(), next())
+    }
+}
+
+impl<E: Element> Op<E> for LstmOp<E> {
+    fn name(&self) -> &'static str {
+        "lstm"
+    }
+
+    fn outputs(&self) -> usize {
+        3
+    }
+
+    fn not_twice(&self) -> Option<&'static str> {
+        Some(
+            "the fused LSTM kernel has a hand-written backward and cannot be differentiated twice; \
+             build the layer with LstmConfig { fused: false, .. } (the cell composed from primitive ops) \
+             to take gradients of gradients",
+        )
+    }
+
+    /// BPTT: `dx`, `dW_ih`, `dW_hh`, `dh0`, `dc0` and the bias gradient from the gradients of
+    /// the three outputs (see `kernels::lstm::backward`).
+    fn backward(&self, c: &Ctx<'_, E>) -> Vec<Option<Grad<E>>> {
+        let d = self.d;
+        let saved = self.saved.as_ref().expect("lstm: values saved for backward (recorded graphs always save them)");
         // Backward reads the input only through the saved step inputs, and needs no bias.
-        let inputs = consts.inputs(&[], &[], None);
-        let g = with_row_major(c.grad, |dout| lstm::backward(d, saved, inputs, dout, c.needs(0)));
+        let inputs = self.consts.inputs(&[], &[], None);
+        let [gs, gh, gc] = [0, 1, 2].map(|i| c.grads[i].as_ref().map(row_major));
+        let dout = LstmOutGrads { seq: gs.as_deref(), h: gh.as_deref(), c: gc.as_deref() };
+        let g = lstm::backward(Par::current(), d, saved, inputs, dout, c.needs(0));
         let (b, h, i) = (d.b, d.h, d.i);
         let mut grads = vec![
-            g.dx.map(|dx| Tensor::from_vec(dx, &[b, d.t, i])),
-            c.needs(1).then(|| Tensor::from_vec(g.dw_ih, &[4 * h, i])),
-            c.needs(2).then(|| Tensor::from_vec(g.dw_hh, &[4 * h, h])),
-            c.needs(3).then(|| Tensor::from_vec(g.dh0, &[b, h])),
-            c.needs(4).then(|| Tensor::from_vec(g.dc0, &[b, h])),
+            g.dx.map(|dx| Tensor::from_data(dx, &[b, d.t, i])),
+            c.needs(1).then(|| Tensor::from_data(g.dw_ih, &[4 * h, i])),
+            c.needs(2).then(|| Tensor::from_data(g.dw_hh, &[4 * h, h])),
+            c.needs(3).then(|| Tensor::from_data(g.dh0, &[b, h])),
+            c.needs(4).then(|| Tensor::from_data(g.dc0, &[b, h])),
         ];
-        if with_bias {
-            grads.push(c.needs(5).then(|| Tensor::from_vec(g.dbias, &[4 * h])));
+        if self.with_bias {
+            grads.push(c.needs(5).then(|| Tensor::from_data(g.dbias, &[4 * h])));
         }
-        grads
-    })
+        grads.into_iter().map(|g| g.map(Grad::Full)).collect()
+    }
 }
 
 /// Row-major copies of the kernel's constant operands, owned by the op's backward.
@@ -98,6 +139,31 @@ impl<E> Consts<E> {
     }
 }
 
+/// The row-major elements of `t`: its own buffer when contiguous and whole, else a copy.
+fn row_major<E: Element>(t: &Tensor<E>) -> RowMajor<E> {
+    let l = t.layout();
+    let data = t.data();
+    if l.is_contiguous() {
+        RowMajor { range: l.offset()..l.offset() + l.numel(), data }
+    } else {
+        let copy = t.to_vec();
+        RowMajor { range: 0..copy.len(), data: std::sync::Arc::new(copy) }
+    }
+}
+
+/// A snapshot of a buffer and the range of it that holds a tensor's row-major elements.
+struct RowMajor<E> {
+    data: std::sync::Arc<Vec<E>>,
+    range: std::ops::Range<usize>,
+}
+
+impl<E> std::ops::Deref for RowMajor<E> {
+    type Target = [E];
+    fn deref(&self) -> &[E] {
+        &self.data[self.range.clone()]
+    }
+}
+
 /// Runs `f` on the row-major elements of `t`: in place when `t` is contiguous (the usual case
 /// for the input and the output gradient, megabytes each), else on a copy.
 fn with_row_major<E: Element, R>(t: &Tensor<E>, f: impl FnOnce(&[E]) -> R) -> R {
@@ -108,7 +174,7 @@ fn with_row_major<E: Element, R>(t: &Tensor<E>, f: impl FnOnce(&[E]) -> R) -> R 
     } else {
         let copy = t.to_vec();
         let r = f(&copy);
-        crate::memory::recycle(copy);
+        crate::tensor::memory::recycle(copy);
         r
     }
 }

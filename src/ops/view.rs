@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use crate::autograd::Grad;
-use crate::layout::{Layout, for_each_row};
-use crate::shape::{check_dim, numel};
-use crate::storage::Element;
-use crate::tensor::Tensor;
+use crate::kernels::slice::{add_strided, copy_strided};
+use crate::tensor::element::Element;
+use crate::tensor::handle::{Grad, Part, Tensor};
+use crate::tensor::layout::Layout;
+use crate::tensor::memory;
+use crate::tensor::shape::{check_dim, numel};
 
 impl<E: Element> Tensor<E> {
     /// A new tensor over the same buffer with another layout.
@@ -18,6 +19,11 @@ impl<E: Element> Tensor<E> {
     }
 
     /// Transpose of a 2-D tensor (a view).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::arange(6).reshape(&[2, 3]);
+    /// assert_eq!(x.t().to_vec(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    /// ```
     #[track_caller]
     pub fn t(&self) -> Tensor<E> {
         if self.ndim() != 2 {
@@ -27,13 +33,23 @@ impl<E: Element> Tensor<E> {
     }
 
     /// Swaps dims `a` and `b` (a view). Its backward swaps them back.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::zeros(&[2, 3, 4]);
+    /// assert_eq!(x.transpose(0, 2).shape(), &[4, 3, 2]);
+    /// ```
     #[track_caller]
     pub fn transpose(&self, a: usize, b: usize) -> Tensor<E> {
         self.view(self.layout().transpose(a, b))
-            .record("transpose", vec![self.clone()], move |c| vec![Some(c.grad.transpose(a, b))])
+            .record("transpose", vec![self.clone()], move |c| vec![Some(c.grad().transpose(a, b))])
     }
 
     /// Reorders dims: dim `i` of the result is dim `perm[i]` of `self` (a view).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::zeros(&[2, 3, 4]);
+    /// assert_eq!(x.permute(&[2, 0, 1]).shape(), &[4, 2, 3]);
+    /// ```
     #[track_caller]
     pub fn permute(&self, perm: &[usize]) -> Tensor<E> {
         let layout = self.layout().permute(perm);
@@ -41,7 +57,7 @@ impl<E: Element> Tensor<E> {
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
-        self.view(layout).record("permute", vec![self.clone()], move |c| vec![Some(c.grad.permute(&inverse))])
+        self.view(layout).record("permute", vec![self.clone()], move |c| vec![Some(c.grad().permute(&inverse))])
     }
 
     /// Elements `start..start + len` of `dim` (a view). Its backward places the gradient into a
@@ -54,8 +70,8 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Tensor<E> {
         let layout = self.layout().narrow(dim, start, len);
-        self.view(layout).record_parts("narrow", vec![self.clone()], move |c| {
-            vec![Some(Grad::Narrow { dim, start, part: c.grad.clone() })]
+        self.view(layout).record("narrow", vec![self.clone()], move |c| {
+            vec![Some(Grad::part(NarrowPart { dim, start, values: c.grad().clone() }))]
         })
     }
 
@@ -66,9 +82,11 @@ impl<E: Element> Tensor<E> {
         let mut shape = self.shape().to_vec();
         let len = shape[dim];
         shape[dim] = size;
-        let out = Tensor::zeros(&shape);
-        out.add_part_(Grad::Narrow { dim, start, part: self.detach() });
-        out.record("unnarrow", vec![self.clone()], move |c| vec![Some(c.grad.narrow(dim, start, len))])
+        let mut out = memory::zeroed(numel(&shape));
+        let region = Layout::contiguous(&shape).narrow(dim, start, len);
+        add_strided(&mut out, &region, &self.data(), self.layout());
+        Tensor::from_data(out, &shape)
+            .record("unnarrow", vec![self.clone()], move |c| vec![Some(c.grad().narrow(dim, start, len))])
     }
 
     /// Stretches dims of size 1 (and prepends dims) to `shape`, with stride 0 (a view).
@@ -86,21 +104,31 @@ impl<E: Element> Tensor<E> {
         let layout = self.layout().broadcast_to(shape);
         let in_shape = self.shape().to_vec();
         self.view(layout)
-            .record("broadcast_to", vec![self.clone()], move |c| vec![Some(c.grad.sum_to_shape(&in_shape))])
+            .record("broadcast_to", vec![self.clone()], move |c| vec![Some(c.grad().sum_to_shape(&in_shape))])
     }
 
     /// Inserts a dim of size 1 at `dim` (a view).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::zeros(&[3]);
+    /// assert_eq!(x.unsqueeze(0).shape(), &[1, 3]);
+    /// ```
     #[track_caller]
     pub fn unsqueeze(&self, dim: usize) -> Tensor<E> {
         let layout = self.layout().unsqueeze(dim);
-        self.view(layout).record("unsqueeze", vec![self.clone()], move |c| vec![Some(c.grad.squeeze(dim))])
+        self.view(layout).record("unsqueeze", vec![self.clone()], move |c| vec![Some(c.grad().squeeze(dim))])
     }
 
     /// Removes dim `dim`, which must have size 1 (a view).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::zeros(&[3, 1]);
+    /// assert_eq!(x.squeeze(1).shape(), &[3]);
+    /// ```
     #[track_caller]
     pub fn squeeze(&self, dim: usize) -> Tensor<E> {
         let layout = self.layout().squeeze(dim);
-        self.view(layout).record("squeeze", vec![self.clone()], move |c| vec![Some(c.grad.unsqueeze(dim))])
+        self.view(layout).record("squeeze", vec![self.clone()], move |c| vec![Some(c.grad().unsqueeze(dim))])
     }
 
     /// The same elements in a new shape with the same number of elements. A view whenever the
@@ -128,7 +156,7 @@ impl<E: Element> Tensor<E> {
             Some(layout) => self.view(layout),
             None => Tensor::from_data(self.to_vec(), shape),
         };
-        out.record("reshape", vec![self.clone()], move |c| vec![Some(c.grad.reshape(&in_shape))])
+        out.record("reshape", vec![self.clone()], move |c| vec![Some(c.grad().reshape(&in_shape))])
     }
 
     /// Joins tensors along an existing dim; all other dims must agree.
@@ -157,22 +185,28 @@ impl<E: Element> Tensor<E> {
             }
             shape[dim] += t.shape()[dim];
         }
-        let mut out = crate::memory::take(numel(&shape));
+        let mut out = memory::take(numel(&shape));
         let full = Layout::contiguous(&shape);
         let mut starts = Vec::with_capacity(tensors.len());
         let mut start = 0;
         for t in tensors {
             starts.push(start);
-            copy_into(&mut out, &full.narrow(dim, start, t.shape()[dim]), t);
+            copy_strided(&mut out, &full.narrow(dim, start, t.shape()[dim]), &t.data(), t.layout());
             start += t.shape()[dim];
         }
         let lens: Vec<usize> = tensors.iter().map(|t| t.shape()[dim]).collect();
         Tensor::from_data(out, &shape).record("cat", tensors.to_vec(), move |c| {
-            (0..lens.len()).map(|i| c.needs(i).then(|| c.grad.narrow(dim, starts[i], lens[i]))).collect()
+            (0..lens.len()).map(|i| c.needs(i).then(|| c.grad().narrow(dim, starts[i], lens[i]))).collect()
         })
     }
 
     /// Joins tensors of equal shape along a new dim `dim`.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// let (a, b) = (Tensor::from_vec(vec![1.0f32, 2.0], &[2]), Tensor::from_vec(vec![3.0f32, 4.0], &[2]));
+    /// assert_eq!(Tensor::stack(&[a, b], 1).to_vec(), vec![1.0, 3.0, 2.0, 4.0]);
+    /// ```
     #[track_caller]
     pub fn stack(tensors: &[Tensor<E>], dim: usize) -> Tensor<E> {
         let Some(first) = tensors.first() else {
@@ -193,36 +227,26 @@ impl<E: Element> Tensor<E> {
     }
 }
 
-/// Adds the logical elements of `src` into the positions `dst` addresses in `out`.
-#[track_caller]
-pub(crate) fn add_into<E: Element>(out: &mut [E], dst: &Layout, src: &Tensor<E>) {
-    let data = src.data();
-    let sl = src.layout();
-    for_each_row(dst.shape(), [dst.strides(), sl.strides()], [dst.offset(), sl.offset()], |[od, os], len, [sd, ss]| {
-        if sd == 1 && ss == 1 {
-            for (o, &x) in out[od..od + len].iter_mut().zip(&data[os..os + len]) {
-                *o += x;
-            }
-        } else {
-            for k in 0..len {
-                out[od + k * sd] += data[os + k * ss];
-            }
-        }
-    });
+/// The gradient of `input.narrow(dim, start, values.shape()[dim])`: `values` belong in that
+/// region of the input's gradient.
+struct NarrowPart<E: Element> {
+    dim: usize,
+    start: usize,
+    values: Tensor<E>,
 }
 
-/// Copies the logical elements of `src` into the positions `dst` addresses in `out`.
-#[track_caller]
-pub(crate) fn copy_into<E: Element>(out: &mut [E], dst: &Layout, src: &Tensor<E>) {
-    let data = src.data();
-    let sl = src.layout();
-    for_each_row(dst.shape(), [dst.strides(), sl.strides()], [dst.offset(), sl.offset()], |[od, os], len, [sd, ss]| {
-        if sd == 1 && ss == 1 {
-            out[od..od + len].copy_from_slice(&data[os..os + len]);
-        } else {
-            for k in 0..len {
-                out[od + k * sd] = data[os + k * ss];
-            }
-        }
-    });
+impl<E: Element> Part<E> for NarrowPart<E> {
+    fn values(&self) -> &Tensor<E> {
+        &self.values
+    }
+
+    fn add_to(&self, buf: &mut [E], shape: &[usize]) {
+        let len = self.values.shape()[self.dim];
+        let region = Layout::contiguous(shape).narrow(self.dim, self.start, len);
+        add_strided(buf, &region, &self.values.data(), self.values.layout());
+    }
+
+    fn materialize(self: Box<Self>, shape: &[usize]) -> Tensor<E> {
+        self.values.unnarrow(self.dim, self.start, shape[self.dim])
+    }
 }

@@ -257,10 +257,10 @@ impl LrScheduler for LinearWarmup {
     }
     fn step(&mut self, metric: Option<f64>) -> f64 {
         self.epoch += 1;
-        if self.epoch > self.warmup_steps {
-            if let Some(next) = &mut self.next {
-                next.step(metric);
-            }
+        if self.epoch > self.warmup_steps
+            && let Some(next) = &mut self.next
+        {
+            next.step(metric);
         }
         self.learning_rate()
     }

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use crate::storage::Element;
-use crate::tensor::Tensor;
+use crate::tensor::element::Element;
+use crate::tensor::handle::Tensor;
 
 /// A classification metric, reported under [`name`](Self::name) in a
 /// [`History`](super::History) (with `val_` in front for validation data).

@@ -46,17 +46,9 @@ pub fn try_broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 
 /// Checks that `dim` is a valid dimension index for a tensor of rank `ndim`.
 #[track_caller]
-pub fn check_dim(op: &str, dim: usize, shape: &[usize]) -> usize {
+pub(crate) fn check_dim(op: &str, dim: usize, shape: &[usize]) -> usize {
     if dim >= shape.len() {
         panic!("{op}: dim {dim} is out of range for a tensor of shape {shape:?} (rank {})", shape.len());
     }
     dim
-}
-
-/// Checks that two shapes are equal.
-#[track_caller]
-pub fn check_same_shape(op: &str, a: &[usize], b: &[usize]) {
-    if a != b {
-        panic!("{op}: shapes {a:?} and {b:?} differ");
-    }
 }

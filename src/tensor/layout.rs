@@ -1,7 +1,7 @@
 //! `Layout`: how a tensor's logical indices map onto its buffer (shape, strides, offset), the
 //! view constructors that make new layouts over the same buffer, and strided iteration.
 
-use crate::shape::{check_dim, contiguous_strides, numel};
+use crate::tensor::shape::{check_dim, contiguous_strides, numel};
 
 /// Shape, strides (in elements) and the offset of element `[0, 0, …]` in the buffer.
 ///
@@ -271,11 +271,11 @@ pub(crate) fn for_each_row<const K: usize>(
             continue;
         }
         let s: [usize; K] = std::array::from_fn(|k| strides[k][d]);
-        if let Some(last) = dims.last_mut() {
-            if (0..K).all(|k| s[k] == last.1[k] * last.0) {
-                last.0 *= shape[d];
-                continue;
-            }
+        if let Some(last) = dims.last_mut()
+            && (0..K).all(|k| s[k] == last.1[k] * last.0)
+        {
+            last.0 *= shape[d];
+            continue;
         }
         dims.push((shape[d], s));
     }

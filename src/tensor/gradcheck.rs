@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::tensor::Tensor;
+use crate::tensor::handle::Tensor;
 
 /// Tolerances for [`gradcheck_with`]. An element passes when
 /// `|analytic − numeric| ≤ atol + rtol·|numeric|`.

@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::storage::Element;
+use crate::tensor::element::Element;
 
 /// Buffers smaller than this go straight to the allocator, which serves them well.
 const MIN_BYTES: usize = 64 * 1024;
@@ -51,8 +51,8 @@ static CLOCK: AtomicU64 = AtomicU64::new(0);
 /// cached beyond the new limit.
 pub fn set_cache_limit(bytes: usize) {
     LIMIT.store(bytes, Ordering::Relaxed);
-    <f32 as Element>::pool().shrink_to(bytes);
-    <f64 as Element>::pool().shrink_to(bytes);
+    F32.shrink_to(bytes);
+    F64.shrink_to(bytes);
 }
 
 /// How many bytes of free buffers the cache may hold.
@@ -67,8 +67,8 @@ pub fn cached_bytes() -> usize {
 
 /// Frees every cached buffer (the limit stays as it is).
 pub fn clear_cache() {
-    <f32 as Element>::pool().shrink_to(0);
-    <f64 as Element>::pool().shrink_to(0);
+    F32.shrink_to(0);
+    F64.shrink_to(0);
 }
 
 /// Per size class (a capacity in elements), the cached buffers with the time each was cached,
@@ -76,14 +76,24 @@ pub fn clear_cache() {
 type Classes<E> = BTreeMap<usize, Vec<(u64, Vec<E>)>>;
 
 /// The cached buffers of one element type, by size class.
-#[doc(hidden)]
 #[derive(Debug)]
-pub struct Pool<E> {
+struct Pool<E> {
     classes: Mutex<Classes<E>>,
 }
 
+/// The two pools, one per element type; [`pool`] picks the caller's.
+static F32: Pool<f32> = Pool::new();
+static F64: Pool<f64> = Pool::new();
+
+/// The pool of buffers of `E`.
+fn pool<E: Element>() -> &'static Pool<E> {
+    let any: &'static dyn std::any::Any =
+        if std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>() { &F32 } else { &F64 };
+    any.downcast_ref::<Pool<E>>().expect("Element is sealed to f32 and f64")
+}
+
 impl<E: Element> Pool<E> {
-    pub(crate) const fn new() -> Self {
+    const fn new() -> Self {
         Pool { classes: Mutex::new(BTreeMap::new()) }
     }
 
@@ -144,7 +154,7 @@ pub(crate) fn take<E: Element>(n: usize) -> Vec<E> {
     }
     let class = class_of(n);
     let cached = {
-        let mut classes = E::pool().lock();
+        let mut classes = pool::<E>().lock();
         let hit = classes.get_mut(&class).and_then(Vec::pop);
         if classes.get(&class).is_some_and(Vec::is_empty) {
             classes.remove(&class);
@@ -195,7 +205,7 @@ pub(crate) fn recycle<E: Element>(buf: Vec<E>) {
     }
     let class = class_below(buf.capacity());
     let stamp = CLOCK.fetch_add(1, Ordering::Relaxed);
-    let mut classes = E::pool().lock();
+    let mut classes = pool::<E>().lock();
     while CACHED.load(Ordering::Relaxed) + bytes > limit {
         if !evict_oldest(&mut classes) {
             return; // the rest of the limit is held by the other element type

@@ -1,0 +1,85 @@
+//! Indexing loops: `index_select` and its adjoint (adding rows back), `gather` and its adjoint
+//! (`scatter`), on slices and layouts. Indices are checked by the ops before they get here.
+
+use super::slice::add_assign;
+use crate::tensor::element::Element;
+use crate::tensor::layout::Layout;
+use crate::tensor::memory;
+
+/// The slices `indices[0], indices[1], …` of `dim` of the strided `a`, in that order, as a
+/// row-major buffer (the shape of `a` with `dim` of size `indices.len()`).
+pub(crate) fn index_select<E: Element>(a: &[E], la: &Layout, dim: usize, indices: &[usize]) -> Vec<E> {
+    let shape = la.shape();
+    let outer: usize = shape[..dim].iter().product();
+    let inner_shape = &shape[dim + 1..];
+    let inner_strides = &la.strides()[dim + 1..];
+    let inner_len: usize = inner_shape.iter().product();
+    let inner_contiguous = Layout::new(inner_shape.to_vec(), inner_strides.to_vec(), 0).is_contiguous();
+    let mut out = Vec::with_capacity(outer * indices.len() * inner_len);
+    for o in 0..outer {
+        // Offset of outer index `o` (row-major over dims before `dim`).
+        let mut rem = o;
+        let mut base = la.offset();
+        for d in (0..dim).rev() {
+            base += (rem % shape[d]) * la.strides()[d];
+            rem /= shape[d];
+        }
+        if inner_contiguous {
+            // Each selected slice is one run of memory (an embedding row, say): copy it whole.
+            for &i in indices {
+                let start = base + i * la.strides()[dim];
+                out.extend_from_slice(&a[start..start + inner_len]);
+            }
+        } else {
+            for &i in indices {
+                let l = Layout::new(inner_shape.to_vec(), inner_strides.to_vec(), base + i * la.strides()[dim]);
+                l.for_each_offset(|p| out.push(a[p]));
+            }
+        }
+    }
+    out
+}
+
+/// The adjoint of [`index_select`]: adds slice `j` of the row-major `src` (shape `shape` with
+/// `dim` of size `indices.len()`) into slice `indices[j]` of the row-major `buf` (shape
+/// `shape`). Repeated indices add up, in order.
+pub(crate) fn index_add<E: Element>(buf: &mut [E], shape: &[usize], dim: usize, indices: &[usize], src: &[E]) {
+    // With both row-major, each slice is a run of `inner` elements (e.g. one embedding row).
+    let outer: usize = shape[..dim].iter().product();
+    let inner: usize = shape[dim + 1..].iter().product();
+    let (size, count) = (shape[dim], indices.len());
+    for o in 0..outer {
+        for (j, &i) in indices.iter().enumerate() {
+            add_assign(&mut buf[(o * size + i) * inner..][..inner], &src[(o * count + j) * inner..][..inner]);
+        }
+    }
+}
+
+/// One element from each slice along `dim` of the strided `a`: `indices` lists, in row-major
+/// order of the shape with `dim` of size 1, which position of each slice to take.
+pub(crate) fn gather<E: Element>(a: &[E], la: &Layout, dim: usize, indices: &[usize]) -> Vec<E> {
+    let outer = la.narrow(dim, 0, 1.min(la.shape()[dim]));
+    let stride = la.strides()[dim];
+    let mut out = Vec::with_capacity(indices.len());
+    let mut k = 0;
+    outer.for_each_offset(|base| {
+        out.push(a[base + indices[k] * stride]);
+        k += 1;
+    });
+    out
+}
+
+/// The adjoint of [`gather`]: a row-major buffer of `shape`, zero except that `vals[k]` (in
+/// row-major order of the shape with `dim` of size 1) is added at position `indices[k]` of its
+/// slice.
+pub(crate) fn scatter<E: Element>(shape: &[usize], dim: usize, indices: &[usize], vals: &[E]) -> Vec<E> {
+    let mut out = memory::zeroed(shape.iter().product());
+    let full = Layout::contiguous(shape);
+    let stride = full.strides()[dim];
+    let mut k = 0;
+    full.narrow(dim, 0, 1).for_each_offset(|base| {
+        out[base + indices[k] * stride] += vals[k];
+        k += 1;
+    });
+    out
+}
