@@ -1,4 +1,6 @@
-//! The crate's error type, for fallible construction and I/O.
+//! The crate's error type, for fallible construction and I/O, and the text of its messages.
+
+use std::path::{Path, PathBuf};
 
 /// Errors returned by fallible constructors and by file I/O.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +40,7 @@ pub enum Error {
     },
     /// Bytes that are not a valid safetensors file: truncated, a corrupt or hostile header,
     /// sizes that do not add up (see [`crate::io`]).
-    #[error("{}: not a valid safetensors file: {reason}", crate::io::describe_origin(.path))]
+    #[error("{}: not a valid safetensors file: {reason}", describe_origin(.path))]
     Format {
         /// The file, or `None` for bytes given in memory.
         path: Option<std::path::PathBuf>,
@@ -46,7 +48,7 @@ pub enum Error {
         reason: String,
     },
     /// A stored tensor whose element type is not the one asked for (loading never converts).
-    #[error("{}: tensor `{name}` is stored as {found}, expected {expected}", crate::io::describe_origin(.path))]
+    #[error("{}: tensor `{name}` is stored as {found}, expected {expected}", describe_origin(.path))]
     DType {
         /// The file, or `None` for bytes given in memory.
         path: Option<std::path::PathBuf>,
@@ -72,7 +74,7 @@ pub enum Error {
     /// Lists every difference at once.
     #[error(
         "{}",
-        crate::io::describe_state_mismatch(.path, .missing, .unexpected, .mismatched, .wrong_dtype)
+        describe_state_mismatch(.path, .missing, .unexpected, .mismatched, .wrong_dtype)
     )]
     StateMismatch {
         /// The weight file.
@@ -114,7 +116,7 @@ pub enum Error {
     /// A labelled text file that cannot be read as a dataset: a malformed row (wrong number of
     /// fields, a label that is not a number, bytes that are not UTF-8), a missing column, or an
     /// unknown format (see [`crate::data::read_labelled`]).
-    #[error("{}: {reason}", crate::data::describe_location(.path, .line))]
+    #[error("{}: {reason}", describe_location(.path, .line))]
     DataFile {
         /// The file.
         path: std::path::PathBuf,
@@ -126,7 +128,7 @@ pub enum Error {
     },
     /// A tokenizer vocabulary file that is corrupt, truncated or not UTF-8 (see
     /// [`crate::data::Tokenizer::load`]).
-    #[error("{}: not a valid tokenizer vocabulary: {reason}", crate::data::describe_location(.path, .line))]
+    #[error("{}: not a valid tokenizer vocabulary: {reason}", describe_location(.path, .line))]
     Vocabulary {
         /// The file.
         path: std::path::PathBuf,
@@ -155,6 +157,53 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// `` `path` `` for a file, or a phrase for bytes in memory, for the messages of
+/// [`Error::Format`] and [`Error::DType`].
+fn describe_origin(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(p) => format!("`{}`", p.display()),
+        None => "safetensors bytes".to_string(),
+    }
+}
+
+/// The multi-line listing of [`Error::StateMismatch`].
+fn describe_state_mismatch(
+    path: &Path,
+    missing: &[String],
+    unexpected: &[String],
+    mismatched: &[(String, Vec<usize>, Vec<usize>)],
+    wrong_dtype: &[(String, String, String)],
+) -> String {
+    let mut s = format!("the tensors in `{}` do not match the model's parameters; nothing was loaded", path.display());
+    if !missing.is_empty() {
+        s += &format!("\n  missing from the file ({}): {}", missing.len(), missing.join(", "));
+    }
+    if !unexpected.is_empty() {
+        s += &format!("\n  not in the model ({}): {}", unexpected.len(), unexpected.join(", "));
+    }
+    if !mismatched.is_empty() {
+        s += &format!("\n  wrong shape ({}):", mismatched.len());
+        for (name, model, file) in mismatched {
+            s += &format!("\n    {name}: model {model:?}, file {file:?}");
+        }
+    }
+    if !wrong_dtype.is_empty() {
+        s += &format!("\n  wrong dtype ({}):", wrong_dtype.len());
+        for (name, model, file) in wrong_dtype {
+            s += &format!("\n    {name}: model {model}, file {file}");
+        }
+    }
+    s
+}
+
+/// `path:line` or `path` for the messages of [`Error::DataFile`] and [`Error::Vocabulary`].
+fn describe_location(path: &Path, line: &Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    }
 }
 
 /// `path:line`, `path`, or a phrase for JSON given in memory, for the message of

@@ -33,18 +33,7 @@ mod split;
 mod tokenizer;
 mod vocab_file;
 
-use std::path::Path;
-
 pub use labelled::{Format, ReadOptions, SkippedRow, TextDataset, read_labelled};
 pub use sequence::{Padding, Truncating, pad_sequences, pad_sequences_ids};
 pub use split::{Batches, Split, batches, batches_from, permutation, train_test_split, train_val_test_split};
 pub use tokenizer::{DEFAULT_FILTERS, Tokenizer, text_to_word_sequence};
-
-/// `path:line` or `path` for the messages of [`Error::DataFile`](crate::Error::DataFile) and
-/// [`Error::Vocabulary`](crate::Error::Vocabulary).
-pub(crate) fn describe_location(path: &Path, line: &Option<usize>) -> String {
-    match line {
-        Some(line) => format!("{}:{line}", path.display()),
-        None => path.display().to_string(),
-    }
-}

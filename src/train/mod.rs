@@ -30,6 +30,8 @@ mod checkpoint;
 mod fit;
 mod history;
 mod metrics;
+#[cfg(feature = "plot")]
+mod plot;
 
 pub use callbacks::{Callback, Control, EarlyStopping, FnCallback, LrSchedule, ModelCheckpoint, TrainContext};
 pub use checkpoint::{Checkpoint, Resume, load_checkpoint, save_checkpoint};
