@@ -27,6 +27,7 @@
 //! assert_eq!(grads.get(&b).unwrap().shape(), &[1]);
 //! ```
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod data;
 mod error;

@@ -149,12 +149,14 @@ pub(crate) fn batched_gemm<E: Element>(
     if m * n == 0 {
         return out;
     }
-    // One product per task when the products are small, else each product split in turn.
+    // One product per task when the products are small (each on its task's thread), else each
+    // product split in turn.
     let batch_par = batch >= 2 && m * k * n < PAR_MIN_MACS * 4 && par.is_parallel();
+    let inner = if batch_par { Par::Seq } else { par };
     let one = |p: usize, c: &mut [E]| {
         let ma = MatRef { offset: a_offsets[p], rs: rsa, cs: csa };
         let mb = MatRef { offset: b_offsets[p], rs: rsb, cs: csb };
-        gemm(par, m, k, n, a, ma, b, mb, c);
+        gemm(inner, m, k, n, a, ma, b, mb, c);
     };
     if batch_par {
         out.par_chunks_mut(m * n).enumerate().for_each(|(p, c)| one(p, c));
