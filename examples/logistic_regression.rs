@@ -13,14 +13,15 @@
 //! grey levels); the label is the column `target`: 0 = malignant, 1 = benign, so `p` is the
 //! predicted probability that a tumour is benign.
 //!
-//! **Steps.** Read and validate the CSV (a malformed file stops the program with the file, the
-//! line and the problem), shuffle the rows with a seeded RNG, split them 80/20 into train and
-//! test, standardise both features with the *train* mean and standard deviation, initialise `w`
-//! and `b` with small seeded values, train, and report the train and test accuracy at the
-//! threshold 0.5. The last line is `test_accuracy=<float> test_loss=<float>`. The loss printed
-//! for an epoch is the training loss before that epoch's update. The default learning rate is
-//! large because the gradient of the squared error through a sigmoid is small (σ′ ≤ 1/4); with
-//! it the loss falls at every epoch and has settled (to 4 digits) by epoch 200.
+//! **Steps.** Read and validate the CSV with [`tensorgrad::data::read_csv`] (a malformed file
+//! stops the program with the file, the line and the problem), shuffle the rows with a seeded
+//! RNG, split them 80/20 into train and test, standardise both features with the *train* mean and
+//! standard deviation, initialise `w` and `b` with small seeded values, train, and report the
+//! train and test accuracy at the threshold 0.5. The last line is
+//! `test_accuracy=<float> test_loss=<float>`. The loss printed for an epoch is the training loss
+//! before that epoch's update. The default learning rate is large because the gradient of the
+//! squared error through a sigmoid is small (σ′ ≤ 1/4); with it the loss falls at every epoch and
+//! has settled (to 4 digits) by epoch 200.
 //!
 //! **Run it:**
 //!
@@ -36,12 +37,12 @@
 //! `CARGO_MANIFEST_DIR`, so it works from any working directory), `--help`.
 
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use tensorgrad::data::{CsvOptions, Table, read_csv};
 use tensorgrad::{Tensor, no_grad};
 
 /// The two input columns.
@@ -57,31 +58,12 @@ const USAGE: &str = "usage: logistic_regression [--epochs N] [--lr X] [--seed N]
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-/// A problem with the data file: which file, which line (when known) and what is wrong.
-pub struct DataError {
-    /// The file being read.
-    pub path: PathBuf,
-    /// The 1-based line of the problem, when it is about one line.
-    pub line: Option<u64>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for DataError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}: line {line}: {}", self.path.display(), self.message),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
 /// Everything that can stop the example.
 pub enum ExampleError {
     /// A bad command line.
     Args(String),
-    /// A missing or malformed data file.
-    Data(DataError),
+    /// A missing or malformed data file (the message names the file, the line and the problem).
+    Data(tensorgrad::Error),
 }
 
 impl fmt::Display for ExampleError {
@@ -100,8 +82,8 @@ impl fmt::Debug for ExampleError {
     }
 }
 
-impl From<DataError> for ExampleError {
-    fn from(e: DataError) -> Self {
+impl From<tensorgrad::Error> for ExampleError {
+    fn from(e: tensorgrad::Error) -> Self {
         ExampleError::Data(e)
     }
 }
@@ -110,62 +92,18 @@ impl From<DataError> for ExampleError {
 // Loading
 // ---------------------------------------------------------------------------------------------
 
-/// The rows of the data file: the two features and the 0/1 label of each row, in file order.
-pub struct Dataset {
-    /// `[mean_radius, mean_texture]` per row.
-    pub features: Vec<[f64; 2]>,
-    /// 0.0 (malignant) or 1.0 (benign) per row.
-    pub targets: Vec<f64>,
-}
-
-/// Reads the CSV at `path` (a header row, then one row per tumour) and checks every value it
-/// uses: the columns must exist, every row must have as many fields as the header, the features
-/// must be finite numbers and the label 0 or 1.
-pub fn load_dataset(path: &Path) -> Result<Dataset, DataError> {
-    let err = |line: Option<u64>, message: String| DataError { path: path.to_path_buf(), line, message };
-    let file = File::open(path).map_err(|e| err(None, format!("cannot open the file: {e}")))?;
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
-    let describe = |e: &csv::Error| match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("expected {expected_len} fields (as in the header), found {len}")
-        }
-        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not valid UTF-8", err.field() + 1),
-        _ => e.to_string(),
-    };
-    let headers = reader.headers().map_err(|e| err(Some(1), describe(&e)))?.clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h.trim() == name).ok_or_else(|| {
-            let have: Vec<&str> = headers.iter().collect();
-            err(Some(1), format!("the header has no column '{name}' (columns: {})", have.join(", ")))
-        })
-    };
-    let feature_cols = [column(FEATURES[0])?, column(FEATURES[1])?];
-    let target_col = column(TARGET)?;
-
-    let mut data = Dataset { features: Vec::new(), targets: Vec::new() };
-    for record in reader.records() {
-        let record = record.map_err(|e| err(e.position().map(|p| p.line()), describe(&e)))?;
-        let line = record.position().map(|p| p.line());
-        let number = |col: usize, name: &str| -> Result<f64, DataError> {
-            let field = record.get(col).unwrap_or("").trim();
-            match field.parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(v),
-                Ok(v) => Err(err(line, format!("column '{name}': {v} is not a finite number"))),
-                Err(_) => Err(err(line, format!("column '{name}': cannot read {field:?} as a number"))),
-            }
-        };
-        let x = [number(feature_cols[0], FEATURES[0])?, number(feature_cols[1], FEATURES[1])?];
-        let y = number(target_col, TARGET)?;
-        if y != 0.0 && y != 1.0 {
-            return Err(err(line, format!("column '{TARGET}': the label must be 0 or 1, found {y}")));
-        }
-        data.features.push(x);
-        data.targets.push(y);
+/// Reads the CSV at `path` (a header row, then one row per tumour) with [`read_csv`], which
+/// checks that the columns exist, that every row has as many fields as the header and that the
+/// features and the label are finite numbers; then checks that every label is 0 or 1. The
+/// table's features are `[mean_radius, mean_texture]` and its target the label, in file order.
+pub fn load_dataset(path: &Path) -> tensorgrad::Result<Table> {
+    let table = read_csv(path, &CsvOptions::new().with_features(FEATURES).with_target(TARGET))?;
+    let targets = table.target_values().unwrap_or_default();
+    if let Some(row) = targets.iter().position(|&y| y != 0.0 && y != 1.0) {
+        let reason = format!("column `{TARGET}`: the label must be 0 or 1, found {}", targets[row]);
+        return Err(table.row_error(row, reason));
     }
-    if data.targets.is_empty() {
-        return Err(err(None, "the file has a header but no data rows".into()));
-    }
-    Ok(data)
+    Ok(table)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,11 +176,18 @@ pub fn mean_std(rows: &[[f64; 2]]) -> ([f64; 2], [f64; 2]) {
     (mean, std)
 }
 
+/// The two features of row `i`.
+fn row(data: &Table, i: usize) -> [f64; 2] {
+    let r = data.feature_values();
+    [r[2 * i], r[2 * i + 1]]
+}
+
 /// The standardised features `[n, 2]` and labels `[n, 1]` of the rows `idx`.
-fn tensors(data: &Dataset, idx: &[usize], mean: [f64; 2], std: [f64; 2]) -> (Tensor, Tensor) {
+fn tensors(data: &Table, idx: &[usize], mean: [f64; 2], std: [f64; 2]) -> (Tensor, Tensor) {
     let x: Vec<f32> =
-        idx.iter().flat_map(|&i| (0..2).map(move |j| ((data.features[i][j] - mean[j]) / std[j]) as f32)).collect();
-    let y: Vec<f32> = idx.iter().map(|&i| data.targets[i] as f32).collect();
+        idx.iter().flat_map(|&i| (0..2).map(move |j| ((row(data, i)[j] - mean[j]) / std[j]) as f32)).collect();
+    let targets = data.target_values().unwrap_or_default();
+    let y: Vec<f32> = idx.iter().map(|&i| targets[i] as f32).collect();
     (Tensor::from_vec(x, &[idx.len(), 2]), Tensor::from_vec(y, &[idx.len(), 1]))
 }
 
@@ -274,17 +219,12 @@ fn main() -> Result<(), ExampleError> {
         return Ok(());
     };
     let data = load_dataset(&cfg.data)?;
-    let n = data.targets.len();
+    let n = data.len();
     if n < 5 {
-        return Err(DataError {
-            path: cfg.data.clone(),
-            line: None,
-            message: format!("{n} data rows is too few for an 80/20 split"),
-        }
-        .into());
+        return Err(data.file_error(format!("{n} data rows is too few for an 80/20 split")).into());
     }
     let shown = cfg.data.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&cfg.data);
-    let benign = data.targets.iter().filter(|&&y| y == 1.0).count();
+    let benign = data.target_values().unwrap_or_default().iter().filter(|&&y| y == 1.0).count();
     println!("data: {} ({n} rows: {} malignant, {benign} benign)", shown.display(), n - benign);
 
     // Seeded shuffle, then 80% train / 20% test.
@@ -295,7 +235,7 @@ fn main() -> Result<(), ExampleError> {
     let (train_idx, test_idx) = order.split_at(n_train);
 
     // Standardise with the statistics of the training rows only.
-    let train_rows: Vec<[f64; 2]> = train_idx.iter().map(|&i| data.features[i]).collect();
+    let train_rows: Vec<[f64; 2]> = train_idx.iter().map(|&i| row(&data, i)).collect();
     let (mean, std) = mean_std(&train_rows);
     for j in 0..2 {
         println!("feature {}: train mean {:.4}, std {:.4}", FEATURES[j], mean[j], std[j]);

@@ -10,14 +10,15 @@
 //! `data/digits/README.txt`. The header names 64 pixel columns `pixel_<row>_<col>` and a `target`
 //! column holding the digit.
 //!
-//! **Steps.** Read and validate the CSV (a malformed file stops the program with the file, the
-//! line and the problem), split it 80/20 into train and test with a seeded *stratified* split
-//! (each digit keeps its share in both parts), scale the pixels to [0, 1] by dividing by 16, and
-//! train with [`Trainer::fit`]; the test split is passed as validation data, so each epoch line
-//! also shows `val_loss` and `val_accuracy` on it (they are only reported: nothing is selected or
-//! stopped on them). Then it evaluates the test split and prints its confusion matrix. The targets
-//! are class ids stored in a float tensor `[N]`: the loss closure turns them back into `usize`
-//! for `cross_entropy`, and [`Metric::Accuracy`] compares them with the arg-max of the logits.
+//! **Steps.** Read and validate the CSV with [`tensorgrad::data::read_csv`] (a malformed file
+//! stops the program with the file, the line and the problem), split it 80/20 into train and test
+//! with a seeded *stratified* split (each digit keeps its share in both parts), scale the pixels to
+//! [0, 1] by dividing by 16, and train with [`Trainer::fit`]; the test split is passed as
+//! validation data, so each epoch line also shows `val_loss` and `val_accuracy` on it (they are
+//! only reported: nothing is selected or stopped on them). Then it evaluates the test split and
+//! prints its confusion matrix. The targets are class ids stored in a float tensor `[N]`: the
+//! loss closure turns them back into `usize` for `cross_entropy`, and [`Metric::Accuracy`]
+//! compares them with the arg-max of the logits.
 //!
 //! **Run it:**
 //!
@@ -34,8 +35,6 @@
 //! (default `target/mlp_digits/`; receives `history.json`, and `training_curves.png` with the
 //! `plot` feature), `--help`. The last line it prints is `test_accuracy=<float> test_loss=<float>`.
 
-use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -44,6 +43,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use tensorgrad::Tensor;
+use tensorgrad::data::{CsvOptions, read_csv};
 use tensorgrad::loss::{self, Reduction};
 use tensorgrad::nn::{Dropout, Linear, Module, Relu, Sequential};
 use tensorgrad::optim::{Adam, AdamConfig};
@@ -118,30 +118,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
 // Loading
 // ---------------------------------------------------------------------------------------------
 
-/// A problem with the data file: which file, which line (when known) and what is wrong.
-struct DataError {
-    path: PathBuf,
-    line: Option<u64>,
-    message: String,
-}
-
-impl fmt::Display for DataError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}: line {line}: {}", self.path.display(), self.message),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
-impl fmt::Debug for DataError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::error::Error for DataError {}
-
 /// The images, in file order.
 struct Digits {
     /// `PIXELS` raw values (0..16) per image, row-major.
@@ -150,65 +126,29 @@ struct Digits {
     labels: Vec<usize>,
 }
 
-/// Reads the CSV: a header with the 64 pixel columns and `target` (in any order), then one row
-/// per image. Every pixel must be a number in 0..=16 and every target a digit 0..9. Reads at most
-/// `limit` rows.
-fn load_digits(path: &Path, limit: Option<usize>) -> Result<Digits, DataError> {
-    let err = |line: Option<u64>, message: String| DataError { path: path.to_path_buf(), line, message };
-    let file = File::open(path).map_err(|e| err(None, format!("cannot open the file: {e}")))?;
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
-    let describe = |e: &csv::Error| match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("expected {expected_len} fields (as in the header), found {len}")
-        }
-        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not valid UTF-8", err.field() + 1),
-        _ => e.to_string(),
-    };
-    let headers = reader.headers().map_err(|e| err(Some(1), describe(&e)))?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim() == name)
-            .ok_or_else(|| err(Some(1), format!("the header has no column '{name}' ({} columns)", headers.len())))
-    };
-    let target_col = column("target")?;
-    let mut pixel_cols = [0usize; PIXELS];
-    for (k, col) in pixel_cols.iter_mut().enumerate() {
-        *col = column(&format!("pixel_{}_{}", k / 8, k % 8))?;
+/// Reads the CSV with [`read_csv`]: a header with the 64 pixel columns and `target` (in any
+/// order), then one row per image. Every pixel must be a number in 0..=16 and every target a
+/// digit 0..9. Reads at most `limit` rows.
+fn load_digits(path: &Path, limit: Option<usize>) -> tensorgrad::Result<Digits> {
+    let pixel_names = (0..PIXELS).map(|k| format!("pixel_{}_{}", k / 8, k % 8));
+    let mut options = CsvOptions::new().with_features(pixel_names).with_target("target");
+    if let Some(n) = limit {
+        options = options.with_max_rows(n);
     }
-
-    let mut data = Digits { pixels: Vec::new(), labels: Vec::new() };
-    for record in reader.records() {
-        if limit.is_some_and(|n| data.labels.len() >= n) {
-            break;
-        }
-        let record = record.map_err(|e| err(e.position().map(|p| p.line()), describe(&e)))?;
-        let line = record.position().map(|p| p.line());
-        let number = |col: usize| -> Result<f64, DataError> {
-            let field = record.get(col).unwrap_or("").trim();
-            field
-                .parse::<f64>()
-                .map_err(|_| err(line, format!("column '{}': cannot read {field:?} as a number", &headers[col])))
-        };
+    let table = read_csv(path, &options)?;
+    let labels = table.target_classes(Some(CLASSES))?;
+    let mut pixels = Vec::with_capacity(table.len());
+    for (i, row) in table.feature_values().chunks_exact(PIXELS).enumerate() {
         let mut image = [0f32; PIXELS];
-        for (px, &col) in image.iter_mut().zip(&pixel_cols) {
-            let v = number(col)?;
+        for ((px, &v), name) in image.iter_mut().zip(row).zip(table.feature_names()) {
             if !(0.0..=f64::from(MAX_PIXEL)).contains(&v) {
-                return Err(err(line, format!("column '{}': pixel value {v} is not in 0..=16", &headers[col])));
+                return Err(table.row_error(i, format!("column `{name}`: pixel value {v} is not in 0..=16")));
             }
             *px = v as f32;
         }
-        let t = number(target_col)?;
-        if !(t >= 0.0 && t < CLASSES as f64 && t.fract() == 0.0) {
-            return Err(err(line, format!("column 'target': {t} is not a digit 0..9")));
-        }
-        data.pixels.push(image);
-        data.labels.push(t as usize);
+        pixels.push(image);
     }
-    if data.labels.is_empty() {
-        return Err(err(None, "the file has a header but no data rows".into()));
-    }
-    Ok(data)
+    Ok(Digits { pixels, labels })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -320,7 +260,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let (train_idx, test_idx) = stratified_split(&data.labels, args.seed);
     if train_idx.is_empty() || test_idx.is_empty() {
         let msg = format!("{} rows leave the train or the test split empty: use more rows", data.labels.len());
-        return Err(DataError { path: args.data.clone(), line: None, message: msg }.into());
+        return Err(tensorgrad::Error::DataFile { path: args.data.clone(), line: None, reason: msg }.into());
     }
     let (x_train, y_train) = tensors(&data, &train_idx);
     let (x_test, y_test) = tensors(&data, &test_idx);

@@ -10,12 +10,13 @@
 //! thousands of passengers), with its provenance and licence (BSD-3-Clause, from sktime) in
 //! `data/timeseries/README.txt`.
 //!
-//! **Steps.** Read and validate the CSV (consecutive `YYYY-MM` months, positive counts; a malformed
-//! file stops the program with the file, the line and the problem). The first two thirds of the
-//! months (1949-01..1956-12) are the training part, the rest (1957-01..1960-12) the test part;
-//! every scaling constant is computed from the training part only. Each sample is a window of
-//! 12 months and the month after it; a test month's window may reach back into the training
-//! part (those are known values at forecast time). Two scalings of the logarithm of the series:
+//! **Steps.** Read and validate the CSV with [`tensorgrad::data::read_csv`] (consecutive
+//! `YYYY-MM` months, positive counts; a malformed file stops the program with the file, the line
+//! and the problem). The first two thirds of the months (1949-01..1956-12) are the training part,
+//! the rest (1957-01..1960-12) the test part; every scaling constant is computed from the
+//! training part only. Each sample is a window of 12 months and the month after it; a test
+//! month's window may reach back into the training part (those are known values at forecast
+//! time). Two scalings of the logarithm of the series:
 //!
 //! - `--scaling relative` (default): each window is taken relative to its last month,
 //!   `ln x[t−k] − ln x[t−1]`, and the target is `ln x[t] − ln x[t−1]`, all divided by the
@@ -50,8 +51,6 @@
 //! CSV, found through `CARGO_MANIFEST_DIR`), `--out DIR` (default `target/timeseries_lstm/`),
 //! `--help`.
 
-use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -59,6 +58,7 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tensorgrad::Tensor;
+use tensorgrad::data::{CsvOptions, read_csv};
 use tensorgrad::loss::{self, Reduction};
 use tensorgrad::nn::{Linear, Lstm, LstmConfig, Module, Sequential};
 use tensorgrad::optim::{Adam, AdamConfig};
@@ -144,30 +144,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
 // Loading
 // ---------------------------------------------------------------------------------------------
 
-/// A problem with the data file: which file, which line (when known) and what is wrong.
-struct DataError {
-    path: PathBuf,
-    line: Option<u64>,
-    message: String,
-}
-
-impl fmt::Display for DataError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}: line {line}: {}", self.path.display(), self.message),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
-impl fmt::Debug for DataError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::error::Error for DataError {}
-
 /// A monthly series.
 struct Series {
     /// `(year, month)` of each value, consecutive months.
@@ -176,57 +152,39 @@ struct Series {
     values: Vec<f64>,
 }
 
-/// Reads the CSV: a header with `Date` (`YYYY-MM`) and `Passengers` columns, then one row per
-/// month, with no month missing or repeated and every count a positive number.
-fn load_series(path: &Path) -> Result<Series, DataError> {
-    let err = |line: Option<u64>, message: String| DataError { path: path.to_path_buf(), line, message };
-    let file = File::open(path).map_err(|e| err(None, format!("cannot open the file: {e}")))?;
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
-    let describe = |e: &csv::Error| match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("expected {expected_len} fields (as in the header), found {len}")
-        }
-        _ => e.to_string(),
-    };
-    let headers = reader.headers().map_err(|e| err(Some(1), describe(&e)))?.clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h.trim() == name).ok_or_else(|| {
-            let have: Vec<&str> = headers.iter().collect();
-            err(Some(1), format!("the header has no column '{name}' (columns: {})", have.join(", ")))
-        })
-    };
-    let (date_col, value_col) = (column("Date")?, column("Passengers")?);
-
-    let mut s = Series { months: Vec::new(), values: Vec::new() };
-    for record in reader.records() {
-        let record = record.map_err(|e| err(e.position().map(|p| p.line()), describe(&e)))?;
-        let line = record.position().map(|p| p.line());
-        let date = record.get(date_col).unwrap_or("").trim();
+/// Reads the CSV with [`read_csv`]: a header with `Date` (`YYYY-MM`, kept as text) and
+/// `Passengers` columns, then one row per month, with no month missing or repeated and every
+/// count a positive number.
+fn load_series(path: &Path) -> tensorgrad::Result<Series> {
+    let table = read_csv(path, &CsvOptions::new().with_features(["Passengers"]).with_text_columns(["Date"]))?;
+    let dates = table.text_column("Date").unwrap_or_default();
+    let values = table.column("Passengers").unwrap_or_default();
+    let mut s = Series { months: Vec::with_capacity(table.len()), values: Vec::with_capacity(table.len()) };
+    for (i, (date, &v)) in dates.iter().zip(&values).enumerate() {
+        let date = date.trim();
         let month = date
             .split_once('-')
             .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<u32>().ok()?)))
             .filter(|&(_, m)| (1..=12).contains(&m))
-            .ok_or_else(|| err(line, format!("column 'Date': {date:?} is not a month YYYY-MM")))?;
+            .ok_or_else(|| table.row_error(i, format!("column `Date`: {date:?} is not a month YYYY-MM")))?;
         if let Some(&(y, m)) = s.months.last() {
             let expected = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
             if month != expected {
-                return Err(err(
-                    line,
-                    format!("column 'Date': {date} does not follow {y}-{m:02} (the months must be consecutive)"),
+                return Err(table.row_error(
+                    i,
+                    format!("column `Date`: {date} does not follow {y}-{m:02} (the months must be consecutive)"),
                 ));
             }
         }
-        let field = record.get(value_col).unwrap_or("").trim();
-        let v = field
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v > 0.0)
-            .ok_or_else(|| err(line, format!("column 'Passengers': {field:?} is not a positive number")))?;
+        if v <= 0.0 {
+            return Err(table.row_error(i, format!("column `Passengers`: {v} is not a positive number")));
+        }
         s.months.push(month);
         s.values.push(v);
     }
     if s.values.len() < 3 * WINDOW {
-        return Err(err(None, format!("{} months is too few: need at least {}", s.values.len(), 3 * WINDOW)));
+        let reason = format!("{} months is too few: need at least {}", s.values.len(), 3 * WINDOW);
+        return Err(table.file_error(reason));
     }
     Ok(s)
 }

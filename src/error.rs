@@ -113,9 +113,9 @@ pub enum Error {
         /// Entries with a wrong shape or an invalid value, or given twice, each with the reason.
         invalid: Vec<String>,
     },
-    /// A labelled text file that cannot be read as a dataset: a malformed row (wrong number of
-    /// fields, a label that is not a number, bytes that are not UTF-8), a missing column, or an
-    /// unknown format (see [`crate::data::read_labelled`]).
+    /// A data file that cannot be read as a dataset: a malformed row (wrong number of fields, a
+    /// label or value that is not a number, bytes that are not UTF-8), a missing column, or an
+    /// unknown format (see [`crate::data::read_labelled`] and [`crate::data::read_csv`]).
     #[error("{}: {reason}", describe_location(.path, .line))]
     DataFile {
         /// The file.

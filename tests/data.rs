@@ -7,12 +7,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use tensorgrad::Error;
 use tensorgrad::data::{
-    DEFAULT_FILTERS, Format, Padding, ReadOptions, SkippedRow, Tokenizer, Truncating, batches, batches_from,
-    pad_sequences, pad_sequences_ids, permutation, read_labelled, text_to_word_sequence, train_test_split,
-    train_val_test_split,
+    Column, CsvOptions, DEFAULT_FILTERS, Format, Padding, ReadOptions, SkippedRow, Table, Tokenizer, Truncating,
+    batches, batches_from, pad_sequences, pad_sequences_ids, permutation, read_csv, read_csv_from_reader,
+    read_labelled, text_to_word_sequence, train_test_split, train_val_test_split,
 };
+use tensorgrad::{Error, Tensor};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data").join(name)
@@ -679,4 +679,293 @@ fn batches_cover_every_index_once() {
 #[should_panic(expected = "batches: batch_size must be at least 1, got 0")]
 fn batches_of_size_zero_panic() {
     let _ = batches(10, 0, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numeric tables (read_csv)
+// ---------------------------------------------------------------------------------------------
+
+/// Writes `contents` to `name` in a fresh directory for `test` and reads it with `options`.
+fn read_table(test: &str, name: &str, contents: &[u8], options: &CsvOptions) -> (PathBuf, Result<Table, Error>) {
+    let dir = temp_dir(test);
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    let result = read_csv(&path, options);
+    std::fs::remove_dir_all(&dir).unwrap();
+    (path, result)
+}
+
+/// The `(line, message)` of the `DataFile` error of reading `contents`.
+fn table_error(test: &str, contents: &[u8], options: &CsvOptions) -> (Option<usize>, String) {
+    match read_table(test, "t.csv", contents, options) {
+        (path, Err(e @ Error::DataFile { .. })) => {
+            let message = e.to_string();
+            assert!(message.starts_with(&path.display().to_string()), "no file name in {message:?}");
+            let Error::DataFile { line, .. } = e else { unreachable!() };
+            (line, message)
+        }
+        (_, Err(e)) => panic!("{test}: unexpected error {e}"),
+        (_, Ok(t)) => panic!("{test}: a malformed file was accepted: {t:?}"),
+    }
+}
+
+#[test]
+fn csv_table_with_a_header_and_the_target_by_name() {
+    // The target sits between features; spaces around names and numbers are trimmed.
+    let csv = b"height, target ,weight\n1.5,0, 60\n1.8,1,80.5\n 1.6 ,2,-7e1\n";
+    let (_, table) = read_table("csv_header", "people.csv", csv, &CsvOptions::new().with_target("target"));
+    let table = table.unwrap();
+    assert_eq!(table.len(), 3);
+    assert_eq!(table.feature_names(), ["height", "weight"]);
+    assert_eq!(table.num_features(), 2);
+    assert_eq!(table.target_name(), Some("target"));
+    assert_eq!(table.feature_values(), [1.5, 60.0, 1.8, 80.5, 1.6, -70.0]);
+    assert_eq!(table.feature_row(1), Some(&[1.8, 80.5][..]));
+    assert_eq!(table.feature_row(3), None);
+    assert_eq!(table.target_values(), Some(&[0.0, 1.0, 2.0][..]));
+    assert_eq!(table.column("weight"), Some(vec![60.0, 80.5, -70.0]));
+    assert_eq!(table.column("target"), Some(vec![0.0, 1.0, 2.0]));
+    assert_eq!(table.column("age"), None);
+    assert_eq!((table.line(0), table.line(2), table.line(3)), (Some(2), Some(4), None));
+    assert!(table.path().ends_with("people.csv"));
+
+    let x: Tensor = table.features();
+    assert_eq!(x.shape(), &[3, 2]);
+    assert_eq!(x.to_vec(), [1.5f32, 60.0, 1.8, 80.5, 1.6, -70.0]);
+    let x64: Tensor<f64> = table.features();
+    assert_eq!(x64.to_vec(), table.feature_values());
+    let y: Tensor = table.target().unwrap();
+    assert_eq!(y.shape(), &[3]);
+    assert_eq!(y.to_vec(), [0.0f32, 1.0, 2.0]);
+    assert_eq!(table.target_classes(Some(3)).unwrap(), [0, 1, 2]);
+    assert_eq!(table.target_classes(None).unwrap(), [0, 1, 2]);
+
+    // The subset keeps rows, targets and lines together.
+    let sub = table.subset(&[2, 0]);
+    assert_eq!(sub.feature_values(), [1.6, -70.0, 1.5, 60.0]);
+    assert_eq!(sub.target_values(), Some(&[2.0, 0.0][..]));
+    assert_eq!((sub.line(0), sub.line(1)), (Some(4), Some(2)));
+
+    // Without a target, every column is a feature.
+    let (_, all) = read_table("csv_header_all", "people.csv", csv, &CsvOptions::new());
+    let all = all.unwrap();
+    assert_eq!(all.feature_names(), ["height", "target", "weight"]);
+    assert_eq!(all.target_name(), None);
+    assert!(all.target::<f32>().is_none());
+    let e = all.target_classes(None).unwrap_err();
+    assert!(matches!(&e, Error::DataFile { line: None, .. }) && e.to_string().contains("no target column"), "{e}");
+}
+
+#[test]
+fn csv_table_without_a_header_and_the_target_by_index() {
+    let csv = b"1,2,3\n4,5,6\n";
+    let options = CsvOptions::new().with_header(false).with_target(0);
+    let (_, table) = read_table("csv_no_header", "plain.csv", csv, &options);
+    let table = table.unwrap();
+    // The first record is data; columns are named by their position.
+    assert_eq!(table.len(), 2);
+    assert_eq!(table.feature_names(), ["1", "2"]);
+    assert_eq!(table.target_name(), Some("0"));
+    assert_eq!(table.feature_values(), [2.0, 3.0, 5.0, 6.0]);
+    assert_eq!(table.target_values(), Some(&[1.0, 4.0][..]));
+    assert_eq!((table.line(0), table.line(1)), (Some(1), Some(2)));
+
+    // The same by the generated name, and features chosen by name and position, in that order.
+    let options = CsvOptions::new().with_header(false).with_target("0").with_features([Column::Index(2), "1".into()]);
+    let table = read_csv_from_reader(&csv[..], "plain.csv", &options).unwrap();
+    assert_eq!(table.feature_names(), ["2", "1"]);
+    assert_eq!(table.feature_values(), [3.0, 2.0, 6.0, 5.0]);
+    assert_eq!(table.target_values(), Some(&[1.0, 4.0][..]));
+
+    // The target by index in a file with a header.
+    let csv = b"a,b,label\n1,2,1\n";
+    let table = read_csv_from_reader(&csv[..], "h.csv", &CsvOptions::new().with_target(2)).unwrap();
+    assert_eq!(table.target_name(), Some("label"));
+    assert_eq!(table.feature_names(), ["a", "b"]);
+}
+
+#[test]
+fn csv_table_options_and_file_details() {
+    // Chosen features in the order given; other columns are not read, even when not numbers.
+    let csv = b"id,date,x,y,note\n1,2024-01,0.5,7,fine\n2,2024-02,1.5,8,\"has, a comma\"\n";
+    let options = CsvOptions::new().with_features(["y", "x"]).with_text_columns(["date"]);
+    let table = read_csv_from_reader(&csv[..], "d.csv", &options).unwrap();
+    assert_eq!(table.feature_names(), ["y", "x"]);
+    assert_eq!(table.feature_values(), [7.0, 0.5, 8.0, 1.5]);
+    assert_eq!(table.text_column("date"), Some(&["2024-01".to_owned(), "2024-02".to_owned()][..]));
+    assert_eq!(table.text_column("note"), None);
+
+    // Text columns are never features by default; `max_rows` stops before the bad third row.
+    let csv = b"when,v\nmon,1\ntue,2\nwed,oops\n";
+    let options = CsvOptions::new().with_text_columns([0]).with_max_rows(2);
+    let table = read_csv_from_reader(&csv[..], "m.csv", &options).unwrap();
+    assert_eq!(table.feature_names(), ["v"]);
+    assert_eq!(table.feature_values(), [1.0, 2.0]);
+    assert_eq!(table.subset(&[1]).text_column("when"), Some(&["tue".to_owned()][..]));
+
+    // A byte order mark, Windows line ends, empty lines, quoted numbers, tabs.
+    let csv = b"\xEF\xBB\xBFa\tb\r\n\r\n1\t\"2\"\r\n\r\n3\t4\r\n";
+    let table =
+        read_csv_from_reader(&csv[..], "w.tsv", &CsvOptions::new().with_delimiter(b'\t').with_target("b")).unwrap();
+    assert_eq!(table.feature_names(), ["a"]);
+    assert_eq!(table.feature_values(), [1.0, 3.0]);
+    assert_eq!(table.target_values(), Some(&[2.0, 4.0][..]));
+    assert_eq!((table.line(0), table.line(1)), (Some(3), Some(5)));
+
+    // Only a target: no features, a `[n, 0]` tensor.
+    let table = read_csv_from_reader(&b"y\n1\n2\n"[..], "y.csv", &CsvOptions::new().with_target("y")).unwrap();
+    assert_eq!(table.num_features(), 0);
+    assert_eq!(table.feature_row(1), Some(&[][..]));
+    assert_eq!(table.features::<f32>().shape(), &[2, 0]);
+}
+
+#[test]
+fn csv_non_numeric_field_names_the_file_line_and_column() {
+    let target = CsvOptions::new().with_target("label");
+    let (line, msg) = table_error("csv_nan", b"x,label\n1,0\n2,1\nabc,0\n", &target);
+    assert_eq!(line, Some(4));
+    assert!(msg.ends_with("t.csv:4: column `x`: \"abc\" is not a number"), "{msg}");
+
+    // The target is checked too, and a row is reported where its quoted record starts.
+    let (line, msg) = table_error("csv_nan_quoted", b"x,label\n1,0\n\"2\n3\",1\n", &target);
+    assert_eq!(line, Some(3));
+    assert!(msg.ends_with("t.csv:3: column `x`: \"2\\n3\" is not a number"), "{msg}");
+    let (line, _) = table_error("csv_nan_after_quoted", b"x,label\n\"1\n\",0\n\r\n2,0\r\nz,1\n", &target);
+    assert_eq!(line, Some(6));
+    let (_, msg) = table_error("csv_nan_target2", b"x,label\n1,yes\n", &target);
+    assert!(msg.ends_with("t.csv:2: column `label`: \"yes\" is not a number"), "{msg}");
+
+    // Not finite, empty, without a header.
+    for (row, reason) in [
+        ("NaN,0", "column `x`: \"NaN\" is not a finite number"),
+        ("-inf,0", "column `x`: \"-inf\" is not a finite number"),
+        (" ,0", "column `x` is empty"),
+    ] {
+        let (line, msg) = table_error("csv_finite", format!("x,label\n{row}\n").as_bytes(), &target);
+        assert_eq!(line, Some(2));
+        assert!(msg.ends_with(&format!("t.csv:2: {reason}")), "{msg}");
+    }
+    let (_, msg) = table_error("csv_nan_noheader", b"1,2\n3,x\n", &CsvOptions::new().with_header(false));
+    assert!(msg.ends_with("t.csv:2: column `1`: \"x\" is not a number"), "{msg}");
+
+    // Bytes that are not UTF-8 in a column that is read (the others are not looked at).
+    let (line, msg) = table_error("csv_utf8", b"x,label\n1,0\n\xE9,1\n", &target);
+    assert_eq!(line, Some(3));
+    assert!(msg.contains("t.csv:3: column `x` is not valid UTF-8"), "{msg}");
+    let table = read_csv_from_reader(&b"x,note\n1,caf\xE9\n"[..], "n.csv", &CsvOptions::new().with_features(["x"]));
+    assert_eq!(table.unwrap().feature_values(), [1.0]);
+    let (line, msg) = table_error("csv_utf8_header", b"x,\xFF\n1,2\n", &target);
+    assert_eq!(line, Some(1));
+    assert!(msg.contains("t.csv:1: field 2 of the header is not valid UTF-8"), "{msg}");
+
+    // Class indices: whole numbers below the class count.
+    let csv = b"x,label\n1,0\n2,2\n3,1.5\n";
+    let (_, table) = read_table("csv_classes", "c.csv", csv, &CsvOptions::new().with_target("label").with_max_rows(2));
+    let e = table.unwrap().target_classes(Some(2)).unwrap_err();
+    assert!(e.to_string().ends_with("c.csv:3: column `label`: 2 is not a class index (a whole number in 0..2)"), "{e}");
+    let (_, table) = read_table("csv_classes2", "c.csv", csv, &CsvOptions::new().with_target("label"));
+    let e = table.unwrap().target_classes(None).unwrap_err();
+    assert!(e.to_string().ends_with("c.csv:4: column `label`: 1.5 is not a class index (a whole number ≥ 0)"), "{e}");
+}
+
+#[test]
+fn csv_ragged_row_is_an_error() {
+    let (line, msg) = table_error("csv_ragged", b"a,b,c\n1,2,3\n4,5\n", &CsvOptions::new());
+    assert_eq!(line, Some(3));
+    assert!(msg.ends_with("t.csv:3: expected 3 fields (as in the header), found 2"), "{msg}");
+    let (line, msg) = table_error("csv_long", b"a,b\n1,2,3\n", &CsvOptions::new());
+    assert_eq!(line, Some(2));
+    assert!(msg.ends_with("t.csv:2: expected 2 fields (as in the header), found 3"), "{msg}");
+    let (_, msg) = table_error("csv_ragged_noheader", b"1,2\n3\n", &CsvOptions::new().with_header(false));
+    assert!(msg.ends_with("t.csv:2: expected 2 fields (as in the first row), found 1"), "{msg}");
+}
+
+#[test]
+fn csv_empty_file_is_an_error() {
+    for contents in [&b""[..], b"\n\n", b"\xEF\xBB\xBF"] {
+        let (line, msg) = table_error("csv_empty", contents, &CsvOptions::new());
+        assert_eq!(line, None);
+        assert!(msg.ends_with("t.csv: the file is empty"), "{msg}");
+    }
+    let (line, msg) = table_error("csv_header_only", b"a,b\n", &CsvOptions::new());
+    assert_eq!(line, None);
+    assert!(msg.ends_with("t.csv: the file has a header but no data rows"), "{msg}");
+}
+
+#[test]
+fn csv_missing_or_ambiguous_columns_are_errors_of_the_header() {
+    let csv = b"a,b\n1,2\n";
+    let (line, msg) = table_error("csv_no_target", csv, &CsvOptions::new().with_target("label"));
+    assert_eq!(line, Some(1));
+    assert!(msg.ends_with("t.csv:1: the header has no `label` column (found `a`, `b`)"), "{msg}");
+    let (_, msg) = table_error("csv_no_feature", csv, &CsvOptions::new().with_features(["a", "c"]));
+    assert!(msg.ends_with("t.csv:1: the header has no `c` column (found `a`, `b`)"), "{msg}");
+    let (_, msg) = table_error("csv_no_index", csv, &CsvOptions::new().with_target(2));
+    assert!(msg.ends_with("t.csv:1: there is no column 2: the file has 2 columns (0..2)"), "{msg}");
+    let (_, msg) = table_error("csv_no_name", csv, &CsvOptions::new().with_header(false).with_target("label"));
+    assert!(msg.ends_with("t.csv:1: there is no column `label`: without a header the columns are named 0..2"), "{msg}");
+    let (_, msg) = table_error("csv_twice", csv, &CsvOptions::new().with_features(["a", "b"]).with_target(1));
+    assert!(msg.ends_with("t.csv:1: column `b` is chosen twice (as a feature, the target or a text column)"), "{msg}");
+    let (_, msg) = table_error("csv_dup", b"a,a,b\n1,2,3\n", &CsvOptions::new().with_target("a"));
+    assert!(msg.ends_with("t.csv:1: the header has more than one `a` column"), "{msg}");
+    let (_, msg) = table_error("csv_dup_default", b"a,a,b\n1,2,3\n", &CsvOptions::new());
+    assert!(msg.ends_with("t.csv:1: two of the chosen columns are named `a`"), "{msg}");
+}
+
+#[test]
+fn csv_io_failures_are_io_errors() {
+    let e = read_csv(temp_dir("csv_missing").join("missing.csv"), &CsvOptions::new()).unwrap_err();
+    assert!(matches!(&e, Error::Io { op: "open", .. }) && e.to_string().contains("missing.csv"), "{e}");
+
+    struct Failing;
+    impl std::io::Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk on fire"))
+        }
+    }
+    let e = read_csv_from_reader(Failing, "stream", &CsvOptions::new()).unwrap_err();
+    assert!(matches!(&e, Error::Io { op: "read", .. }) && e.to_string().contains("disk on fire"), "{e}");
+}
+
+#[test]
+fn csv_mutated_files_never_panic() {
+    // Every single-byte overwrite, deletion and insertion of a small valid file: the reader
+    // returns a table or a `DataFile` error, and a table is always consistent.
+    let base = b"x,\"y\",label\n1.5,2,0\n-3,4e1,1\n\"5\",6,2\n";
+    let options = [
+        CsvOptions::new().with_target("label"),
+        CsvOptions::new().with_header(false).with_target(2).with_max_rows(3),
+        CsvOptions::new().with_features([1]).with_text_columns(["x"]),
+    ];
+    let bytes = [b',', b'"', b'\n', b'\r', b'a', b'1', b'.', b'-', 0xFF, 0xC3, b' ', 0];
+    let mut files = Vec::new();
+    for i in 0..base.len() {
+        for &b in &bytes {
+            let mut f = base.to_vec();
+            f[i] = b;
+            files.push(f);
+            let mut f = base.to_vec();
+            f.insert(i, b);
+            files.push(f);
+        }
+        let mut f = base.to_vec();
+        f.remove(i);
+        files.push(f);
+        files.push(base[..i].to_vec());
+    }
+    for file in &files {
+        for options in &options {
+            match read_csv_from_reader(&file[..], "m.csv", options) {
+                Ok(t) => {
+                    assert!(!t.is_empty());
+                    assert_eq!(t.feature_values().len(), t.len() * t.num_features());
+                    assert!(t.feature_values().iter().all(|v| v.is_finite()));
+                    assert_eq!(t.features::<f32>().shape(), &[t.len(), t.num_features()]);
+                    let _ = t.target_classes(Some(3));
+                }
+                Err(Error::DataFile { .. }) => {}
+                Err(e) => panic!("{:?}: unexpected error {e}", String::from_utf8_lossy(file)),
+            }
+        }
+    }
 }

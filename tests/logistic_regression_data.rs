@@ -30,14 +30,16 @@ fn load_error(name: &str, contents: &str) -> String {
 #[test]
 fn vendored_csv_parses() {
     let data = load_dataset(&vendored()).unwrap_or_else(|e| panic!("{e}"));
-    let n = data.targets.len();
+    let n = data.len();
     assert!(n > 500, "only {n} rows");
-    assert_eq!(data.features.len(), n);
-    assert!(data.features.iter().flatten().all(|v| v.is_finite()));
+    assert_eq!(data.feature_names(), ["mean_radius", "mean_texture"]);
+    assert_eq!(data.feature_values().len(), 2 * n);
+    assert!(data.feature_values().iter().all(|v| v.is_finite()));
     // Radii and textures are positive physical measurements.
-    assert!(data.features.iter().flatten().all(|&v| v > 0.0));
-    let benign = data.targets.iter().filter(|&&y| y == 1.0).count();
-    assert!(data.targets.iter().all(|&y| y == 0.0 || y == 1.0));
+    assert!(data.feature_values().iter().all(|&v| v > 0.0));
+    let targets = data.target_values().unwrap();
+    let benign = targets.iter().filter(|&&y| y == 1.0).count();
+    assert!(targets.iter().all(|&y| y == 0.0 || y == 1.0));
     assert!(benign > 0 && benign < n, "both classes must be present");
 }
 
@@ -52,25 +54,25 @@ fn licence_is_beside_the_data() {
 fn malformed_files_name_the_line_and_problem() {
     let header = "mean_radius,mean_texture,target\n";
     let m = load_error("number", &format!("{header}17.9,10.3,0\nabc,20.1,1\n"));
-    assert!(m.contains("line 3") && m.contains("mean_radius") && m.contains("\"abc\""), "{m}");
+    assert!(m.contains(".csv:3: ") && m.contains("mean_radius") && m.contains("\"abc\""), "{m}");
 
     let m = load_error("fields", &format!("{header}17.9,10.3,0\n12.0,20.1\n"));
-    assert!(m.contains("line 3") && m.contains("expected 3 fields"), "{m}");
+    assert!(m.contains(".csv:3: ") && m.contains("expected 3 fields"), "{m}");
 
     let m = load_error("label", &format!("{header}17.9,10.3,2\n"));
-    assert!(m.contains("line 2") && m.contains("0 or 1"), "{m}");
+    assert!(m.contains(".csv:2: ") && m.contains("0 or 1"), "{m}");
 
     let m = load_error("nan", &format!("{header}17.9,NaN,0\n"));
-    assert!(m.contains("line 2") && m.contains("mean_texture"), "{m}");
+    assert!(m.contains(".csv:2: ") && m.contains("mean_texture"), "{m}");
 
     let m = load_error("column", "mean_radius,target\n17.9,0\n");
-    assert!(m.contains("line 1") && m.contains("mean_texture"), "{m}");
+    assert!(m.contains(".csv:1: ") && m.contains("mean_texture"), "{m}");
 
     let m = load_error("empty", header);
     assert!(m.contains("no data rows"), "{m}");
 
     let missing = vendored().with_file_name("no_such_file.csv");
-    let m = load_dataset(&missing).err().expect("a missing file must be an error").to_string();
+    let m = load_dataset(&missing).expect_err("a missing file must be an error").to_string();
     assert!(m.contains("no_such_file.csv") && m.contains("cannot open"), "{m}");
 }
 

@@ -8,6 +8,10 @@
 //! - [`read_labelled`]: a labelled text file (TSV without quoting, or RFC 4180 CSV) with `label`
 //!   and `text` columns, as a [`TextDataset`]; malformed rows are an error naming the file, line
 //!   and problem, or are skipped and counted.
+//! - [`read_csv`]: a numeric table (feature columns, an optional target column, with or
+//!   without a header) as a [`Table`], ready to become tensors: [`Table::features`] `[n, f]`,
+//!   [`Table::target`] `[n]` or [`Table::target_classes`]; a malformed file is an error naming the
+//!   file, line and column.
 //! - [`train_test_split`], [`train_val_test_split`], [`permutation`], [`batches`]: seeded,
 //!   reproducible shuffling, splitting and mini-batching of row indices.
 //!
@@ -30,10 +34,12 @@
 mod labelled;
 mod sequence;
 mod split;
+mod table;
 mod tokenizer;
 mod vocab_file;
 
 pub use labelled::{Format, ReadOptions, SkippedRow, TextDataset, read_labelled};
 pub use sequence::{Padding, Truncating, pad_sequences, pad_sequences_ids};
 pub use split::{Batches, Split, batches, batches_from, permutation, train_test_split, train_val_test_split};
+pub use table::{Column, CsvOptions, Table, read_csv, read_csv_from_reader};
 pub use tokenizer::{DEFAULT_FILTERS, Tokenizer, text_to_word_sequence};
