@@ -424,7 +424,7 @@ impl<E: Element> Tensor<E> {
 // ---------------------------------------------------------------------------------------------
 
 impl<E: Element> Tensor<E> {
-    /// The identity used to key [`Gradients`].
+    /// The identity used to key [`Gradients`](crate::Gradients).
     pub fn id(&self) -> TensorId {
         self.inner.id
     }
