@@ -4,6 +4,11 @@
 //! Random streams need no saving: the trainer reseeds every module at the start of each epoch
 //! from its seed and the epoch number (see [`Module::reseed`]), so a run resumed at epoch `e`
 //! draws the same shuffles and dropout masks as one that never stopped.
+//!
+//! The optimizer's state is saved under its own keys: the parameters' dotted names for an
+//! optimizer built from [`Module::named_parameters`] (`optimizer/lstm.weight_ih_l0.exp_avg`), so
+//! a checkpoint does not depend on the order of the parameters; positions for one built from
+//! [`Module::parameters`] (`optimizer/0.exp_avg`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,203 @@
+//! The seams later features build on: optimizer state keyed by dotted parameter names.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tensorgrad::loss::{Reduction, bce};
+use tensorgrad::nn::{Activation, Dense, Dropout, Embedding, Lstm, LstmConfig, Module, Sequential};
+use tensorgrad::optim::{Adam, AdamConfig, Optimizer, ParamList, Sgd, SgdConfig};
+use tensorgrad::train::{FitOptions, Trainer, load_checkpoint, save_checkpoint};
+use tensorgrad::{Gradients, Tensor, io};
+
+fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.to_vec().iter().map(|v| v.to_bits()).collect()
+}
+
+fn weights(m: &dyn Module) -> Vec<(String, Vec<u32>)> {
+    m.named_parameters().into_iter().map(|(n, t)| (n, bits(&t))).collect()
+}
+
+fn bce_mean(p: &Tensor, y: &Tensor) -> Tensor {
+    bce(p, y, Reduction::Mean)
+}
+
+fn quiet(epochs: usize, batch_size: usize) -> FitOptions<'static> {
+    FitOptions { epochs, batch_size, verbose: false, ..FitOptions::default() }
+}
+
+/// Dense(4 → 16, relu) → Dropout(0.3) → Dense(16 → 1, sigmoid).
+fn mlp(seed: u64) -> Sequential {
+    let mut r = rng(seed);
+    Sequential::new()
+        .add_named("hidden", Dense::new(4, 16, Some(Activation::Relu), &mut r))
+        .add_named("dropout", Dropout::new(0.3, 0))
+        .add_named("out", Dense::new(16, 1, Some(Activation::Sigmoid), &mut r))
+}
+
+/// The flagship's shape, small: Embedding(mask_zero) → Lstm (dropout and recurrent dropout) →
+/// Dense(sigmoid).
+fn recurrent(seed: u64) -> Sequential {
+    let mut r = rng(seed);
+    let lstm = LstmConfig { dropout: 0.2, recurrent_dropout: 0.2, ..LstmConfig::new(8, 12) };
+    Sequential::new()
+        .add_named("embedding", Embedding::new(40, 8, &mut r).with_mask_zero(true))
+        .add_named("lstm", Lstm::new(lstm, &mut r))
+        .add_named("dense", Dense::new(12, 1, Some(Activation::Sigmoid), &mut r))
+}
+
+/// Post-padded id sequences `[n, 9]` and labels (whether id 3 occurs).
+fn sequences(n: usize, seed: u64) -> (Tensor, Tensor) {
+    let mut r = rng(seed);
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let len = r.random_range(2..9);
+        let seq: Vec<f32> = (0..9).map(|t| if t < len { r.random_range(1..40) as f32 } else { 0.0 }).collect();
+        ys.push(if seq.contains(&3.0) { 1.0 } else { 0.0 });
+        xs.extend(seq);
+    }
+    (Tensor::from_vec(xs, &[n, 9]), Tensor::from_vec(ys, &[n, 1]))
+}
+
+// =============================================================================================
+// 3. Optimizer state keyed by dotted parameter names
+// =============================================================================================
+
+#[test]
+fn optimizer_state_is_keyed_by_dotted_names() {
+    let (x, y) = sequences(16, 1);
+    let model = recurrent(3);
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig::default());
+    opt.step(&bce_mean(&model.forward(&x), &y).backward());
+    let keys: Vec<String> = opt.state_dict().into_iter().map(|(k, _)| k).collect();
+    let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let expected: Vec<String> =
+        names.iter().flat_map(|n| ["step", "exp_avg", "exp_avg_sq"].map(|f| format!("{n}.{f}"))).collect();
+    assert_eq!(keys, expected);
+    assert!(keys.contains(&"lstm.weight_ih_l0.exp_avg".to_string()));
+    let opt_names: Vec<String> = opt.named_parameters().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(opt_names, names);
+    // Given without names, the state is keyed by position, as before.
+    let mut positional = Adam::new(model.parameters(), AdamConfig::default());
+    positional.step(&bce_mean(&model.forward(&x), &y).backward());
+    assert_eq!(positional.state_dict()[0].0, "0.step");
+    assert_eq!(positional.named_parameters()[1].0, "1");
+}
+
+#[test]
+fn named_and_positional_optimizers_take_the_same_steps() {
+    let (x, y) = sequences(32, 2);
+    let run = |named: bool| {
+        let mut model = recurrent(4);
+        let cfg = AdamConfig { lr: 0.01, ..Default::default() };
+        let mut opt = if named { Adam::new(model.named_parameters(), cfg) } else { Adam::new(model.parameters(), cfg) };
+        Trainer::new(&mut model, &mut opt, bce_mean).fit(&x, &y, &quiet(2, 8)).unwrap();
+        weights(&model)
+    };
+    assert!(run(true) == run(false));
+}
+
+#[test]
+fn a_named_state_loads_into_an_optimizer_given_the_parameters_in_another_order() {
+    let (x, y) = sequences(24, 3);
+    let steps = 4;
+    let step = |model: &Sequential, opt: &mut Adam, s: usize| {
+        let rows: Vec<usize> = (0..8).map(|i| (s * 8 + i) % 24).collect();
+        opt.step(&bce_mean(&model.forward(&x.index_select(0, &rows)), &y.index_select(0, &rows)).backward());
+    };
+    let mut model = recurrent(5);
+    model.eval(); // no dropout: the two runs must see the same forward passes
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.02, ..Default::default() });
+    for s in 0..steps {
+        step(&model, &mut opt, s);
+    }
+    let straight = weights(&model);
+
+    let mut model = recurrent(5);
+    model.eval();
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.02, ..Default::default() });
+    step(&model, &mut opt, 0);
+    step(&model, &mut opt, 1);
+    let state = opt.state_dict();
+    // Another process: the same model, its parameters handed over in reverse order.
+    let mut reversed = model.named_parameters();
+    reversed.reverse();
+    let mut resumed = Adam::new(reversed, AdamConfig { lr: 0.02, ..Default::default() });
+    resumed.load_state_dict(&state).unwrap();
+    for s in 2..steps {
+        step(&model, &mut resumed, s);
+    }
+    assert!(weights(&model) == straight, "resuming by names changed the trajectory");
+}
+
+#[test]
+fn a_named_optimizer_refuses_a_positional_state_and_names_what_is_wrong() {
+    let w = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).requires_grad();
+    let mut g = Gradients::new();
+    g.insert(&w, Tensor::from_slice(&[0.5, 0.5]));
+    let mut positional = Sgd::new(vec![w.clone()], SgdConfig { momentum: 0.9, ..Default::default() });
+    positional.step(&g);
+    let mut named =
+        Sgd::new(vec![("fc.weight".to_string(), w.clone())], SgdConfig { momentum: 0.9, ..Default::default() });
+    let err = named.load_state_dict(&positional.state_dict()).unwrap_err();
+    assert_eq!(err.to_string(), "Sgd: cannot load the optimizer state: unexpected 0.step, 0.momentum_buffer");
+    named.step(&g);
+    let mut state = named.state_dict();
+    assert_eq!(state[1].0, "fc.weight.momentum_buffer");
+    state[1].1 = Tensor::zeros(&[3]);
+    let err = named.load_state_dict(&state).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Sgd: cannot load the optimizer state: invalid fc.weight.momentum_buffer (shape [3], but parameter fc.weight has shape [2])"
+    );
+}
+
+#[test]
+#[should_panic(expected = "Adam: the parameter name \"fc.weight\" is given to more than one parameter")]
+fn two_parameters_with_one_name_are_refused() {
+    let (a, b) = (Tensor::<f32>::zeros(&[2]).requires_grad(), Tensor::<f32>::zeros(&[2]).requires_grad());
+    Adam::new(vec![("fc.weight".to_string(), a), ("fc.weight".to_string(), b)], AdamConfig::default());
+}
+
+#[test]
+fn param_lists_come_from_tensors_or_named_tensors() {
+    let model = mlp(1);
+    let named = ParamList::from(model.named_parameters());
+    assert_eq!(named.names(), ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]);
+    assert_eq!(named.len(), 4);
+    let positional = ParamList::from(model.parameters());
+    assert_eq!(positional.names(), ["0", "1", "2", "3"]);
+    assert_eq!(positional.tensors()[2].id(), named.tensors()[2].id());
+    assert!(ParamList::<f32>::from(Vec::<Tensor>::new()).is_empty());
+}
+
+#[test]
+fn a_checkpoint_of_a_named_optimizer_stores_and_restores_by_name() {
+    let dir = std::env::temp_dir().join(format!("tensorgrad-seams-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("named.ckpt");
+    let (x, y) = sequences(32, 4);
+    let options = |initial_epoch| FitOptions { seed: 3, initial_epoch, ..quiet(3, 8) };
+    let cfg = AdamConfig { lr: 0.01, ..Default::default() };
+
+    let mut straight = recurrent(6);
+    let mut opt = Adam::new(straight.named_parameters(), cfg);
+    Trainer::new(&mut straight, &mut opt, bce_mean).fit(&x, &y, &options(0)).unwrap();
+
+    let mut first = recurrent(6);
+    let mut opt = Adam::new(first.named_parameters(), cfg);
+    let history = Trainer::new(&mut first, &mut opt, bce_mean).fit(&x, &y, &FitOptions { epochs: 1, ..options(0) });
+    save_checkpoint(&path, &first, &opt, 0, &history.unwrap()).unwrap();
+    let stored: Vec<String> = io::load_tensors::<f32>(&path).unwrap().into_iter().map(|(n, _)| n).collect();
+    assert!(stored.contains(&"optimizer/lstm.weight_hh_l0.exp_avg_sq".to_string()), "{stored:?}");
+    assert!(stored.contains(&"optimizer/dense.bias.step".to_string()));
+
+    let mut resumed = recurrent(99); // other weights: the checkpoint replaces them
+    let mut opt = Adam::new(resumed.named_parameters(), cfg);
+    let resume = load_checkpoint(&path, &resumed, &mut opt).unwrap();
+    Trainer::new(&mut resumed, &mut opt, bce_mean).fit(&x, &y, &options(resume.epoch + 1)).unwrap();
+    assert!(weights(&resumed) == weights(&straight), "the resumed run differs");
+    std::fs::remove_dir_all(&dir).ok();
+}
