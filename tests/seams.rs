@@ -1,12 +1,16 @@
-//! The seams later features build on: optimizer state keyed by dotted parameter names.
+//! The seams later features build on: modules with several inputs (`Module::forward_many`,
+//! `ScaledDotProductAttention`) and optimizer state keyed by dotted parameter names.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tensorgrad::loss::{Reduction, bce};
-use tensorgrad::nn::{Activation, Dense, Dropout, Embedding, Lstm, LstmConfig, Module, Sequential};
+use tensorgrad::nn::{
+    Activation, Dense, Dropout, Embedding, Linear, Lstm, LstmConfig, Module, Param, Relu, ScaledDotProductAttention,
+    Sequential,
+};
 use tensorgrad::optim::{Adam, AdamConfig, Optimizer, ParamList, Sgd, SgdConfig};
 use tensorgrad::train::{FitOptions, Trainer, load_checkpoint, save_checkpoint};
-use tensorgrad::{Gradients, Tensor, io};
+use tensorgrad::{Gradients, Tensor, gradcheck, io};
 
 fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
@@ -59,6 +63,152 @@ fn sequences(n: usize, seed: u64) -> (Tensor, Tensor) {
         xs.extend(seq);
     }
     (Tensor::from_vec(xs, &[n, 9]), Tensor::from_vec(ys, &[n, 1]))
+}
+
+// =============================================================================================
+// 1. Modules with several inputs
+// =============================================================================================
+
+/// `a·x + y·z`: a three-input module with a parameter.
+struct MulAdd<E: tensorgrad::Element = f32> {
+    a: Param<E>,
+}
+
+impl<E: tensorgrad::Element> Module<E> for MulAdd<E> {
+    #[track_caller]
+    fn forward(&self, _x: &Tensor<E>) -> Tensor<E> {
+        panic!("MulAdd: takes 3 inputs (x, y, z); call forward_many")
+    }
+
+    #[track_caller]
+    fn forward_many(&self, inputs: &[&Tensor<E>]) -> Tensor<E> {
+        let [x, y, z] = inputs else { panic!("MulAdd: takes 3 inputs (x, y, z), got {}", inputs.len()) };
+        *x * &self.a.tensor() + *y * *z
+    }
+
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
+        f(if prefix.is_empty() { "a".to_string() } else { format!("{prefix}.a") }, &self.a)
+    }
+}
+
+#[test]
+fn a_three_input_module_computes_and_differentiates_through_forward_many() {
+    let m = MulAdd { a: Param::new(Tensor::from_slice(&[2.0f64, -1.0])) };
+    let x = Tensor::from_slice(&[1.0f64, 3.0]).requires_grad();
+    let y = Tensor::from_slice(&[4.0f64, 5.0]).requires_grad();
+    let z = Tensor::from_slice(&[6.0f64, 7.0]).requires_grad();
+    let out = m.forward_many(&[&x, &y, &z]);
+    assert_eq!(out.to_vec(), [2.0 + 24.0, -3.0 + 35.0]);
+    let g = out.sum().backward();
+    assert_eq!(g.get(&x).unwrap().to_vec(), [2.0, -1.0]);
+    assert_eq!(g.get(&y).unwrap().to_vec(), [6.0, 7.0]);
+    assert_eq!(g.get(&z).unwrap().to_vec(), [4.0, 5.0]);
+    assert_eq!(g.get(&m.a.value()).unwrap().to_vec(), [1.0, 3.0]);
+    // Against central differences, through the parameter too.
+    let inputs = [x.detach(), y.detach(), z.detach(), Tensor::from_slice(&[2.0, -1.0])];
+    let check = gradcheck(
+        |xs| {
+            m.bind_parameters(&xs[3..]);
+            m.forward_many(&[&xs[0], &xs[1], &xs[2]])
+        },
+        &inputs,
+    );
+    assert!(check.is_ok(), "{}", check.unwrap_err());
+}
+
+#[test]
+fn sequential_feeds_several_inputs_to_its_first_module_and_keeps_one_input_working() {
+    let fc = Linear::<f64>::new(2, 3, &mut rng(1));
+    let model: Sequential<f64> = Sequential::new()
+        .add_named("muladd", MulAdd { a: Param::new(Tensor::from_slice(&[0.5, 2.0])) })
+        .add_named("fc", fc.clone())
+        .add(Relu);
+    let (x, y, z) =
+        (Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]), Tensor::ones(&[2, 2]), Tensor::full(&[2, 2], 3.0));
+    let expected = fc.forward(&(&x * &Tensor::from_slice(&[0.5, 2.0]) + &y * &z)).relu();
+    assert_eq!(model.forward_many(&[&x, &y, &z]).to_vec(), expected.to_vec());
+    let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["muladd.a", "fc.weight", "fc.bias"]);
+    // One input is `forward`, for every module.
+    let mlp: Sequential<f64> = Sequential::new().add(fc.clone()).add(Relu);
+    assert_eq!(mlp.forward_many(&[&x]).to_vec(), mlp.forward(&x).to_vec());
+    assert_eq!(fc.forward_many(&[&x]).to_vec(), fc.forward(&x).to_vec());
+    // So does a boxed module.
+    let boxed: Box<dyn Module<f64>> = Box::new(MulAdd { a: Param::new(Tensor::from_slice(&[0.5, 2.0])) });
+    assert_eq!(boxed.forward_many(&[&x, &y, &z]).to_vec(), (&x * &Tensor::from_slice(&[0.5, 2.0]) + &y * &z).to_vec());
+}
+
+#[test]
+#[should_panic(expected = "forward_many: Linear takes one input, got 2")]
+fn a_one_input_module_refuses_two() {
+    let fc = Linear::<f32>::new(2, 2, &mut rng(0));
+    let x = Tensor::ones(&[1, 2]);
+    fc.forward_many(&[&x, &x]);
+}
+
+#[test]
+#[should_panic(expected = "forward_many: an empty Sequential takes one input, got 3")]
+fn an_empty_sequential_refuses_several_inputs() {
+    let x = Tensor::<f32>::ones(&[1, 2]);
+    Sequential::new().forward_many(&[&x, &x, &x]);
+}
+
+#[test]
+fn attention_matches_a_hand_computation() {
+    // One query [1, 0] over keys [1, 0] and [0, 1], scale 1/√2: weights ∝ (e^{1/√2}, 1).
+    let q = Tensor::from_vec(vec![1.0f64, 0.0], &[1, 2]);
+    let k = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], &[2, 2]);
+    let v = Tensor::from_vec(vec![10.0, 0.0, 0.0, 20.0], &[2, 2]);
+    let attn = ScaledDotProductAttention::new();
+    let e = (1.0f64 / 2f64.sqrt()).exp();
+    let (w0, w1) = (e / (e + 1.0), 1.0 / (e + 1.0));
+    let out = attn.forward_many(&[&q, &k, &v]).to_vec();
+    assert!((out[0] - 10.0 * w0).abs() < 1e-12 && (out[1] - 20.0 * w1).abs() < 1e-12, "{out:?}");
+    // A mask blocking the first key leaves only the second.
+    let mask = Tensor::from_vec(vec![0.0, 1.0], &[1, 2]);
+    assert_eq!(attn.forward_many(&[&q, &k, &v, &mask]).to_vec(), [0.0, 20.0]);
+    // Every key blocked: even attention (not NaN).
+    let none = Tensor::zeros(&[1, 2]);
+    assert_eq!(attn.forward_many(&[&q, &k, &v, &none]).to_vec(), [5.0, 10.0]);
+    // Another scale; forward is self-attention.
+    let out = ScaledDotProductAttention::with_scale(0.0).forward_many(&[&q, &k, &v]).to_vec();
+    assert_eq!(out, [5.0, 10.0]);
+    assert_eq!(attn.forward(&k).to_vec(), attn.forward_many(&[&k, &k, &k]).to_vec());
+    assert_eq!(Module::<f64>::num_parameters(&attn), 0);
+}
+
+#[test]
+fn attention_gradients_match_central_differences() {
+    let mut r = rng(7);
+    let q = Tensor::randn(&[2, 3, 4], 0.0, 1.0, &mut r);
+    let k = Tensor::randn(&[2, 5, 4], 0.0, 1.0, &mut r);
+    let v = Tensor::randn(&[2, 5, 3], 0.0, 1.0, &mut r);
+    // A causal-style mask broadcast over the batch.
+    let mask = Tensor::from_vec((0..15).map(|i| if i % 5 <= i / 5 + 1 { 1.0 } else { 0.0 }).collect(), &[3, 5]);
+    let attn = ScaledDotProductAttention::new();
+    let check = gradcheck(|xs| attn.forward_many(&[&xs[0], &xs[1], &xs[2], &mask]), &[q, k, v]);
+    assert!(check.is_ok(), "{}", check.unwrap_err());
+}
+
+#[test]
+#[should_panic(expected = "ScaledDotProductAttention: takes 3 or 4 inputs (query, key, value[, mask]), got 2")]
+fn attention_refuses_two_inputs() {
+    let x = Tensor::<f32>::ones(&[2, 3]);
+    ScaledDotProductAttention::new().forward_many(&[&x, &x]);
+}
+
+#[test]
+#[should_panic(expected = "ScaledDotProductAttention: query size 3 ≠ key size 4 (query [2, 3], key [5, 4])")]
+fn attention_refuses_mismatched_sizes() {
+    let (q, k) = (Tensor::<f32>::ones(&[2, 3]), Tensor::ones(&[5, 4]));
+    ScaledDotProductAttention::new().forward_many(&[&q, &k, &k]);
+}
+
+#[test]
+#[should_panic(expected = "ScaledDotProductAttention: mask of shape [3] does not broadcast to the scores [2, 5]")]
+fn attention_refuses_a_mask_that_does_not_broadcast() {
+    let (q, k, m) = (Tensor::<f32>::ones(&[2, 4]), Tensor::ones(&[5, 4]), Tensor::ones(&[3]));
+    ScaledDotProductAttention::new().forward_many(&[&q, &k, &k, &m]);
 }
 
 // =============================================================================================
