@@ -1,15 +1,19 @@
 //! The seams later features build on: modules with several inputs (`Module::forward_many`,
-//! `ScaledDotProductAttention`) and optimizer state keyed by dotted parameter names.
+//! `ScaledDotProductAttention`); optimizer state keyed by dotted parameter names; and dropout
+//! masks drawn from the step's key `(seed, epoch, step, rank)` rather than from a generator
+//! shared by threads.
+
+use std::thread;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tensorgrad::loss::{Reduction, bce};
 use tensorgrad::nn::{
     Activation, Dense, Dropout, Embedding, Linear, Lstm, LstmConfig, Module, Param, Relu, ScaledDotProductAttention,
-    Sequential,
+    Sequential, StepKey,
 };
 use tensorgrad::optim::{Adam, AdamConfig, Optimizer, ParamList, Sgd, SgdConfig};
-use tensorgrad::train::{FitOptions, Trainer, load_checkpoint, save_checkpoint};
+use tensorgrad::train::{FitOptions, Trainer, Validation, load_checkpoint, save_checkpoint};
 use tensorgrad::{Gradients, Tensor, gradcheck, io};
 
 fn rng(seed: u64) -> StdRng {
@@ -30,6 +34,14 @@ fn bce_mean(p: &Tensor, y: &Tensor) -> Tensor {
 
 fn quiet(epochs: usize, batch_size: usize) -> FitOptions<'static> {
     FitOptions { epochs, batch_size, verbose: false, ..FitOptions::default() }
+}
+
+/// `n` rows of 4 features and a 0/1 label (whether the features sum above 0).
+fn table(n: usize, seed: u64) -> (Tensor, Tensor) {
+    let mut r = rng(seed);
+    let x: Vec<f32> = (0..n * 4).map(|_| r.random_range(-1.0..1.0)).collect();
+    let y: Vec<f32> = x.chunks(4).map(|row| if row.iter().sum::<f32>() > 0.0 { 1.0 } else { 0.0 }).collect();
+    (Tensor::from_vec(x, &[n, 4]), Tensor::from_vec(y, &[n, 1]))
 }
 
 /// Dense(4 → 16, relu) → Dropout(0.3) → Dense(16 → 1, sigmoid).
@@ -350,4 +362,139 @@ fn a_checkpoint_of_a_named_optimizer_stores_and_restores_by_name() {
     Trainer::new(&mut resumed, &mut opt, bce_mean).fit(&x, &y, &options(resume.epoch + 1)).unwrap();
     assert!(weights(&resumed) == weights(&straight), "the resumed run differs");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+// =============================================================================================
+// 4. Dropout masks from the step's key
+// =============================================================================================
+
+/// The model's output for `x` in training mode under `key`.
+fn masked_output(model: &Sequential, x: &Tensor, key: StepKey) -> Vec<u32> {
+    key.scope(|| bits(&model.forward(x)))
+}
+
+fn trained_mode(mut m: Sequential, seed: u64) -> Sequential {
+    m.reseed(seed);
+    m.train();
+    m
+}
+
+#[test]
+fn the_same_key_draws_the_same_masks_whatever_ran_before() {
+    let x = table(32, 1).0;
+    let key = StepKey::new(7, 1, 12, 0);
+    // A model that drew masks for other steps (and outside any scope) first ...
+    let busy = trained_mode(mlp(1), 7);
+    for step in 0..5 {
+        masked_output(&busy, &x, StepKey { step, ..key });
+        busy.forward(&x);
+    }
+    let after_others = masked_output(&busy, &x, key);
+    // ... and a fresh one, as in another process, agree.
+    let fresh = trained_mode(mlp(1), 7);
+    assert_eq!(masked_output(&fresh, &x, key), after_others);
+    assert_eq!(masked_output(&fresh, &x, key), after_others, "and again");
+    // The masks do drop: the output differs from evaluation mode.
+    let mut eval = mlp(1);
+    eval.eval();
+    assert_ne!(bits(&eval.forward(&x)), after_others);
+}
+
+#[test]
+fn other_ranks_steps_epochs_and_seeds_draw_other_masks() {
+    let x = table(32, 2).0;
+    let model = trained_mode(mlp(2), 3);
+    let key = StepKey::new(3, 0, 0, 0);
+    let base = masked_output(&model, &x, key);
+    for other in [
+        StepKey { rank: 1, ..key },
+        StepKey { step: 1, ..key },
+        StepKey { epoch: 1, ..key },
+        StepKey { seed: 4, ..key },
+    ] {
+        assert_ne!(masked_output(&model, &x, other), base, "{other:?}");
+    }
+    // The module's seed (its position, after reseeding) matters too.
+    let reseeded = trained_mode(mlp(2), 4);
+    assert_ne!(masked_output(&reseeded, &x, key), base);
+}
+
+#[test]
+fn two_threads_sharing_a_model_draw_the_masks_of_their_own_keys() {
+    let (x, _) = sequences(16, 3);
+    let model = trained_mode(recurrent(3), 1);
+    let keys: Vec<StepKey> = (0..12).map(|i| StepKey::new(1, i / 4, i, i % 2)).collect();
+    let alone: Vec<Vec<u32>> = keys.iter().map(|&k| masked_output(&model, &x, k)).collect();
+    // Both threads run every key, in opposite orders, at the same time, on the one model.
+    let (a, b) = thread::scope(|s| {
+        let forward = s.spawn(|| keys.iter().map(|&k| masked_output(&model, &x, k)).collect::<Vec<_>>());
+        let backward = s.spawn(|| {
+            let mut out: Vec<_> = keys.iter().rev().map(|&k| masked_output(&model, &x, k)).collect();
+            out.reverse();
+            out
+        });
+        (forward.join().unwrap(), backward.join().unwrap())
+    });
+    assert!(a == alone && b == alone, "a thread's masks depended on the other thread");
+    assert_ne!(alone[0], alone[1], "different keys, different masks");
+}
+
+#[test]
+fn masks_are_the_same_in_rayon_pools_of_1_2_and_4_threads() {
+    let (x, _) = sequences(48, 4);
+    let run = || {
+        let model = trained_mode(recurrent(4), 2);
+        (0..3).map(|step| masked_output(&model, &x, StepKey::new(2, 0, step, 0))).collect::<Vec<_>>()
+    };
+    let runs: Vec<_> = [1, 2, 4]
+        .into_iter()
+        .map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap().install(run))
+        .collect();
+    assert!(runs[0] == runs[1] && runs[0] == runs[2]);
+}
+
+#[test]
+fn dropout_in_a_scope_is_still_inverted_dropout_and_evaluation_is_the_identity() {
+    let ones = Tensor::<f32>::ones(&[100_000]);
+    let mut drop = Dropout::new(0.25, 9);
+    let y = StepKey::new(0, 0, 0, 0).scope(|| drop.forward(&ones)).to_vec();
+    let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / 1e5;
+    assert!((dropped - 0.25).abs() < 0.01, "{dropped}");
+    assert!(y.iter().all(|&v| v == 0.0 || v == (1.0 / 0.75) as f32));
+    // Two masks of one module in one scope are two draws.
+    let (m1, m2) =
+        StepKey::new(0, 0, 0, 0).scope(|| (drop.mask::<f32>(&[1000]).to_vec(), drop.mask::<f32>(&[1000]).to_vec()));
+    assert_ne!(m1, m2);
+    Module::<f32>::eval(&mut drop);
+    assert_eq!(StepKey::new(0, 0, 0, 0).scope(|| drop.forward(&ones)).to_vec(), ones.to_vec());
+}
+
+#[test]
+fn scopes_nest_and_end_even_on_a_panic() {
+    let outer = StepKey::new(1, 0, 0, 0);
+    let inner = StepKey::new(2, 0, 0, 0);
+    outer.scope(|| {
+        assert_eq!(StepKey::current(), Some(outer));
+        inner.scope(|| assert_eq!(StepKey::current(), Some(inner)));
+        assert_eq!(StepKey::current(), Some(outer));
+        let caught = std::panic::catch_unwind(|| inner.scope(|| panic!("inside")));
+        assert!(caught.is_err());
+        assert_eq!(StepKey::current(), Some(outer));
+    });
+    assert_eq!(StepKey::current(), None);
+}
+
+#[test]
+fn fit_draws_rank_dependent_masks_and_repeats_itself() {
+    let (x, y) = sequences(48, 5);
+    let run = |rank: usize| {
+        let mut model = recurrent(7);
+        let mut opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.01, ..Default::default() });
+        let options = FitOptions { seed: 8, rank, validation: Validation::Split(0.25), ..quiet(2, 12) };
+        Trainer::new(&mut model, &mut opt, bce_mean).fit(&x, &y, &options).unwrap();
+        weights(&model)
+    };
+    let rank0 = run(0);
+    assert!(run(0) == rank0, "the same run twice differs");
+    assert!(run(1) != rank0, "rank 1 drew rank 0's masks");
 }

@@ -182,10 +182,15 @@ pub trait Module<E: Element = f32>: Send + Sync {
     /// Switches training behaviour (dropout) on or off. Containers forward it to children.
     fn set_training(&mut self, _training: bool) {}
 
-    /// Restarts every random stream in the module (dropout masks) from `seed`. Containers give
-    /// each child a seed derived from `seed` and the child's position. The trainer reseeds at
-    /// the start of every epoch from its own seed and the epoch, so a run resumed at an epoch
-    /// draws the same masks as one that never stopped.
+    /// Gives the module's random streams (dropout masks) the seed `seed`, and restarts them.
+    /// Containers give each child a seed derived from `seed` and the child's position, so the
+    /// seed of every dropout in a model says where it sits.
+    ///
+    /// [`Trainer::fit`](crate::train::Trainer::fit) reseeds the model with
+    /// [`FitOptions::seed`](crate::train::FitOptions::seed) when it starts, then runs each step
+    /// in the scope of a [`StepKey`](super::StepKey) `(seed, epoch, step, rank)`: each mask
+    /// depends on the step's key and the module's seed only, so a run resumed at an epoch draws
+    /// the same masks as one that never stopped, and no mask depends on thread timing.
     fn reseed(&mut self, _seed: u64) {}
 
     /// Training mode (dropout active).

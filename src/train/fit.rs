@@ -9,7 +9,7 @@ use super::history::History;
 use super::metrics::{Metric, MetricState};
 use crate::data::permutation;
 use crate::error::Result;
-use crate::nn::Module;
+use crate::nn::{Module, StepKey};
 use crate::optim::{Optimizer, clip_grad_norm};
 use crate::{Element, Tensor, no_grad};
 
@@ -35,15 +35,21 @@ pub struct FitOptions<'a, E: Element = f32> {
     pub batch_size: usize,
     /// Shuffle the training samples every epoch (default true).
     pub shuffle: bool,
-    /// Seed of the shuffling: the same seed gives the same batches (default 0).
+    /// Seed of the shuffling and of the dropout masks: the same seed gives the same batches and
+    /// the same masks (default 0). See [`StepKey`].
     pub seed: u64,
     /// Validation data (default none).
     pub validation: Validation<'a, E>,
     /// Print progress: a bar per epoch on a terminal, else one line per epoch (default true).
     pub verbose: bool,
     /// The epoch to start at, to resume a run (default 0). The shuffling of epoch `e` depends
-    /// only on `seed` and `e`, so a resumed run sees the same batches.
+    /// only on `seed` and `e`, and its dropout masks only on `seed`, `e`, the step and `rank`,
+    /// so a resumed run sees the same batches and masks.
     pub initial_epoch: usize,
+    /// This process's rank in data-parallel training (default 0). It is mixed into the
+    /// dropout masks (see [`StepKey`]), so ranks sharing a seed draw different masks. Giving
+    /// each rank its shard of the data and averaging the gradients is up to the caller.
+    pub rank: usize,
 }
 
 impl<E: Element> Default for FitOptions<'_, E> {
@@ -56,6 +62,7 @@ impl<E: Element> Default for FitOptions<'_, E> {
             validation: Validation::None,
             verbose: true,
             initial_epoch: 0,
+            rank: 0,
         }
     }
 }
@@ -85,6 +92,11 @@ impl Evaluation {
 /// `|p, y| loss::bce(p, y, Reduction::Mean)`. Samples are rows (dim 0) of the input and target
 /// tensors. The model is switched to training mode for `fit` and to evaluation mode for
 /// `evaluate`/`predict` (which build no graph), and is left in evaluation mode.
+///
+/// Each training step runs: the forward pass (in the scope of the step's [`StepKey`], which
+/// its dropout masks come from), the loss, the backward pass, gradient clipping
+/// ([`clip_grad_norm`](Self::clip_grad_norm)), the optimizer step, then
+/// [`Callback::on_batch_end`].
 pub struct Trainer<'a, E, M, O, L>
 where
     E: Element,
@@ -175,6 +187,8 @@ where
         };
         let mut history = History::new();
         self.model.train();
+        // Each module's seed says where it sits; each step's masks then come from its key.
+        self.model.reseed(options.seed);
         for cb in &mut self.callbacks {
             let mut ctx =
                 TrainContext { model: &*self.model, optimizer: &mut *self.optimizer, history: &history, epoch: 0 };
@@ -182,8 +196,6 @@ where
         }
         for epoch in options.initial_epoch..options.epochs {
             let started = Instant::now();
-            // Dropout masks of epoch e depend only on the seed and e (see Module::reseed).
-            self.model.reseed(crate::nn::derive_seed(options.seed, epoch as u64));
             let order: Vec<usize> = if options.shuffle {
                 permutation(train_idx.len(), options.seed.wrapping_add(epoch as u64))
                     .into_iter()
@@ -198,14 +210,15 @@ where
             let bar = Progress::new(options.verbose, epoch, options.epochs, batches.len());
             for (bi, idx) in batches.iter().enumerate() {
                 let (xb, yb) = (x.index_select(0, idx).detach(), y.index_select(0, idx).detach());
-                let pred = self.model.forward(&xb);
+                let key = StepKey::new(options.seed, epoch, epoch * batches.len() + bi, options.rank);
+                let pred = key.scope(|| self.model.forward(&xb));
                 let loss = (self.loss)(&pred, &yb);
                 let mut grads = loss.backward();
+                let l = loss.item().to_f64().unwrap_or(f64::NAN);
                 if let Some(max) = self.clip_norm {
                     clip_grad_norm(&mut grads, max);
                 }
                 self.optimizer.step(&grads);
-                let l = loss.item().to_f64().unwrap_or(f64::NAN);
                 loss_sum += l * idx.len() as f64;
                 seen += idx.len();
                 let pred = pred.detach();
