@@ -1,20 +1,25 @@
 //! The seams later features build on: modules with several inputs (`Module::forward_many`,
-//! `ScaledDotProductAttention`); optimizer state keyed by dotted parameter names; and dropout
-//! masks drawn from the step's key `(seed, epoch, step, rank)` rather than from a generator
-//! shared by threads.
+//! `ScaledDotProductAttention`); the gradient hook between backward and the optimizer step
+//! (`Trainer::grad_hook`, `Callback::on_after_backward`), down to a data-parallel all-reduce
+//! across two threads; optimizer state keyed by dotted parameter names; and dropout masks drawn
+//! from the step's key `(seed, epoch, step, rank)` rather than from a generator shared by
+//! threads.
 
+use std::sync::{Barrier, Mutex};
 use std::thread;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tensorgrad::loss::{Reduction, bce};
+use tensorgrad::loss::{Reduction, bce, mse};
 use tensorgrad::nn::{
     Activation, Dense, Dropout, Embedding, Linear, Lstm, LstmConfig, Module, Param, Relu, ScaledDotProductAttention,
     Sequential, StepKey,
 };
 use tensorgrad::optim::{Adam, AdamConfig, Optimizer, ParamList, Sgd, SgdConfig};
-use tensorgrad::train::{FitOptions, Trainer, Validation, load_checkpoint, save_checkpoint};
-use tensorgrad::{Gradients, Tensor, gradcheck, io};
+use tensorgrad::train::{
+    Callback, FitOptions, StepContext, TrainContext, Trainer, Validation, load_checkpoint, save_checkpoint,
+};
+use tensorgrad::{Error, Gradients, Tensor, gradcheck, io};
 
 fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
@@ -221,6 +226,214 @@ fn attention_refuses_mismatched_sizes() {
 fn attention_refuses_a_mask_that_does_not_broadcast() {
     let (q, k, m) = (Tensor::<f32>::ones(&[2, 4]), Tensor::ones(&[5, 4]), Tensor::ones(&[3]));
     ScaledDotProductAttention::new().forward_many(&[&q, &k, &k, &m]);
+}
+
+// =============================================================================================
+// 2. The gradient hook between backward and the optimizer step
+// =============================================================================================
+
+#[test]
+fn a_hook_that_zeroes_the_gradients_leaves_the_parameters_unchanged() {
+    let (x, y) = table(40, 1);
+    let mut model = mlp(2);
+    let before = weights(&model);
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.05, ..Default::default() });
+    Trainer::new(&mut model, &mut opt, bce_mean)
+        .grad_hook(|grads, _| {
+            for (_, g) in grads.iter_mut() {
+                *g = &*g * 0.0;
+            }
+            Ok(())
+        })
+        .clip_grad_norm(1.0)
+        .fit(&x, &y, &quiet(3, 8))
+        .unwrap();
+    assert_eq!(weights(&model), before);
+    // Without the hook the same run moves them.
+    let mut moved = mlp(2);
+    let mut opt = Adam::new(moved.named_parameters(), AdamConfig { lr: 0.05, ..Default::default() });
+    Trainer::new(&mut moved, &mut opt, bce_mean).fit(&x, &y, &quiet(3, 8)).unwrap();
+    assert_ne!(weights(&moved), before);
+}
+
+#[test]
+fn the_hook_runs_once_per_batch_with_the_step_and_the_named_parameters() {
+    let (x, y) = table(50, 3);
+    let mut model = mlp(4);
+    model.set_trainable("hidden.bias", false);
+    let mut opt = Sgd::new(model.parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+    let mut calls = Vec::new();
+    let mut batch_losses = Vec::new();
+    struct Losses<'a>(&'a mut Vec<u64>);
+    impl Callback for Losses<'_> {
+        fn on_batch_end(&mut self, _b: usize, loss: f64, _ctx: &mut TrainContext<'_, f32>) -> tensorgrad::Result<()> {
+            self.0.push(loss.to_bits());
+            Ok(())
+        }
+    }
+    let options = FitOptions { seed: 9, rank: 2, ..quiet(3, 16) };
+    Trainer::new(&mut model, &mut opt, bce_mean)
+        .grad_hook(|grads, step| {
+            let names: Vec<&str> = step.params.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["hidden.weight", "out.weight", "out.bias"], "trainable parameters only");
+            for (name, p) in step.params {
+                assert_eq!(grads.get(p).map(|g| g.shape().to_vec()), Some(p.shape().to_vec()), "{name}");
+            }
+            assert_eq!(grads.len(), 3);
+            assert_eq!(step.inputs.shape()[0], step.targets.shape()[0]);
+            assert_eq!(step.key.seed, 9);
+            assert_eq!(step.key.rank, 2);
+            calls.push((step.key.epoch, step.batch, step.key.step, step.inputs.shape()[0], step.loss.to_bits()));
+            Ok(())
+        })
+        .callback(Losses(&mut batch_losses))
+        .fit(&x, &y, &options)
+        .unwrap();
+    let expected: Vec<(usize, usize, usize, usize)> =
+        (0..3).flat_map(|e| (0..4).map(move |b| (e, b, e * 4 + b, if b == 3 { 2 } else { 16 }))).collect();
+    let got: Vec<(usize, usize, usize, usize)> = calls.iter().map(|&(e, b, s, n, _)| (e, b, s, n)).collect();
+    assert_eq!(got, expected, "one call per batch, in order");
+    let hook_losses: Vec<u64> = calls.iter().map(|c| c.4).collect();
+    assert_eq!(hook_losses, batch_losses, "the hook sees the batch's loss");
+}
+
+#[test]
+fn the_hook_sees_the_gradients_before_clipping_and_the_optimizer_uses_what_it_leaves() {
+    let (x, y) = table(8, 5);
+    let mut model: Sequential = Sequential::new().add_named("fc", Linear::new(4, 1, &mut rng(6)));
+    let before: Vec<Vec<f32>> = model.parameters().iter().map(Tensor::to_vec).collect();
+    let mut opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.5, ..Default::default() });
+    let mut norms = Vec::new();
+    Trainer::new(&mut model, &mut opt, |p: &Tensor, t: &Tensor| mse(p, t, Reduction::Mean))
+        .grad_hook(|grads, step| {
+            let sq: f32 = grads.iter().flat_map(|(_, g)| g.to_vec()).map(|v| v * v).sum();
+            norms.push(sq.sqrt());
+            // Replace every gradient by 0.25: the clipping after the hook sees norm 0.25·√5.
+            for (_, p) in step.params {
+                grads.insert(p, Tensor::full(p.shape(), 0.25));
+            }
+            Ok(())
+        })
+        .clip_grad_norm(1e-3)
+        .fit(&x, &y, &FitOptions { shuffle: false, ..quiet(1, 8) })
+        .unwrap();
+    assert!(norms[0] > 1e-2, "the hook ran before clipping: norm {}", norms[0]);
+    // One step of SGD along the clipped constant gradient: every element moved by the same amount.
+    let c = 1e-3 / (0.25 * 5f64.sqrt() + 1e-6);
+    let step = (0.5 * 0.25 * c) as f32;
+    for (b, a) in before.iter().zip(model.parameters()) {
+        for (b, a) in b.iter().zip(a.to_vec()) {
+            assert!((b - a - step).abs() < 1e-6, "{b} → {a}, expected a step of {step}");
+        }
+    }
+}
+
+#[test]
+fn an_error_from_the_hook_ends_fit_before_the_update() {
+    let (x, y) = table(16, 7);
+    let mut model = mlp(8);
+    let mut opt = Adam::new(model.parameters(), AdamConfig::default());
+    let mut calls = 0;
+    let result = Trainer::new(&mut model, &mut opt, bce_mean)
+        .grad_hook(|_, step| {
+            calls += 1;
+            if step.key.step == 1 {
+                let source = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "rank 1 went away");
+                return Err(Error::Io { op: "all-reduce the gradients with", path: "tcp://rank1".into(), source });
+            }
+            Ok(())
+        })
+        .fit(&x, &y, &quiet(2, 8));
+    let err = result.expect_err("the hook's error ends fit");
+    assert_eq!(err.to_string(), "cannot all-reduce the gradients with tcp://rank1: rank 1 went away");
+    assert_eq!(calls, 2);
+    assert_eq!(opt.state_dict()[0].1.item(), 1.0, "one step taken, not two");
+}
+
+/// Each rank's gradients, by parameter name, for the others to read.
+type Slots = Mutex<Vec<Vec<(String, Vec<f32>)>>>;
+
+/// One rank of a data-parallel run in threads: trains a replica on its shard, averaging the
+/// gradients with the other ranks in a hook (rank order, walking the named parameters).
+fn data_parallel_rank(
+    rank: usize,
+    world: usize,
+    x: &Tensor,
+    y: &Tensor,
+    slots: &Slots,
+    barrier: &Barrier,
+) -> Vec<(String, Vec<u32>)> {
+    let n = x.shape()[0] / world;
+    let shard: Vec<usize> = (rank * n..(rank + 1) * n).collect();
+    let (xs, ys) = (x.index_select(0, &shard), y.index_select(0, &shard));
+    let mut model = recurrent(11); // the same initial weights on every rank
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.01, ..Default::default() });
+    let options = FitOptions { seed: 5, rank, ..quiet(2, 8) };
+    Trainer::new(&mut model, &mut opt, bce_mean)
+        .grad_hook(|grads, step| {
+            let mine = step.params.iter().map(|(name, p)| (name.clone(), grads.get(p).unwrap().to_vec())).collect();
+            slots.lock().unwrap()[rank] = mine;
+            barrier.wait();
+            {
+                let all = slots.lock().unwrap();
+                // No assertion between the two waits: a panic here would leave the other rank
+                // waiting. The ranks list the same names in the same order (checked below).
+                for (i, (_, p)) in step.params.iter().enumerate() {
+                    let mut sum = vec![0.0f32; p.numel()];
+                    for r in all.iter() {
+                        sum.iter_mut().zip(&r[i].1).for_each(|(s, g)| *s += g);
+                    }
+                    let mean = sum.into_iter().map(|s| s / world as f32).collect();
+                    grads.insert(p, Tensor::from_vec(mean, p.shape()));
+                }
+            }
+            barrier.wait(); // nobody overwrites a slot before everyone has read it
+            Ok(())
+        })
+        .fit(&xs, &ys, &options)
+        .unwrap();
+    weights(&model)
+}
+
+#[test]
+fn an_all_reduce_hook_keeps_two_data_parallel_replicas_identical() {
+    let (x, y) = sequences(64, 12);
+    let world = 2;
+    let slots = Mutex::new(vec![Vec::new(); world]);
+    let barrier = Barrier::new(world);
+    let replicas: Vec<Vec<(String, Vec<u32>)>> = thread::scope(|s| {
+        let handles: Vec<_> = (0..world)
+            .map(|rank| {
+                let (x, y, slots, barrier) = (&x, &y, &slots, &barrier);
+                s.spawn(move || data_parallel_rank(rank, world, x, y, slots, barrier))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(replicas[0] == replicas[1], "the replicas drifted apart");
+    let names: Vec<String> =
+        slots.into_inner().unwrap().into_iter().flat_map(|r| r.into_iter().map(|(n, _)| n)).collect();
+    assert_eq!(names[..names.len() / 2], names[names.len() / 2..], "the ranks walked the parameters in one order");
+    assert_ne!(replicas[0], weights(&recurrent(11)), "the replicas trained");
+}
+
+#[test]
+fn a_step_context_is_what_a_callback_gets_too() {
+    // A data-parallel plugin is one callback: it can see the start of training and every step.
+    struct Counter<'a>(&'a mut usize);
+    impl Callback for Counter<'_> {
+        fn on_after_backward(&mut self, grads: &mut Gradients, step: &StepContext<'_, f32>) -> tensorgrad::Result<()> {
+            assert_eq!(grads.len(), step.params.len());
+            *self.0 += 1;
+            Ok(())
+        }
+    }
+    let (x, y) = table(20, 9);
+    let mut model = mlp(9);
+    let mut opt = Adam::new(model.parameters(), AdamConfig::default());
+    let mut count = 0;
+    Trainer::new(&mut model, &mut opt, bce_mean).callback(Counter(&mut count)).fit(&x, &y, &quiet(2, 10)).unwrap();
+    assert_eq!(count, 4);
 }
 
 // =============================================================================================
