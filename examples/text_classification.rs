@@ -177,7 +177,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         if args.mask { "masked" } else { "not masked (--no-mask)" }
     );
 
-    let mut opt = Adam::new(model.parameters(), AdamConfig::default());
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig::default());
     let mut trainer = Trainer::new(&mut model, &mut opt, |p: &Tensor, y: &Tensor| bce(p, y, Reduction::Mean))
         .metrics(&[Metric::Accuracy]);
     let fit = FitOptions {

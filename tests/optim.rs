@@ -17,8 +17,8 @@ use approx::relative_eq;
 use tensorgrad::nn::{Linear, Module};
 use tensorgrad::optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, CosineAnnealingLr, ExponentialLr, LinearWarmup,
-    LrScheduler, Optimizer, PlateauConfig, ReduceLrOnPlateau, RmsProp, RmsPropConfig, Sgd, SgdConfig, StepLr,
-    clip_grad_norm,
+    LrScheduler, Optimizer, ParamList, PlateauConfig, ReduceLrOnPlateau, RmsProp, RmsPropConfig, Sgd, SgdConfig,
+    StepLr, clip_grad_norm,
 };
 use tensorgrad::{Element, Error, Gradients, Tensor};
 
@@ -95,7 +95,8 @@ const CONFIGS: [&str; 12] = [
     "adagrad_decay",
 ];
 
-fn make<E: Element>(name: &str, params: Vec<Tensor<E>>) -> Box<dyn Optimizer<E>> {
+/// The optimizer of configuration `name` over `params` (tensors, or named tensors).
+fn make<E: Element>(name: &str, params: impl Into<ParamList<E>>) -> Box<dyn Optimizer<E>> {
     match name {
         "sgd_plain" => Box::new(Sgd::new(params, SgdConfig { lr: 0.1, ..Default::default() })),
         "sgd_momentum" => {
@@ -296,6 +297,27 @@ fn resuming_from_a_state_dict_is_bit_identical() {
             assert_eq!(run_with_split::<f64>(name, Some(split)), straight, "{name}, resumed after step {split}");
         }
         assert_eq!(run_with_split::<f32>(name, Some(3)), run_with_split::<f32>(name, None), "{name} in f32");
+    }
+}
+
+#[test]
+fn named_parameters_take_the_same_steps_bit_for_bit_and_key_the_state_by_name() {
+    let fx = fixture();
+    for name in CONFIGS {
+        let ps: Vec<Tensor<f64>> = params(&fx);
+        let named: Vec<(String, Tensor<f64>)> =
+            ps.iter().enumerate().map(|(k, p)| (format!("layer{k}.weight"), p.clone())).collect();
+        let mut opt = make(name, named);
+        for s in 1..=STEPS {
+            opt.step(&grads_at(&fx, s, &ps));
+        }
+        assert_eq!(bits(&ps), run_prefix(name, STEPS), "{name}: names changed the trajectory");
+        let state = opt.state_dict();
+        assert!(
+            state.iter().all(|(k, _)| k.starts_with("layer0.weight.") || k.starts_with("layer1.weight.")),
+            "{name}"
+        );
+        assert_eq!(state[0].0, "layer0.weight.step", "{name}");
     }
 }
 

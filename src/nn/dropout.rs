@@ -1,11 +1,12 @@
-//! Inverted dropout with its own seeded random number generator.
+//! Inverted dropout, its masks drawn from per-step keys rather than a shared generator.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::module::{Module, Param};
+use super::module::{Module, Param, derive_seed};
+use super::step_key::scoped_stream;
 use crate::{Element, Tensor};
 
 /// Zeroes each element with probability `p` in training mode and scales the rest by
@@ -13,6 +14,17 @@ use crate::{Element, Tensor};
 ///
 /// # Shapes
 /// Any shape in, same shape out.
+///
+/// # Where the masks come from
+/// The module keeps no generator. Each mask is drawn from a fresh generator whose seed is a
+/// function of the module's seed and a count:
+///
+/// - inside a [`StepKey`](super::StepKey) scope (every training step of
+///   [`Trainer::fit`](crate::train::Trainer::fit)), of the step's key, the module's seed and
+///   the number of masks this module drew earlier in the scope — so threads sharing a model and
+///   ranks of a data-parallel run never draw in arrival order;
+/// - outside one, of the module's seed and the number of masks it drew since it was made or
+///   [reseeded](Module::reseed): fresh masks on every call, the same sequence for the same seed.
 ///
 /// ```
 /// use tensorgrad::{Tensor, nn::{Dropout, Module}};
@@ -26,23 +38,26 @@ use crate::{Element, Tensor};
 pub struct Dropout {
     p: f64,
     training: bool,
-    rng: Mutex<StdRng>,
+    seed: u64,
+    /// Masks drawn outside any step-key scope since the module was made or reseeded.
+    draws: AtomicU64,
 }
 
 impl Clone for Dropout {
+    /// A copy that carries on from the same point: it draws the masks the original would.
     fn clone(&self) -> Self {
-        let rng = self.rng.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Dropout { p: self.p, training: self.training, rng: Mutex::new(rng) }
+        let draws = AtomicU64::new(self.draws.load(Ordering::Relaxed));
+        Dropout { p: self.p, training: self.training, seed: self.seed, draws }
     }
 }
 
 impl Dropout {
-    /// Dropout with drop probability `p` in `[0, 1)`, its masks drawn from a generator seeded
-    /// with `seed`.
+    /// Dropout with drop probability `p` in `[0, 1)`; `seed` identifies its random streams
+    /// (see [Where the masks come from](#where-the-masks-come-from)).
     #[track_caller]
     pub fn new(p: f64, seed: u64) -> Self {
         check_probability("Dropout", p);
-        Dropout { p, training: true, rng: Mutex::new(StdRng::seed_from_u64(seed)) }
+        Dropout { p, training: true, seed, draws: AtomicU64::new(0) }
     }
 
     /// The drop probability.
@@ -62,12 +77,17 @@ impl Dropout {
 
     /// A fresh inverted-dropout mask of `shape`: each element `0` with probability `p`, else
     /// `1 / (1 − p)`. All ones when `p` is 0 or the module is in evaluation mode.
+    ///
+    /// Successive masks are independent draws; inside a [`StepKey`](super::StepKey) scope they
+    /// depend only on the key, the module's seed and how many masks it drew before in the scope.
     pub fn mask<E: Element>(&self, shape: &[usize]) -> Tensor<E> {
         if !self.training || self.p == 0.0 {
             return Tensor::ones(shape);
         }
         let keep = E::of(1.0 / (1.0 - self.p));
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let stream = scoped_stream(self.seed)
+            .unwrap_or_else(|| derive_seed(self.seed, self.draws.fetch_add(1, Ordering::Relaxed)));
+        let mut rng = StdRng::seed_from_u64(stream);
         let n: usize = shape.iter().product();
         let data = (0..n).map(|_| if rng.random::<f64>() < self.p { E::zero() } else { keep }).collect();
         Tensor::from_vec(data, shape)
@@ -97,6 +117,7 @@ impl<E: Element> Module<E> for Dropout {
     }
 
     fn reseed(&mut self, seed: u64) {
-        *self.rng.get_mut().unwrap_or_else(|e| e.into_inner()) = StdRng::seed_from_u64(seed);
+        self.seed = seed;
+        *self.draws.get_mut() = 0;
     }
 }

@@ -1,10 +1,14 @@
 //! Layers as composable modules, in PyTorch's conventions (Keras names where users expect them).
 //!
 //! A module is a plain struct holding its parameters ([`Param`]); [`Module::forward`] maps a
-//! tensor to a tensor, and [`Module::named_parameters`] lists the parameters with dotted names in
-//! a stable order, as in a PyTorch `state_dict` (`lstm.weight_ih_l0`, `fc.bias`, …).
+//! tensor to a tensor ([`Module::forward_many`] several tensors to one, for modules such as
+//! [`ScaledDotProductAttention`]), and [`Module::named_parameters`] lists the parameters with
+//! dotted names in a stable order, as in a PyTorch `state_dict` (`lstm.weight_ih_l0`, `fc.bias`,
+//! …). Dropout masks come from the key of the training step ([`StepKey`]), not from a generator
+//! shared by threads.
 
 mod activation;
+mod attention;
 mod dropout;
 mod embedding;
 pub mod init;
@@ -12,12 +16,14 @@ mod linear;
 mod module;
 mod rnn;
 mod sequential;
+mod step_key;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
+pub use attention::ScaledDotProductAttention;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::{Dense, Linear};
-pub(crate) use module::derive_seed;
 pub use module::{Mask, Module, Param};
 pub use rnn::{Gru, GruConfig, GruOutput, Lstm, LstmConfig, LstmOutput, LstmState, RnnConfig};
 pub use sequential::Sequential;
+pub use step_key::StepKey;

@@ -101,9 +101,72 @@ impl<E: Element> Mask<E> {
 ///
 /// Implementors write [`forward`](Module::forward) and
 /// [`visit_params`](Module::visit_params); everything else has a default.
+///
+/// # Several inputs
+/// A module whose forward pass takes several tensors (attention: query, key, value and a mask;
+/// a layer merging two branches) overrides [`forward_many`](Module::forward_many) and documents
+/// the order of its inputs; its `forward(x)` is its one-input form (self-attention:
+/// `forward_many(&[x, x, x])`), or a panic naming the module if it has none. Every other module
+/// takes exactly one input, which the default `forward_many` checks before calling `forward`.
+///
+/// Several inputs are a method of `Module` rather than a second trait so that one kind of
+/// object, `Box<dyn Module<E>>`, holds every layer: containers ([`Sequential`](super::Sequential),
+/// a future graph of layers) store and call multi-input modules like any other, and parameter
+/// names, training mode and seeding work unchanged. The inputs are a slice, as Keras passes a
+/// list of tensors to a merging layer, so the method stays object-safe; the price is that a
+/// wrong number of inputs is a panic at the call rather than a compile error.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Module, Param};
+///
+/// /// `a·x + y·z`, three inputs of one shape.
+/// struct MulAdd {
+///     a: Param<f32>,
+/// }
+///
+/// impl Module for MulAdd {
+///     #[track_caller]
+///     fn forward(&self, _x: &Tensor) -> Tensor {
+///         panic!("MulAdd: takes 3 inputs (x, y, z); call forward_many");
+///     }
+///     #[track_caller]
+///     fn forward_many(&self, inputs: &[&Tensor]) -> Tensor {
+///         let [x, y, z] = inputs else { panic!("MulAdd: takes 3 inputs (x, y, z), got {}", inputs.len()) };
+///         *x * &self.a.tensor() + *y * *z
+///     }
+///     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<f32>)) {
+///         f(if prefix.is_empty() { "a".into() } else { format!("{prefix}.a") }, &self.a);
+///     }
+/// }
+///
+/// let m = MulAdd { a: Param::new(Tensor::scalar(2.0)) };
+/// let (x, y, z) = (Tensor::from_slice(&[1.0, 2.0]), Tensor::from_slice(&[3.0, 4.0]), Tensor::from_slice(&[5.0, 6.0]));
+/// assert_eq!(m.forward_many(&[&x, &y, &z]).to_vec(), [17.0, 28.0]);
+/// // A one-input module called through the same method:
+/// assert_eq!(tensorgrad::nn::Relu.forward_many(&[&x]).to_vec(), [1.0, 2.0]);
+/// ```
 pub trait Module<E: Element = f32>: Send + Sync {
     /// The forward pass. Shapes are documented on each module.
     fn forward(&self, x: &Tensor<E>) -> Tensor<E>;
+
+    /// The forward pass of a module with several inputs, in the order the module documents
+    /// (see [Several inputs](#several-inputs)). The default is for one-input modules: it calls
+    /// [`forward`](Module::forward) on the single input.
+    ///
+    /// # Panics
+    /// The default panics unless exactly one input is given, naming the module's type.
+    #[track_caller]
+    fn forward_many(&self, inputs: &[&Tensor<E>]) -> Tensor<E> {
+        match inputs {
+            [x] => self.forward(x),
+            _ => panic!(
+                "forward_many: {} takes one input, got {}",
+                short_type_name(std::any::type_name::<Self>()),
+                inputs.len()
+            ),
+        }
+    }
 
     /// The forward pass with a padding mask alongside the input (Keras masking). Modules that
     /// make a mask (an `Embedding` with `mask_zero`) or consume one (an `Lstm`) override this;
@@ -119,10 +182,15 @@ pub trait Module<E: Element = f32>: Send + Sync {
     /// Switches training behaviour (dropout) on or off. Containers forward it to children.
     fn set_training(&mut self, _training: bool) {}
 
-    /// Restarts every random stream in the module (dropout masks) from `seed`. Containers give
-    /// each child a seed derived from `seed` and the child's position. The trainer reseeds at
-    /// the start of every epoch from its own seed and the epoch, so a run resumed at an epoch
-    /// draws the same masks as one that never stopped.
+    /// Gives the module's random streams (dropout masks) the seed `seed`, and restarts them.
+    /// Containers give each child a seed derived from `seed` and the child's position, so the
+    /// seed of every dropout in a model says where it sits.
+    ///
+    /// [`Trainer::fit`](crate::train::Trainer::fit) reseeds the model with
+    /// [`FitOptions::seed`](crate::train::FitOptions::seed) when it starts, then runs each step
+    /// in the scope of a [`StepKey`](super::StepKey) `(seed, epoch, step, rank)`: each mask
+    /// depends on the step's key and the module's seed only, so a run resumed at an epoch draws
+    /// the same masks as one that never stopped, and no mask depends on thread timing.
     fn reseed(&mut self, _seed: u64) {}
 
     /// Training mode (dropout active).
@@ -195,6 +263,25 @@ pub trait Module<E: Element = f32>: Send + Sync {
     }
 }
 
+/// `tensorgrad::nn::Linear<f32>` → `Linear<f32>`: a type's name without its module path.
+fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut segment = String::new();
+    for c in full.chars() {
+        match c {
+            ':' => segment.clear(),
+            '<' | '>' | ',' | ' ' | '(' | ')' | '[' | ']' | '&' | ';' => {
+                out.push_str(&segment);
+                segment.clear();
+                out.push(c);
+            }
+            _ => segment.push(c),
+        }
+    }
+    out.push_str(&segment);
+    out
+}
+
 /// Joins a prefix and a local name with a dot (`"" + "weight"` → `"weight"`).
 pub(crate) fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
@@ -203,6 +290,10 @@ pub(crate) fn join(prefix: &str, name: &str) -> String {
 impl<E: Element, M: Module<E> + ?Sized> Module<E> for Box<M> {
     fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
         (**self).forward(x)
+    }
+    #[track_caller]
+    fn forward_many(&self, inputs: &[&Tensor<E>]) -> Tensor<E> {
+        (**self).forward_many(inputs)
     }
     fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
         (**self).forward_masked(x, mask)

@@ -88,6 +88,30 @@ impl<E: Element> Module<E> for Sequential<E> {
         self.forward_masked(x, None).0
     }
 
+    /// Several inputs go to the first module (say an attention layer); its output goes on
+    /// through the others as in [`forward`](Module::forward). One input is `forward`.
+    ///
+    /// # Panics
+    /// If the first module does not take that many inputs, or the sequence is empty and given
+    /// more than one.
+    #[track_caller]
+    fn forward_many(&self, inputs: &[&Tensor<E>]) -> Tensor<E> {
+        if let [x] = inputs {
+            return self.forward(x);
+        }
+        let Some(((_, first), rest)) = self.layers.split_first() else {
+            panic!("forward_many: an empty Sequential takes one input, got {}", inputs.len());
+        };
+        let mut h = first.forward_many(inputs);
+        let mut m = None;
+        for (_, layer) in rest {
+            let (y, next) = layer.forward_masked(&h, m.as_ref());
+            h = y;
+            m = next;
+        }
+        h
+    }
+
     fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
         let mut h = x.clone();
         let mut m = mask.cloned();

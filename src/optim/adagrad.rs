@@ -1,8 +1,9 @@
 //! Adagrad (`torch.optim.Adagrad`).
 
 use super::chain::{Chain, check_non_negative};
+use super::params::ParamList;
 use super::transform::{AdagradScale, Transform, WeightDecay};
-use crate::{Element, Tensor};
+use crate::Element;
 
 /// The hyper-parameters of [`Adagrad`]; [`Default`] gives PyTorch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,14 +39,16 @@ pub struct Adagrad<E: Element = f32> {
 }
 
 impl<E: Element> Adagrad<E> {
-    /// An optimizer over `params` (usually [`Module::parameters`](crate::nn::Module::parameters)).
+    /// An optimizer over `params`: [`Module::named_parameters`](crate::nn::Module::named_parameters)
+    /// (state keyed by name) or [`Module::parameters`](crate::nn::Module::parameters) (keyed by
+    /// position); see [`ParamList`].
     ///
     /// # Panics
     /// If the learning rate is not positive and finite; if the learning-rate decay, weight
     /// decay, initial accumulator value or `eps` is negative or not finite; if a parameter is
-    /// not contiguous or appears twice.
+    /// not contiguous or appears twice, or if two parameters have the same name.
     #[track_caller]
-    pub fn new(params: Vec<Tensor<E>>, config: AdagradConfig) -> Self {
+    pub fn new(params: impl Into<ParamList<E>>, config: AdagradConfig) -> Self {
         const NAME: &str = "Adagrad";
         let AdagradConfig { lr, lr_decay, weight_decay, initial_accumulator_value, eps } = config;
         check_non_negative(NAME, "lr_decay", lr_decay);
@@ -57,6 +60,6 @@ impl<E: Element> Adagrad<E> {
             stages.push(Box::new(WeightDecay { coef: weight_decay }));
         }
         stages.push(Box::new(AdagradScale { lr_decay, eps, initial_accumulator_value }));
-        Adagrad { chain: Chain::new(NAME, params, lr, stages) }
+        Adagrad { chain: Chain::new(NAME, params.into(), lr, stages) }
     }
 }

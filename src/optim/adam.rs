@@ -1,8 +1,9 @@
 //! Adam (`torch.optim.Adam`) and AdamW (`torch.optim.AdamW`).
 
 use super::chain::{Chain, check_non_negative, check_unit_interval};
+use super::params::ParamList;
 use super::transform::{AdamMoments, DecoupledWeightDecay, Transform, WeightDecay};
-use crate::{Element, Tensor};
+use crate::Element;
 
 /// The hyper-parameters of [`Adam`]; [`Default`] gives PyTorch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -120,29 +121,33 @@ fn adam_stages<E: Element>(
 }
 
 impl<E: Element> Adam<E> {
-    /// An optimizer over `params` (usually [`Module::parameters`](crate::nn::Module::parameters)).
+    /// An optimizer over `params`: [`Module::named_parameters`](crate::nn::Module::named_parameters)
+    /// (state keyed by name) or [`Module::parameters`](crate::nn::Module::parameters) (keyed by
+    /// position); see [`ParamList`].
     ///
     /// # Panics
     /// If the learning rate is not positive and finite; if a beta is outside `[0, 1)`; if `eps`
     /// or the weight decay is negative or not finite; if a parameter is not contiguous or
-    /// appears twice.
+    /// appears twice, or if two parameters have the same name.
     #[track_caller]
-    pub fn new(params: Vec<Tensor<E>>, config: AdamConfig) -> Self {
+    pub fn new(params: impl Into<ParamList<E>>, config: AdamConfig) -> Self {
         let AdamConfig { lr, betas, eps, weight_decay, amsgrad } = config;
         let stages = adam_stages("Adam", betas, eps, weight_decay, amsgrad, false);
-        Adam { chain: Chain::new("Adam", params, lr, stages) }
+        Adam { chain: Chain::new("Adam", params.into(), lr, stages) }
     }
 }
 
 impl<E: Element> AdamW<E> {
-    /// An optimizer over `params` (usually [`Module::parameters`](crate::nn::Module::parameters)).
+    /// An optimizer over `params`: [`Module::named_parameters`](crate::nn::Module::named_parameters)
+    /// (state keyed by name) or [`Module::parameters`](crate::nn::Module::parameters) (keyed by
+    /// position); see [`ParamList`].
     ///
     /// # Panics
     /// As [`Adam::new`].
     #[track_caller]
-    pub fn new(params: Vec<Tensor<E>>, config: AdamWConfig) -> Self {
+    pub fn new(params: impl Into<ParamList<E>>, config: AdamWConfig) -> Self {
         let AdamWConfig { lr, betas, eps, weight_decay, amsgrad } = config;
         let stages = adam_stages("AdamW", betas, eps, weight_decay, amsgrad, true);
-        AdamW { chain: Chain::new("AdamW", params, lr, stages) }
+        AdamW { chain: Chain::new("AdamW", params.into(), lr, stages) }
     }
 }

@@ -1,10 +1,11 @@
 //! The engine shared by every optimizer: parameters, a chain of transforms, per-parameter state
 //! (step count and buffers), the update loop and the state dict.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 
+use super::params::ParamList;
 use super::transform::{StepCtx, Transform};
 use crate::{Element, Error, Gradients, Result, Tensor};
 
@@ -21,6 +22,10 @@ pub(crate) struct Chain<E: Element> {
     /// The optimizer's name, for messages.
     name: &'static str,
     params: Vec<Tensor<E>>,
+    /// The key of each parameter's state: its dotted name, or its position as text.
+    keys: Vec<String>,
+    /// Parameter index by key.
+    index: HashMap<String, usize>,
     lr: f64,
     stages: Vec<Box<dyn Transform<E>>>,
     /// Name and initial value of every per-parameter buffer, over all stages in order.
@@ -58,18 +63,23 @@ pub(crate) fn check_unit_interval(name: &str, what: &str, value: f64) {
 impl<E: Element> Chain<E> {
     /// An optimizer over `params` that runs `stages` and then `p ← p − step_size · u`.
     #[track_caller]
-    pub(crate) fn new(name: &'static str, params: Vec<Tensor<E>>, lr: f64, stages: Vec<Box<dyn Transform<E>>>) -> Self {
+    pub(crate) fn new(name: &'static str, params: ParamList<E>, lr: f64, stages: Vec<Box<dyn Transform<E>>>) -> Self {
         check_lr(name, lr);
+        let (keys, params) = params.into_parts();
         let mut seen = HashSet::new();
-        for (i, p) in params.iter().enumerate() {
+        let mut index = HashMap::with_capacity(keys.len());
+        for (i, (p, key)) in params.iter().zip(&keys).enumerate() {
             if !p.is_contiguous() {
                 panic!(
-                    "{name}: parameter {i} (shape {:?}) is not contiguous, so it cannot be updated in place",
+                    "{name}: parameter {key} (shape {:?}) is not contiguous, so it cannot be updated in place",
                     p.shape()
                 );
             }
             if !seen.insert(p.id()) {
-                panic!("{name}: parameter {i} appears more than once in the parameter list");
+                panic!("{name}: parameter {key} appears more than once in the parameter list");
+            }
+            if index.insert(key.clone(), i).is_some() {
+                panic!("{name}: the parameter name {key:?} is given to more than one parameter");
             }
         }
         let mut buffers = Vec::new();
@@ -85,7 +95,7 @@ impl<E: Element> Chain<E> {
             "{name}: buffer names must be unique"
         );
         let state = params.iter().map(|_| None).collect();
-        Chain { name, params, lr, stages, buffers, ranges, state }
+        Chain { name, params, keys, index, lr, stages, buffers, ranges, state }
     }
 
     pub(crate) fn learning_rate(&self) -> f64 {
@@ -104,6 +114,10 @@ impl<E: Element> Chain<E> {
         &self.params
     }
 
+    pub(crate) fn named_parameters(&self) -> Vec<(String, Tensor<E>)> {
+        self.keys.iter().cloned().zip(self.params.iter().cloned()).collect()
+    }
+
     /// Updates every parameter that has a gradient in `grads`.
     #[track_caller]
     pub(crate) fn step(&mut self, grads: &Gradients<E>) {
@@ -111,8 +125,9 @@ impl<E: Element> Chain<E> {
             let Some(g) = grads.get(p) else { continue };
             if g.shape() != p.shape() {
                 panic!(
-                    "{}::step: the gradient of parameter {i} has shape {:?}, but the parameter has shape {:?}",
+                    "{}::step: the gradient of parameter {} has shape {:?}, but the parameter has shape {:?}",
                     self.name,
+                    self.keys[i],
                     g.shape(),
                     p.shape()
                 );
@@ -138,14 +153,15 @@ impl<E: Element> Chain<E> {
         }
     }
 
-    /// `"{i}.step"` and `"{i}.{buffer}"` for every parameter `i` that has been updated.
+    /// `"{key}.step"` and `"{key}.{buffer}"` for every parameter that has been updated, in
+    /// parameter order.
     pub(crate) fn state_dict(&self) -> Vec<(String, Tensor<E>)> {
         let mut out = Vec::new();
-        for (i, (p, st)) in self.params.iter().zip(&self.state).enumerate() {
+        for ((key, p), st) in self.keys.iter().zip(&self.params).zip(&self.state) {
             let Some(st) = st else { continue };
-            out.push((format!("{i}.step"), Tensor::scalar(E::of(st.step as f64))));
+            out.push((format!("{key}.step"), Tensor::scalar(E::of(st.step as f64))));
             for (&(name, _), buf) in self.buffers.iter().zip(&st.bufs) {
-                out.push((format!("{i}.{name}"), Tensor::from_vec(buf.clone(), p.shape())));
+                out.push((format!("{key}.{name}"), Tensor::from_vec(buf.clone(), p.shape())));
             }
         }
         out
@@ -165,20 +181,20 @@ impl<E: Element> Chain<E> {
             }
         }
         let mut new_state = Vec::with_capacity(n);
-        for (i, (slots, p)) in given.iter().zip(&self.params).enumerate() {
+        for ((slots, p), key) in given.iter().zip(&self.params).zip(&self.keys) {
             if slots.iter().all(Option::is_none) {
                 new_state.push(None);
                 continue;
             }
             let step = match slots[0] {
                 None => {
-                    missing.push(format!("{i}.step"));
+                    missing.push(format!("{key}.step"));
                     None
                 }
                 Some(t) => match parse_step(t) {
                     Ok(step) => Some(step),
                     Err(why) => {
-                        invalid.push(format!("{i}.step ({why})"));
+                        invalid.push(format!("{key}.step ({why})"));
                         None
                     }
                 },
@@ -186,9 +202,9 @@ impl<E: Element> Chain<E> {
             let mut bufs = Vec::with_capacity(self.buffers.len());
             for (&(name, _), slot) in self.buffers.iter().zip(&slots[1..]) {
                 match slot {
-                    None => missing.push(format!("{i}.{name}")),
+                    None => missing.push(format!("{key}.{name}")),
                     Some(t) if t.shape() != p.shape() => invalid.push(format!(
-                        "{i}.{name} (shape {:?}, but parameter {i} has shape {:?})",
+                        "{key}.{name} (shape {:?}, but parameter {key} has shape {:?})",
                         t.shape(),
                         p.shape()
                     )),
@@ -204,11 +220,12 @@ impl<E: Element> Chain<E> {
         Ok(())
     }
 
-    /// `"{i}.{field}"` → (parameter index, slot), for a canonical index of a parameter and a
-    /// field this optimizer keeps.
+    /// `"{key}.{field}"` → (parameter index, slot), for the key of one of the parameters and a
+    /// field this optimizer keeps. Field names have no dot, so the key is everything before
+    /// the last one (keys are dotted names like `lstm.weight_ih_l0`, or positions like `0`).
     fn slot_of(&self, name: &str) -> Option<(usize, usize)> {
-        let (index, field) = name.split_once('.')?;
-        let i: usize = index.parse().ok().filter(|i: &usize| i.to_string() == index && *i < self.params.len())?;
+        let (key, field) = name.rsplit_once('.')?;
+        let i = *self.index.get(key)?;
         if field == "step" {
             return Some((i, 0));
         }

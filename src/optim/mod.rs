@@ -1,10 +1,12 @@
 //! Optimizers, gradient clipping and learning-rate schedules, following `torch.optim`.
 //!
-//! An optimizer is built from the trainable parameters of a model
-//! ([`Module::parameters`](crate::nn::Module::parameters)) and a configuration struct whose
-//! [`Default`] holds PyTorch's defaults. [`Optimizer::step`] reads the [`Gradients`] of a
-//! backward pass and overwrites each parameter in place ([`Tensor::update_`]); parameters without
-//! a gradient are left alone, and their state does not advance.
+//! An optimizer is built from the parameters of a model — by name
+//! ([`Module::named_parameters`](crate::nn::Module::named_parameters)) or by position
+//! ([`Module::parameters`](crate::nn::Module::parameters)), see [`ParamList`] — and a
+//! configuration struct whose [`Default`] holds PyTorch's defaults. [`Optimizer::step`] reads
+//! the [`Gradients`] of a backward pass and overwrites each parameter in place
+//! ([`Tensor::update_`]); parameters without a gradient are left alone, and their state does not
+//! advance.
 //!
 //! | optimizer | PyTorch | update |
 //! |---|---|---|
@@ -20,13 +22,16 @@
 //! so a run matches `torch.optim` to within rounding (tested against PyTorch in float64).
 //!
 //! [`Optimizer::state_dict`] and [`Optimizer::load_state_dict`] save and restore the moments
-//! and step counts, so that a resumed run continues bit for bit. Gradient clipping is
+//! and step counts, so that a resumed run continues bit for bit. The state is keyed by the
+//! parameters' dotted names when the optimizer was given names, so it means the same in every
+//! process and does not depend on the order of the parameters. Gradient clipping is
 //! [`clip_grad_norm`] and [`clip_grad_value`]; the schedules implement [`LrScheduler`].
 
 mod adagrad;
 mod adam;
 mod chain;
 mod clip;
+mod params;
 mod rmsprop;
 mod scheduler;
 mod sgd;
@@ -35,6 +40,7 @@ mod transform;
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm, clip_grad_value};
+pub use params::ParamList;
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use scheduler::{
     CosineAnnealingLr, ExponentialLr, LinearWarmup, LrScheduler, PlateauConfig, PlateauMode, ReduceLrOnPlateau, StepLr,
@@ -61,7 +67,8 @@ use crate::{Element, Gradients, Result, Tensor};
 /// }
 /// assert!((w.item() - 3.0).abs() < 1e-2);
 ///
-/// // Save the moments and step counts, and resume in a fresh optimizer.
+/// // Save the moments and step counts, and resume in a fresh optimizer. These parameters were
+/// // given without names, so their state is keyed by position.
 /// let state = opt.state_dict();
 /// assert_eq!(state[0].0, "0.step");
 /// let mut resumed = Adam::new(vec![w.clone()], AdamConfig { lr: 0.1, ..Default::default() });
@@ -88,18 +95,27 @@ pub trait Optimizer<E: Element = f32> {
     /// The parameters this optimizer updates, in the order it was given them.
     fn parameters(&self) -> &[Tensor<E>];
 
-    /// The optimizer's state, for exact resumption: for each parameter `i` that has been
-    /// updated, its step count `"{i}.step"` (a scalar tensor) and its buffers `"{i}.{name}"`
-    /// (each the parameter's shape), with PyTorch's names: `momentum_buffer`, `exp_avg`,
-    /// `exp_avg_sq`, `max_exp_avg_sq`, `square_avg`, `grad_avg`, `sum`.
+    /// The parameters with the keys of their state (see [`ParamList`]): their dotted names if
+    /// the optimizer was given names, else their positions (`"0"`, `"1"`, …), which is what
+    /// this default gives.
+    fn named_parameters(&self) -> Vec<(String, Tensor<E>)> {
+        self.parameters().iter().enumerate().map(|(i, p)| (i.to_string(), p.clone())).collect()
+    }
+
+    /// The optimizer's state, for exact resumption: for each parameter that has been updated,
+    /// its step count `"{key}.step"` (a scalar tensor) and its buffers `"{key}.{buffer}"` (each
+    /// the parameter's shape), where `key` is the parameter's dotted name (`"fc.weight.exp_avg"`)
+    /// or, for an optimizer given tensors without names, its position (`"0.exp_avg"`). The
+    /// buffers have PyTorch's names: `momentum_buffer`, `exp_avg`, `exp_avg_sq`,
+    /// `max_exp_avg_sq`, `square_avg`, `grad_avg`, `sum`.
     ///
     /// Hyper-parameters, the learning rate included, are configuration, not state. A step count
     /// stored as `f32` is exact up to 2²⁴ steps (as in PyTorch, which also keeps it as a float).
     fn state_dict(&self) -> Vec<(String, Tensor<E>)>;
 
     /// Restores a state made by [`state_dict`](Optimizer::state_dict) of an optimizer of the
-    /// same kind and configuration over parameters of the same shapes. Parameters absent from
-    /// `state` start afresh.
+    /// same kind and configuration over parameters with the same keys and shapes (named
+    /// parameters may be given in another order). Parameters absent from `state` start afresh.
     ///
     /// # Errors
     /// [`Error::OptimizerState`](crate::Error::OptimizerState), listing every missing,
@@ -125,6 +141,9 @@ macro_rules! impl_optimizer {
             }
             fn parameters(&self) -> &[Tensor<E>] {
                 self.chain.parameters()
+            }
+            fn named_parameters(&self) -> Vec<(String, Tensor<E>)> {
+                self.chain.named_parameters()
             }
             fn state_dict(&self) -> Vec<(String, Tensor<E>)> {
                 self.chain.state_dict()

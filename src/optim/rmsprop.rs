@@ -1,8 +1,9 @@
 //! RMSprop (`torch.optim.RMSprop`).
 
 use super::chain::{Chain, check_non_negative, check_unit_interval};
+use super::params::ParamList;
 use super::transform::{Momentum, RmsScale, Transform, WeightDecay};
-use crate::{Element, Tensor};
+use crate::Element;
 
 /// The hyper-parameters of [`RmsProp`]; [`Default`] gives PyTorch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,14 +42,16 @@ pub struct RmsProp<E: Element = f32> {
 }
 
 impl<E: Element> RmsProp<E> {
-    /// An optimizer over `params` (usually [`Module::parameters`](crate::nn::Module::parameters)).
+    /// An optimizer over `params`: [`Module::named_parameters`](crate::nn::Module::named_parameters)
+    /// (state keyed by name) or [`Module::parameters`](crate::nn::Module::parameters) (keyed by
+    /// position); see [`ParamList`].
     ///
     /// # Panics
     /// If the learning rate is not positive and finite; if `alpha` is outside `[0, 1)`; if
     /// `eps`, the weight decay or the momentum is negative or not finite; if a parameter is not
-    /// contiguous or appears twice.
+    /// contiguous or appears twice, or if two parameters have the same name.
     #[track_caller]
-    pub fn new(params: Vec<Tensor<E>>, config: RmsPropConfig) -> Self {
+    pub fn new(params: impl Into<ParamList<E>>, config: RmsPropConfig) -> Self {
         const NAME: &str = "RmsProp";
         let RmsPropConfig { lr, alpha, eps, weight_decay, momentum, centered } = config;
         check_unit_interval(NAME, "alpha", alpha);
@@ -63,6 +66,6 @@ impl<E: Element> RmsProp<E> {
         if momentum > 0.0 {
             stages.push(Box::new(Momentum { momentum, dampening: 0.0, nesterov: false }));
         }
-        RmsProp { chain: Chain::new(NAME, params, lr, stages) }
+        RmsProp { chain: Chain::new(NAME, params.into(), lr, stages) }
     }
 }

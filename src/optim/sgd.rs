@@ -1,8 +1,9 @@
 //! Stochastic gradient descent with momentum (`torch.optim.SGD`).
 
 use super::chain::{Chain, check_non_negative};
+use super::params::ParamList;
 use super::transform::{Momentum, Transform, WeightDecay};
-use crate::{Element, Tensor};
+use crate::Element;
 
 /// The hyper-parameters of [`Sgd`]; [`Default`] gives PyTorch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -51,14 +52,17 @@ pub struct Sgd<E: Element = f32> {
 }
 
 impl<E: Element> Sgd<E> {
-    /// An optimizer over `params` (usually [`Module::parameters`](crate::nn::Module::parameters)).
+    /// An optimizer over `params`: [`Module::named_parameters`](crate::nn::Module::named_parameters)
+    /// (state keyed by name) or [`Module::parameters`](crate::nn::Module::parameters) (keyed by
+    /// position); see [`ParamList`].
     ///
     /// # Panics
     /// If the learning rate is not positive and finite; if the momentum, dampening or weight
     /// decay is negative or not finite; if Nesterov is asked for without a momentum or with a
-    /// dampening; if a parameter is not contiguous or appears twice.
+    /// dampening; if a parameter is not contiguous or appears twice, or if two parameters
+    /// have the same name.
     #[track_caller]
-    pub fn new(params: Vec<Tensor<E>>, config: SgdConfig) -> Self {
+    pub fn new(params: impl Into<ParamList<E>>, config: SgdConfig) -> Self {
         const NAME: &str = "Sgd";
         let SgdConfig { lr, momentum, dampening, nesterov, weight_decay } = config;
         check_non_negative(NAME, "momentum", momentum);
@@ -76,6 +80,6 @@ impl<E: Element> Sgd<E> {
         if momentum != 0.0 {
             stages.push(Box::new(Momentum { momentum, dampening, nesterov }));
         }
-        Sgd { chain: Chain::new(NAME, params, lr, stages) }
+        Sgd { chain: Chain::new(NAME, params.into(), lr, stages) }
     }
 }

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use super::history::History;
-use crate::Element;
 use crate::error::Result;
-use crate::nn::Module;
+use crate::nn::{Module, StepKey};
 use crate::optim::{LrScheduler, Optimizer};
+use crate::{Element, Gradients, Tensor};
 
 /// Whether training goes on after a callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,11 +31,47 @@ pub struct TrainContext<'a, E: Element> {
     pub epoch: usize,
 }
 
+/// What a gradient hook sees of one training step, between the backward pass and the
+/// optimizer step (see [`Callback::on_after_backward`] and
+/// [`Trainer::grad_hook`](super::Trainer::grad_hook)).
+///
+/// `params` lists the parameters the step will update by their dotted names, in the model's
+/// order, which is the same in every process: an all-reduce should walk the gradients in this
+/// order (`grads.get(tensor)` for each), not in [`Gradients::iter`]'s order, which follows
+/// tensor ids private to one process.
+#[non_exhaustive]
+pub struct StepContext<'a, E: Element> {
+    /// The model being trained (in training mode).
+    pub model: &'a dyn Module<E>,
+    /// The trainable parameters with their dotted names, in the model's order.
+    pub params: &'a [(String, Tensor<E>)],
+    /// This batch's inputs.
+    pub inputs: &'a Tensor<E>,
+    /// This batch's targets.
+    pub targets: &'a Tensor<E>,
+    /// This batch's loss.
+    pub loss: f64,
+    /// The batch's index in its epoch, counting from 0.
+    pub batch: usize,
+    /// The step: its epoch, its index over the whole run (`key.step`), the run's seed and this
+    /// process's rank. The batch's forward pass drew its dropout masks in `key.scope`.
+    pub key: StepKey,
+}
+
 /// A hook into [`Trainer::fit`](super::Trainer::fit). Every method has a default that does
 /// nothing; `logs` holds this epoch's `loss`, metrics, `val_*` values and `lr`.
 pub trait Callback<E: Element = f32> {
     /// Before the first epoch.
     fn on_train_begin(&mut self, _ctx: &mut TrainContext<'_, E>) -> Result<()> {
+        Ok(())
+    }
+    /// After each batch's backward pass, before gradient clipping
+    /// ([`Trainer::clip_grad_norm`](super::Trainer::clip_grad_norm)) and the optimizer step:
+    /// the place to all-reduce gradients across data-parallel ranks, or to replace them with
+    /// per-sample clipped ones. Whatever `grads` holds on return is what the optimizer uses; a
+    /// parameter whose gradient is removed is not updated this step. Callbacks run in the
+    /// order they were added; an error ends `fit` before this step's update.
+    fn on_after_backward(&mut self, _grads: &mut Gradients<E>, _step: &StepContext<'_, E>) -> Result<()> {
         Ok(())
     }
     /// After each optimizer step, with the batch index and its loss.
@@ -246,5 +282,14 @@ pub struct FnCallback<F>(pub F);
 impl<E: Element, F: FnMut(usize, &[(String, f64)]) -> Control> Callback<E> for FnCallback<F> {
     fn on_epoch_end(&mut self, logs: &[(String, f64)], ctx: &mut TrainContext<'_, E>) -> Result<Control> {
         Ok((self.0)(ctx.epoch, logs))
+    }
+}
+
+/// A closure run as [`Callback::on_after_backward`] (what [`Trainer::grad_hook`](super::Trainer::grad_hook) adds).
+pub(crate) struct GradHook<F>(pub(crate) F);
+
+impl<E: Element, F: FnMut(&mut Gradients<E>, &StepContext<'_, E>) -> Result<()>> Callback<E> for GradHook<F> {
+    fn on_after_backward(&mut self, grads: &mut Gradients<E>, step: &StepContext<'_, E>) -> Result<()> {
+        (self.0)(grads, step)
     }
 }

@@ -1,9 +1,15 @@
 //! Training checkpoints: everything needed to resume a run exactly — the model's weights, the
 //! optimizer's state, the epoch and the history — in one safetensors file, written atomically.
 //!
-//! Random streams need no saving: the trainer reseeds every module at the start of each epoch
-//! from its seed and the epoch number (see [`Module::reseed`]), so a run resumed at epoch `e`
-//! draws the same shuffles and dropout masks as one that never stopped.
+//! Random streams need no saving: the shuffling of epoch `e` comes from the run's seed and `e`,
+//! and each step's dropout masks from its [`StepKey`](crate::nn::StepKey) `(seed, epoch, step,
+//! rank)` (see [`Module::reseed`]), so a run resumed at epoch `e` draws the same shuffles and
+//! dropout masks as one that never stopped.
+//!
+//! The optimizer's state is saved under its own keys: the parameters' dotted names for an
+//! optimizer built from [`Module::named_parameters`] (`optimizer/lstm.weight_ih_l0.exp_avg`), so
+//! a checkpoint does not depend on the order of the parameters; positions for one built from
+//! [`Module::parameters`] (`optimizer/0.exp_avg`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -4,14 +4,14 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use super::callbacks::{Callback, Control, TrainContext};
+use super::callbacks::{Callback, Control, GradHook, StepContext, TrainContext};
 use super::history::History;
 use super::metrics::{Metric, MetricState};
 use crate::data::permutation;
 use crate::error::Result;
-use crate::nn::Module;
+use crate::nn::{Module, StepKey};
 use crate::optim::{Optimizer, clip_grad_norm};
-use crate::{Element, Tensor, no_grad};
+use crate::{Element, Gradients, Tensor, no_grad};
 
 /// Where validation data comes from.
 #[derive(Clone, Copy, Debug, Default)]
@@ -35,15 +35,22 @@ pub struct FitOptions<'a, E: Element = f32> {
     pub batch_size: usize,
     /// Shuffle the training samples every epoch (default true).
     pub shuffle: bool,
-    /// Seed of the shuffling: the same seed gives the same batches (default 0).
+    /// Seed of the shuffling and of the dropout masks: the same seed gives the same batches and
+    /// the same masks (default 0). See [`StepKey`].
     pub seed: u64,
     /// Validation data (default none).
     pub validation: Validation<'a, E>,
     /// Print progress: a bar per epoch on a terminal, else one line per epoch (default true).
     pub verbose: bool,
     /// The epoch to start at, to resume a run (default 0). The shuffling of epoch `e` depends
-    /// only on `seed` and `e`, so a resumed run sees the same batches.
+    /// only on `seed` and `e`, and its dropout masks only on `seed`, `e`, the step and `rank`,
+    /// so a resumed run sees the same batches and masks.
     pub initial_epoch: usize,
+    /// This process's rank in data-parallel training (default 0). It is mixed into the
+    /// dropout masks (see [`StepKey`]), so ranks sharing a seed draw different masks. Giving
+    /// each rank its shard of the data and averaging the gradients
+    /// ([`Trainer::grad_hook`]) is up to the caller.
+    pub rank: usize,
 }
 
 impl<E: Element> Default for FitOptions<'_, E> {
@@ -56,6 +63,7 @@ impl<E: Element> Default for FitOptions<'_, E> {
             validation: Validation::None,
             verbose: true,
             initial_epoch: 0,
+            rank: 0,
         }
     }
 }
@@ -85,6 +93,12 @@ impl Evaluation {
 /// `|p, y| loss::bce(p, y, Reduction::Mean)`. Samples are rows (dim 0) of the input and target
 /// tensors. The model is switched to training mode for `fit` and to evaluation mode for
 /// `evaluate`/`predict` (which build no graph), and is left in evaluation mode.
+///
+/// Each training step runs: the forward pass (in the scope of the step's [`StepKey`], which
+/// its dropout masks come from), the loss, the backward pass, the gradient hooks
+/// ([`grad_hook`](Self::grad_hook), [`Callback::on_after_backward`]), gradient clipping
+/// ([`clip_grad_norm`](Self::clip_grad_norm)), the optimizer step, then
+/// [`Callback::on_batch_end`].
 pub struct Trainer<'a, E, M, O, L>
 where
     E: Element,
@@ -124,7 +138,48 @@ where
         self
     }
 
-    /// Clips the global gradient norm to `max_norm` before each step.
+    /// Adds a gradient hook: `hook` runs after each batch's backward pass, before gradient
+    /// clipping and the optimizer step, with the batch's gradients (to change in place) and a
+    /// [`StepContext`] (the named parameters, the batch, the loss, the step's key). It is the
+    /// seam for data-parallel training (an all-reduce of the gradients across ranks) and for
+    /// per-sample gradient clipping. Hooks and callbacks run in the order they were added; an
+    /// error from a hook ends `fit` before that step's update.
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// use tensorgrad::nn::{Linear, Module, Sequential};
+    /// use tensorgrad::optim::{Sgd, SgdConfig};
+    /// use tensorgrad::train::{FitOptions, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut model: Sequential = Sequential::new().add_named("fc", Linear::new(2, 1, &mut rng));
+    /// let mut opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+    /// let (x, y) = (Tensor::ones(&[8, 2]), Tensor::zeros(&[8, 1]));
+    /// let mut seen = Vec::new();
+    /// Trainer::new(&mut model, &mut opt, |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean))
+    ///     .grad_hook(|grads, step| {
+    ///         // An all-reduce would average each gradient across ranks here, walking
+    ///         // `step.params` in order. This one halves them and notes the step.
+    ///         for (_, p) in step.params {
+    ///             if let Some(g) = grads.remove(p) {
+    ///                 grads.insert(p, g * 0.5);
+    ///             }
+    ///         }
+    ///         seen.push((step.key.epoch, step.batch, step.key.step));
+    ///         Ok(())
+    ///     })
+    ///     .fit(&x, &y, &FitOptions { epochs: 2, batch_size: 4, verbose: false, ..Default::default() })?;
+    /// assert_eq!(seen, [(0, 0, 0), (0, 1, 1), (1, 0, 2), (1, 1, 3)]);
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
+    pub fn grad_hook(mut self, hook: impl FnMut(&mut Gradients<E>, &StepContext<'_, E>) -> Result<()> + 'a) -> Self {
+        self.callbacks.push(Box::new(GradHook(hook)));
+        self
+    }
+
+    /// Clips the global gradient norm to `max_norm` before each step (after the gradient
+    /// hooks).
     #[track_caller]
     pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
         if max_norm.is_nan() || max_norm <= 0.0 {
@@ -175,6 +230,8 @@ where
         };
         let mut history = History::new();
         self.model.train();
+        // Each module's seed says where it sits; each step's masks then come from its key.
+        self.model.reseed(options.seed);
         for cb in &mut self.callbacks {
             let mut ctx =
                 TrainContext { model: &*self.model, optimizer: &mut *self.optimizer, history: &history, epoch: 0 };
@@ -182,8 +239,6 @@ where
         }
         for epoch in options.initial_epoch..options.epochs {
             let started = Instant::now();
-            // Dropout masks of epoch e depend only on the seed and e (see Module::reseed).
-            self.model.reseed(crate::nn::derive_seed(options.seed, epoch as u64));
             let order: Vec<usize> = if options.shuffle {
                 permutation(train_idx.len(), options.seed.wrapping_add(epoch as u64))
                     .into_iter()
@@ -198,14 +253,30 @@ where
             let bar = Progress::new(options.verbose, epoch, options.epochs, batches.len());
             for (bi, idx) in batches.iter().enumerate() {
                 let (xb, yb) = (x.index_select(0, idx).detach(), y.index_select(0, idx).detach());
-                let pred = self.model.forward(&xb);
+                let key = StepKey::new(options.seed, epoch, epoch * batches.len() + bi, options.rank);
+                let pred = key.scope(|| self.model.forward(&xb));
                 let loss = (self.loss)(&pred, &yb);
                 let mut grads = loss.backward();
+                let l = loss.item().to_f64().unwrap_or(f64::NAN);
+                if !self.callbacks.is_empty() {
+                    let params = trainable_parameters(&*self.model);
+                    let step = StepContext {
+                        model: &*self.model,
+                        params: &params,
+                        inputs: &xb,
+                        targets: &yb,
+                        loss: l,
+                        batch: bi,
+                        key,
+                    };
+                    for cb in &mut self.callbacks {
+                        cb.on_after_backward(&mut grads, &step)?;
+                    }
+                }
                 if let Some(max) = self.clip_norm {
                     clip_grad_norm(&mut grads, max);
                 }
                 self.optimizer.step(&grads);
-                let l = loss.item().to_f64().unwrap_or(f64::NAN);
                 loss_sum += l * idx.len() as f64;
                 seen += idx.len();
                 let pred = pred.detach();
@@ -307,6 +378,17 @@ pub fn predict<E: Element, M: Module<E> + ?Sized>(model: &M, x: &Tensor<E>, batc
             .collect();
         Tensor::cat(&outs, 0)
     })
+}
+
+/// The trainable parameters with their dotted names, in the model's order.
+fn trainable_parameters<E: Element>(model: &dyn Module<E>) -> Vec<(String, Tensor<E>)> {
+    let mut out = Vec::new();
+    model.visit_params("", &mut |name, p| {
+        if p.is_trainable() {
+            out.push((name, p.value()));
+        }
+    });
+    out
 }
 
 #[track_caller]

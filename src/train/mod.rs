@@ -33,7 +33,9 @@ mod metrics;
 #[cfg(feature = "plot")]
 mod plot;
 
-pub use callbacks::{Callback, Control, EarlyStopping, FnCallback, LrSchedule, ModelCheckpoint, TrainContext};
+pub use callbacks::{
+    Callback, Control, EarlyStopping, FnCallback, LrSchedule, ModelCheckpoint, StepContext, TrainContext,
+};
 pub use checkpoint::{Checkpoint, Resume, load_checkpoint, save_checkpoint};
 pub use fit::{Evaluation, FitOptions, Trainer, Validation, predict};
 pub use history::History;
