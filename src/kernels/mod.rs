@@ -77,6 +77,9 @@ fn simd_level() -> u8 {
     static LEVEL: AtomicU8 = AtomicU8::new(u8::MAX);
     let level = LEVEL.load(Ordering::Relaxed);
     if level != u8::MAX {
+        #[cfg(test)]
+        return FORCED_LEVEL.with(|f| f.get()).map_or(level, |forced| forced.min(level));
+        #[cfg(not(test))]
         return level;
     }
     let avx2_fma = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
@@ -88,6 +91,12 @@ fn simd_level() -> u8 {
     };
     LEVEL.store(level, Ordering::Relaxed);
     level
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+thread_local! {
+    /// In unit tests: the widest build this thread may use (see [`tests::with_level`]).
+    static FORCED_LEVEL: std::cell::Cell<Option<u8>> = const { std::cell::Cell::new(None) };
 }
 
 /// Whether the CPU has the AVX-512 subsets (and AVX2+FMA) that the widest builds use.
@@ -155,3 +164,82 @@ macro_rules! simd_dispatch {
     };
 }
 pub(crate) use simd_dispatch;
+
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) mod tests {
+    //! Every build of every `simd_dispatch!` loop, forced in turn on the calling thread.
+
+    use super::{FORCED_LEVEL, math, simd_level, slice};
+
+    /// Runs `f` with the dispatch limited to builds up to `level` (0 baseline, 1 AVX2+FMA,
+    /// 2 AVX-512) on this thread; returns `None` if the CPU cannot run that build.
+    pub(crate) fn with_level<R>(level: u8, f: impl FnOnce() -> R) -> Option<R> {
+        FORCED_LEVEL.with(|c| c.set(None));
+        if level > simd_level() {
+            return None;
+        }
+        FORCED_LEVEL.with(|c| c.set(Some(level)));
+        let r = f();
+        FORCED_LEVEL.with(|c| c.set(None));
+        Some(r)
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        // A fixed spread of magnitudes and signs, no randomness needed.
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 2001) as f32 / 100.0 - 10.0)
+            .collect()
+    }
+
+    /// The slice loops do no fused arithmetic: every build gives the same bits. The
+    /// transcendentals use fused multiply-adds in both wide builds: those two agree bit for bit
+    /// and the baseline stays within 3e-7 of them.
+    #[test]
+    fn every_build_of_every_loop_agrees() {
+        let n = 1000 + 13; // a tail after every vector width
+        let (a, b, c) = (values(n, 1), values(n, 2), values(n, 3));
+        let run = |level: u8| {
+            with_level(level, || {
+                let mut out = vec![Vec::new(); 8];
+                let mut x = a.clone();
+                slice::add_assign(&mut x, &b);
+                out[0] = x;
+                let mut x = a.clone();
+                slice::add_product(&mut x, &b, &c);
+                out[1] = x;
+                let mut x = vec![0.0; n];
+                slice::mul_into(&mut x, &a, &b);
+                out[2] = x;
+                let mut x = vec![0.0; n];
+                slice::sum_into(&mut x, &a, &b);
+                out[3] = x;
+                for (k, f) in
+                    [math::sigmoid_into::<f32>, math::tanh_into::<f32>, math::exp_into::<f32>].into_iter().enumerate()
+                {
+                    let mut x = vec![0.0; n];
+                    f(&a, &mut x);
+                    out[4 + k] = x;
+                }
+                let mut x = a.clone();
+                math::sigmoid_inplace(&mut x);
+                out[7] = x;
+                out
+            })
+        };
+        // The override is in force: the baseline build runs even on a CPU with AVX-512.
+        with_level(0, || assert!(!super::has_avx2_fma() && !super::has_avx512()));
+        let builds: Vec<(u8, Vec<Vec<f32>>)> = (0..=2).filter_map(|l| run(l).map(|r| (l, r))).collect();
+        assert!(!builds.is_empty());
+        let (_, widest) = builds.last().unwrap();
+        for (level, out) in &builds {
+            for (k, (x, y)) in out.iter().zip(widest).enumerate() {
+                for (i, (&p, &q)) in x.iter().zip(y).enumerate() {
+                    let same = p.to_bits() == q.to_bits();
+                    let close = (p - q).abs() <= 3e-7 * q.abs().max(1e-30) || (p - q).abs() < 1e-7;
+                    let ok = if k < 4 || *level > 0 { same } else { close };
+                    assert!(ok, "build {level}, loop {k}, element {i}: {p} vs {q}");
+                }
+            }
+        }
+    }
+}
