@@ -71,18 +71,114 @@ fn module_of_file(rel: &Path) -> Option<(usize, &'static str)> {
     module_of(&segs)
 }
 
-/// Every `crate::…` path in `code`, with `use crate::{a, b::{c, d}}` groups expanded.
-fn crate_paths(code: &str) -> Vec<Vec<String>> {
+/// Every module path in `code` (a file of module `file_mod`): `crate::…` and `$crate::…` paths,
+/// and `super::…` / `self::…` paths resolved against the file's module, with
+/// `use crate::{a, b::{c, d}}` groups expanded.
+fn crate_paths(code: &str, file_mod: &[&str]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
-    let mut rest = code;
-    while let Some(pos) = rest.find("crate::") {
-        let before = rest[..pos].chars().last();
-        rest = &rest[pos + "crate::".len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
-            continue; // `$crate::` in a macro, or a longer identifier
+    // The module path here: the file's, plus any inline `mod name { … }` we are inside, with the
+    // brace depth at which each inline module opened.
+    let mut module: Vec<String> = file_mod.iter().map(|s| s.to_string()).collect();
+    let mut inline: Vec<usize> = Vec::new();
+    let mut pending_mod: Option<String> = None;
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < code.len() {
+        let rest = &code[i..];
+        let before = code[..i].chars().last();
+        let at_start = !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
+        let (skip, prefix) = if at_start && rest.starts_with("crate::") {
+            ("crate::".len(), Some(Vec::new()))
+        } else if at_start && (rest.starts_with("super::") || rest.starts_with("self::")) {
+            // `super::super::x` from module a::b::c is a::x; `self::x` is a::b::c::x.
+            let (mut n, mut supers) = (0, 0);
+            while code[i + n..].starts_with("super::") {
+                n += "super::".len();
+                supers += 1;
+            }
+            if supers == 0 {
+                n = "self::".len();
+            }
+            (n, Some(module[..module.len().saturating_sub(supers)].to_vec()))
+        } else if at_start && rest.starts_with("mod ") {
+            let name: String = rest["mod ".len()..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let after = rest["mod ".len() + name.len()..].trim_start();
+            if after.starts_with('{') {
+                pending_mod = Some(name);
+            }
+            ("mod ".len(), None)
+        } else {
+            match rest.chars().next() {
+                Some('{') => {
+                    depth += 1;
+                    if let Some(name) = pending_mod.take() {
+                        module.push(name);
+                        inline.push(depth);
+                    }
+                }
+                Some('}') => {
+                    if inline.last() == Some(&depth) {
+                        inline.pop();
+                        module.pop();
+                    }
+                    depth = depth.saturating_sub(1);
+                }
+                _ => {}
+            }
+            (rest.chars().next().map_or(1, char::len_utf8), None)
+        };
+        if let Some(prefix) = prefix {
+            let mut chars = code[i + skip..].chars().peekable();
+            use_tree(&mut chars, prefix, &mut out);
         }
-        let mut chars = rest.chars().peekable();
-        use_tree(&mut chars, Vec::new(), &mut out);
+        i += skip;
+    }
+    out
+}
+
+/// `text` without comments and without the contents of string and character literals (doc
+/// links and messages name modules without using them).
+fn code_only(text: &str) -> String {
+    let b: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1).copied()) {
+            ('/', Some('/')) => {
+                while i < b.len() && b[i] != '\n' {
+                    i += 1;
+                }
+            }
+            ('/', Some('*')) => {
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == '*' && b[i + 1] == '/') {
+                    i += 1;
+                }
+                i += 2;
+                out.push(' ');
+            }
+            ('"', _) => {
+                i += 1;
+                while i < b.len() && b[i] != '"' {
+                    i += if b[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+                out.push_str("\"\"");
+            }
+            ('\'', Some(next)) if next == '\\' || b.get(i + 2) == Some(&'\'') => {
+                // A character literal ('x' or '\n'), not a lifetime.
+                let mut j = i + if next == '\\' { 3 } else { 2 };
+                while j < b.len() && b[j] != '\'' {
+                    j += 1;
+                }
+                i = j + 1;
+                out.push_str("' '");
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
     }
     out
 }
@@ -184,9 +280,9 @@ fn no_module_uses_a_module_above_it() {
             continue;
         }
         let text = std::fs::read_to_string(file).unwrap();
-        // Code only: drop line comments (doc comments name modules in links).
-        let code: String = text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
-        for path in crate_paths(&code) {
+        let parts: Vec<String> = rel.with_extension("").iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let file_mod: Vec<&str> = parts.iter().map(String::as_str).filter(|s| *s != "mod").collect();
+        for path in crate_paths(&code_only(&text), &file_mod) {
             let segs: Vec<&str> = path.iter().map(String::as_str).collect();
             let Some((to_rank, to)) = module_of(&segs) else {
                 violations.insert(format!("{}: `crate::{}` is not in the layer table", rel.display(), path.join("::")));
@@ -212,10 +308,30 @@ fn no_module_uses_a_module_above_it() {
 
 #[test]
 fn the_parser_reads_groups_and_paths() {
-    let paths =
-        crate_paths("use crate::{Element, tensor::handle::{Tensor, Grad}};\nlet x = crate::kernels::map::unary(a);");
-    let flat: Vec<String> = paths.iter().map(|p| p.join("::")).collect();
-    assert_eq!(flat, vec!["Element", "tensor::handle::Tensor", "tensor::handle::Grad", "kernels::map::unary"]);
+    let flat = |code: &str, file_mod: &[&str]| -> Vec<String> {
+        crate_paths(&code_only(code), file_mod).iter().map(|p| p.join("::")).collect()
+    };
+    assert_eq!(
+        flat("use crate::{Element, tensor::handle::{Tensor, Grad}};\nlet x = crate::kernels::map::unary(a);", &[]),
+        vec!["Element", "tensor::handle::Tensor", "tensor::handle::Grad", "kernels::map::unary"]
+    );
+    // `super::` and `self::` resolve against the file's module; `$crate::` counts as `crate::`.
+    assert_eq!(flat("use super::autograd::Gradients;", &["tensor", "handle"]), vec!["tensor::autograd::Gradients"]);
+    assert_eq!(flat("use super::super::train::Trainer;", &["nn", "rnn"]), vec!["train::Trainer"]);
+    assert_eq!(flat("use self::inner::X;", &["ops", "view"]), vec!["ops::view::inner::X"]);
+    // Inside an inline module, `super` is the file's module.
+    assert_eq!(
+        flat(
+            "mod tests { use super::*; fn f() { use super::super::io::g; } }
+use super::h;",
+            &["tensor", "memory"]
+        ),
+        vec!["tensor::memory", "tensor::io::g", "tensor::h"]
+    );
+    assert_eq!(flat("$crate::kernels::has_avx512()", &[]), vec!["kernels::has_avx512"]);
+    // Comments and string contents are not code; code after a string on the same line is.
+    assert_eq!(flat("let u = \"http://x\"; crate::train::f(); // crate::io::g", &[]), vec!["train::f"]);
+    assert_eq!(flat("/* crate::io::g */ let c = '\"'; crate::nn::h()", &[]), vec!["nn::h"]);
     assert_eq!(module_of(&["tensor", "handle", "Tensor"]), Some((7, "tensor::handle")));
     assert_eq!(module_of(&["Tensor"]), Some((7, "tensor::handle")));
     assert_eq!(module_of(&["ops"]).map(|m| m.1), Some("ops"));

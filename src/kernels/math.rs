@@ -110,7 +110,7 @@ fn tanh_f32<const F: bool>(x: f32) -> f32 {
 simd_dispatch! {
     /// `x ← eˣ` in place (f32).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn exp_f32_inplace<const FMA: bool>(x: &mut [f32]) {
+    fn exp_f32_inplace<const FMA: bool>(x: &mut [f32]) {
         for v in x.iter_mut() {
             *v = exp_f32::<FMA>(*v);
         }
@@ -119,7 +119,7 @@ simd_dispatch! {
 
 simd_dispatch! {
     /// `x ← σ(x)` in place (f32).
-    pub(crate) fn sigmoid_f32_inplace<const FMA: bool>(x: &mut [f32]) {
+    fn sigmoid_f32_inplace<const FMA: bool>(x: &mut [f32]) {
         for v in x.iter_mut() {
             *v = sigmoid_f32::<FMA>(*v);
         }
@@ -128,7 +128,7 @@ simd_dispatch! {
 
 simd_dispatch! {
     /// `x ← tanh(x)` in place (f32).
-    pub(crate) fn tanh_f32_inplace<const FMA: bool>(x: &mut [f32]) {
+    fn tanh_f32_inplace<const FMA: bool>(x: &mut [f32]) {
         for v in x.iter_mut() {
             *v = tanh_f32::<FMA>(*v);
         }
@@ -216,7 +216,7 @@ fn into<E: Element>(src: &[E], dst: &mut [E], f32_kernel: fn(&[f32], &mut [f32])
 }
 
 /// `x` as `&[f32]` when `E` is `f32`.
-pub(crate) fn as_f32<E: Element>(x: &[E]) -> Option<&[f32]> {
+fn as_f32<E: Element>(x: &[E]) -> Option<&[f32]> {
     if TypeId::of::<E>() != TypeId::of::<f32>() {
         return None;
     }
@@ -226,7 +226,7 @@ pub(crate) fn as_f32<E: Element>(x: &[E]) -> Option<&[f32]> {
 }
 
 /// `x` as `&mut [f32]` when `E` is `f32`, else `x` back.
-pub(crate) fn as_f32_mut<E: Element>(x: &mut [E]) -> Result<&mut [f32], &mut [E]> {
+fn as_f32_mut<E: Element>(x: &mut [E]) -> Result<&mut [f32], &mut [E]> {
     if TypeId::of::<E>() != TypeId::of::<f32>() {
         return Err(x);
     }

@@ -40,7 +40,11 @@ fn check_bounds(what: &str, len: usize, rows: usize, cols: usize, m: MatRef) {
     if rows == 0 || cols == 0 {
         return;
     }
-    let last = m.offset + (rows - 1) * m.rs + (cols - 1) * m.cs;
+    let last = (rows - 1)
+        .checked_mul(m.rs)
+        .and_then(|r| (cols - 1).checked_mul(m.cs).and_then(|c| r.checked_add(c)))
+        .and_then(|rc| rc.checked_add(m.offset))
+        .unwrap_or(usize::MAX);
     assert!(last < len, "matmul kernel: operand {what} addresses element {last} of a buffer of {len}");
 }
 
@@ -121,10 +125,11 @@ unsafe fn gemm_raw<E: Element>(
         // SAFETY: `E` is `f32` (same `TypeId`), so the casts are identities; the operands are in
         // bounds and `c` is a valid, unaliased output by the caller's contract.
         unsafe { matrixmultiply::sgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, 0.0, c.cast(), rsc, 1) }
-    } else {
-        // SAFETY: `Element` is sealed to `f32` and `f64`, so `E` is `f64` here and the casts are
-        // identities; the rest as above.
+    } else if TypeId::of::<E>() == TypeId::of::<f64>() {
+        // SAFETY: `E` is `f64` (same `TypeId`), so the casts are identities; the rest as above.
         unsafe { matrixmultiply::dgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, 0.0, c.cast(), rsc, 1) }
+    } else {
+        unreachable!("Element is sealed to f32 and f64")
     }
 }
 

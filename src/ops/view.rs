@@ -13,7 +13,6 @@ use crate::tensor::shape::{check_dim, numel};
 
 impl<E: Element> Tensor<E> {
     /// A new tensor over the same buffer with another layout.
-    #[track_caller]
     fn view(&self, layout: Layout) -> Tensor<E> {
         Tensor::from_storage(Arc::clone(self.storage()), layout)
     }

@@ -237,14 +237,21 @@ pub(crate) fn run_backward<E: Element>(root: &Tensor<E>, grad: Tensor<E>, create
         if create_graph && let Some(why) = node.op.not_twice() {
             panic!("{}: {why}", node.name());
         }
-        let outs = reached.remove(&(Arc::as_ptr(node) as usize)).unwrap_or_default();
+        let outs = reached
+            .remove(&(Arc::as_ptr(node) as usize))
+            .expect("backward: every op in the order was reached through one of its outputs");
         let ctx = Ctx { outs: &outs, grads: &grads, inputs: &node.inputs };
         let anomaly = is_anomaly_enabled();
         // The ops inside a backward rule are checked as one, below, under the rule's name.
         let pause = AnomalyPause::new();
         let input_grads = node.op.backward(&ctx);
         drop(pause);
-        debug_assert_eq!(input_grads.len(), node.inputs.len(), "{}: backward arity", node.name());
+        assert_eq!(
+            input_grads.len(),
+            node.inputs.len(),
+            "{}: backward returned the wrong number of gradients",
+            node.name()
+        );
         if anomaly && grads.iter().flatten().all(|g| first_non_finite(g).is_none()) {
             check_backward_anomaly(node, &input_grads);
         }
