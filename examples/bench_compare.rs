@@ -47,6 +47,8 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("matmul_lstm_wgrad", "[144,128]^T x [128,512]: transposed view of a contiguous [128,144] (weight gradient)"),
     ("bcast_add", "x[1024,1024] + b[1024]"),
     ("sigmoid_1m", "sigmoid over 2^20 f32"),
+    ("sum_dim_last", "x[1024,1024].sum_dim(1): one sum per row"),
+    ("sum_dim_first", "x[1024,1024].sum_dim(0): one sum per column"),
     ("autograd_mul8", "a * b, two 8-element tensors requiring grad (op recorded, output dropped)"),
     ("autograd_mul8_backward", "(a * b).sum().backward() on two 8-element tensors"),
     ("lstm_train", "Embedding(10000,16) -> LSTM(16->128) -> Linear(128,1), BCE-with-logits, Adam; B=128, T=100"),
@@ -212,6 +214,12 @@ fn build(name: &str, threads: usize) -> Workload {
             let b = random(&[1024], rng);
             // Reads x and b, writes the output.
             Workload { run: Box::new(move || drop(black_box(&x + &b))), work: gbytes(2 * 1024 * 1024 + 1024) }
+        }
+        "sum_dim_last" | "sum_dim_first" => {
+            let x = random(&[1024, 1024], rng);
+            let dim = if name == "sum_dim_last" { 1 } else { 0 };
+            // Reads x, writes 1024 sums.
+            Workload { run: Box::new(move || drop(black_box(x.sum_dim(dim, false)))), work: gbytes(1024 * 1024 + 1024) }
         }
         "sigmoid_1m" => {
             let x = random(&[1 << 20], rng);

@@ -42,6 +42,8 @@ WORKLOADS = {
     "matmul_lstm_wgrad": (15, 20, 2, ("tensorgrad", "torch", "numpy"), ("best", 1 / 0.9)),
     "bcast_add": (15, 10, 2, ("tensorgrad", "torch", "numpy"), ("best", 1.0)),
     "sigmoid_1m": (15, 10, 2, ("tensorgrad", "torch", "numpy"), ("best", 1.0)),
+    "sum_dim_last": (15, 10, 2, ("tensorgrad", "torch", "numpy"), ("torch", 1.0, None)),
+    "sum_dim_first": (15, 10, 2, ("tensorgrad", "torch", "numpy"), ("torch", 1.0, None)),
     "autograd_mul8": (15, 20000, 1, ("tensorgrad", "torch"), ("abs_us", 0.3)),
     "autograd_mul8_backward": (15, 5000, 1, ("tensorgrad", "torch"), None),
     "lstm_fwd": (10, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, 2)),

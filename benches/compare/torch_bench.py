@@ -69,6 +69,9 @@ def numpy_workload(name):
     if name == "bcast_add":
         x, b = rand(1024, 1024), rand(1024)
         return (lambda: x + b), gbytes(2 * 1024 * 1024 + 1024)
+    if name in ("sum_dim_last", "sum_dim_first"):
+        x, axis = rand(1024, 1024), (1 if name == "sum_dim_last" else 0)
+        return (lambda: x.sum(axis=axis)), gbytes(1024 * 1024 + 1024)
     if name == "sigmoid_1m":
         x = rand(1 << 20)
 
@@ -170,6 +173,9 @@ def torch_workload(name):
     if name == "bcast_add":
         x, b = rand(1024, 1024), rand(1024)
         return (lambda: x + b), gbytes(2 * 1024 * 1024 + 1024)
+    if name in ("sum_dim_last", "sum_dim_first"):
+        x, dim = rand(1024, 1024), (1 if name == "sum_dim_last" else 0)
+        return (lambda: x.sum(dim=dim)), gbytes(1024 * 1024 + 1024)
     if name == "sigmoid_1m":
         x = rand(1 << 20)
         return (lambda: torch.sigmoid(x)), gbytes(2 << 20)
