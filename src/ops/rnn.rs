@@ -57,8 +57,7 @@ impl<E: Element> LstmOp<E> {
             [Some(x), Some(w_ih), Some(w_hh), Some(h0), Some(c0), bias].into_iter().flatten().cloned().collect();
         let save = crate::is_grad_enabled() && inputs.iter().any(|t| t.needs_grad());
         let par = Par::current();
-        let (out, saved) =
-            with_row_major(x, |xs| lstm::forward(par, d, consts.inputs(xs, &wt, bias_v.as_deref()), save));
+        let (out, saved) = lstm::forward(par, d, consts.inputs(&row_major(x), &wt, bias_v.as_deref()), save);
         let outputs = vec![
             Tensor::from_data(out.seq, &[b, steps, d.h]),
             Tensor::from_data(out.h, &[b, d.h]),
@@ -139,42 +138,38 @@ impl<E> Consts<E> {
     }
 }
 
-/// The row-major elements of `t`: its own buffer when contiguous and whole, else a copy.
+/// The row-major elements of `t`: a snapshot of its own buffer when contiguous (the usual case
+/// for the input and the output gradients, megabytes each), else a copy that goes back to the
+/// buffer cache when dropped.
 fn row_major<E: Element>(t: &Tensor<E>) -> RowMajor<E> {
     let l = t.layout();
-    let data = t.data();
     if l.is_contiguous() {
-        RowMajor { range: l.offset()..l.offset() + l.numel(), data }
+        RowMajor::Shared(t.data(), l.offset()..l.offset() + l.numel())
     } else {
-        let copy = t.to_vec();
-        RowMajor { range: 0..copy.len(), data: std::sync::Arc::new(copy) }
+        RowMajor::Copy(t.to_vec())
     }
 }
 
-/// A snapshot of a buffer and the range of it that holds a tensor's row-major elements.
-struct RowMajor<E> {
-    data: std::sync::Arc<Vec<E>>,
-    range: std::ops::Range<usize>,
+/// A tensor's row-major elements (see [`row_major`]).
+enum RowMajor<E: Element> {
+    Shared(std::sync::Arc<Vec<E>>, std::ops::Range<usize>),
+    Copy(Vec<E>),
 }
 
-impl<E> std::ops::Deref for RowMajor<E> {
+impl<E: Element> std::ops::Deref for RowMajor<E> {
     type Target = [E];
     fn deref(&self) -> &[E] {
-        &self.data[self.range.clone()]
+        match self {
+            RowMajor::Shared(data, range) => &data[range.clone()],
+            RowMajor::Copy(v) => v,
+        }
     }
 }
 
-/// Runs `f` on the row-major elements of `t`: in place when `t` is contiguous (the usual case
-/// for the input and the output gradient, megabytes each), else on a copy.
-fn with_row_major<E: Element, R>(t: &Tensor<E>, f: impl FnOnce(&[E]) -> R) -> R {
-    if t.is_contiguous() {
-        let data = t.data();
-        let off = t.layout().offset();
-        f(&data[off..off + t.numel()])
-    } else {
-        let copy = t.to_vec();
-        let r = f(&copy);
-        crate::tensor::memory::recycle(copy);
-        r
+impl<E: Element> Drop for RowMajor<E> {
+    fn drop(&mut self) {
+        if let RowMajor::Copy(v) = self {
+            crate::tensor::memory::recycle(std::mem::take(v));
+        }
     }
 }

@@ -229,7 +229,7 @@ pub(crate) fn run_backward<E: Element>(root: &Tensor<E>, grad: Tensor<E>, create
             }
             Vertex::Op(node) => node,
         };
-        let grads: Vec<Option<Tensor<E>>> = node.outputs.iter().map(|(id, _)| pending.remove(id)).collect();
+        let grads: Vec<Option<Tensor<E>>> = node.outputs.iter().map(|id| pending.remove(id)).collect();
         if grads.iter().all(Option::is_none) {
             continue;
         }

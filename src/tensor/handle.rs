@@ -231,8 +231,8 @@ pub(crate) struct Node<E: Element> {
     pub versions: Vec<u64>,
     /// Where the op was called (for anomaly reports).
     pub location: &'static std::panic::Location<'static>,
-    /// The id and shape of each output.
-    pub outputs: Vec<(TensorId, Vec<usize>)>,
+    /// The id of each output (the walk finds their gradients by it).
+    pub outputs: Vec<TensorId>,
 }
 
 impl<E: Element> Node<E> {
@@ -302,8 +302,8 @@ pub(crate) fn record_outputs<E: Element>(
         })
         .collect();
     let versions = inputs.iter().map(|t| t.storage().version()).collect();
-    let meta = outputs.iter().map(|t| (t.id(), t.shape().to_vec())).collect();
-    let node = Arc::new(Node { op: Box::new(op), inputs, versions, location, outputs: meta });
+    let ids = outputs.iter().map(Tensor::id).collect();
+    let node = Arc::new(Node { op: Box::new(op), inputs, versions, location, outputs: ids });
     for (output, t) in outputs.iter_mut().enumerate() {
         Arc::get_mut(&mut t.inner).expect("an output handle is unique").grad =
             GradState::Op { node: Arc::clone(&node), output };
