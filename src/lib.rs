@@ -41,6 +41,7 @@ mod tensor;
 pub mod train;
 
 pub use error::{Error, Result};
+pub use kernels::info::{CpuInfo, GemmPlan, cpu_info};
 pub use tensor::autograd::Gradients;
 pub use tensor::element::Element;
 pub use tensor::gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradcheck_with};

@@ -31,6 +31,9 @@ const LAYERS: &[&[&str]] = &[
 /// Where the crate root's re-exports are defined (`crate::Tensor` is `tensor::handle`'s).
 const ROOT_ITEMS: &[(&str, &str)] = &[
     ("Error", "error"),
+    ("CpuInfo", "kernels"),
+    ("GemmPlan", "kernels"),
+    ("cpu_info", "kernels"),
     ("Result", "error"),
     ("Element", "tensor::element"),
     ("Layout", "tensor::layout"),

@@ -709,3 +709,43 @@ fn gradient_with_strided_upstream_f64() {
     assert_matches(&grads.get(&av).unwrap().to_vec(), &reference(&g, &bt, m, n, k), n, "dA of (A·B)ᵀ");
     assert_matches(&grads.get(&bv).unwrap().to_vec(), &reference(&at, &g, k, m, n), m, "dB of (A·B)ᵀ");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every micro-kernel
+// ---------------------------------------------------------------------------------------------
+
+/// The SIMD build is chosen once per process, so the suite runs again in child processes, once
+/// per narrower build this CPU has, with `TENSORGRAD_SIMD` set: every test above then runs on
+/// the AVX2 and the portable micro-kernels too (and on AVX-512 in this process, where present).
+#[test]
+fn whole_suite_with_every_narrower_simd_build() {
+    if std::env::var_os("TENSORGRAD_SIMD").is_some() {
+        return; // a child: it runs the tests, not this
+    }
+    let narrower: &[&str] = match tensorgrad::cpu_info().simd {
+        "avx512" => &["avx2", "portable"],
+        "avx2+fma" => &["portable"],
+        _ => &[],
+    };
+    for build in narrower {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--skip", "whole_suite_with_every_narrower_simd_build", "--test-threads", "2"])
+            .env("TENSORGRAD_SIMD", build)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "the matmul suite failed with TENSORGRAD_SIMD={build}:\n{text}");
+        assert!(text.contains("the_requested_simd_build_is_used ... ok"), "TENSORGRAD_SIMD={build}:\n{text}");
+    }
+}
+
+/// In a child of the test above: the build asked for is the one the kernels use.
+#[test]
+fn the_requested_simd_build_is_used() {
+    let info = tensorgrad::cpu_info();
+    match std::env::var("TENSORGRAD_SIMD").as_deref() {
+        Ok("avx2") => assert_eq!(info.simd, "avx2+fma"),
+        Ok("portable") => assert_eq!(info.simd, "portable"),
+        _ => {}
+    }
+}

@@ -1,14 +1,18 @@
-//! Matrix multiply: `matrixmultiply`'s `sgemm`/`dgemm` on the operands' own strides, split into
+//! Matrix multiply entry points: one product and a batch of products, on operands with their
+//! own strides. On x86-64 they run the packed GEMM of [`super::gemm`] (its micro-kernel picked
+//! for this CPU at run time); on other targets, `matrixmultiply`'s `sgemm`/`dgemm`, split into
 //! blocks of output rows (or columns) across rayon tasks above a size threshold.
 //!
-//! Every element `C[i, j]` is computed by one `gemm` call that runs the full `k` loop in the same
-//! blocked order whatever the split, so the result does not depend on the number of threads.
+//! Either way every element `C[i, j]` is computed by the same chain of operations whatever the
+//! split, so the result does not depend on the number of threads.
 
+#[cfg(not(target_arch = "x86_64"))]
 use std::any::TypeId;
 
 use rayon::prelude::*;
 
 use super::Par;
+use super::gemm::{self, BOperand};
 use crate::tensor::element::Element;
 use crate::tensor::memory;
 
@@ -20,33 +24,8 @@ pub(crate) struct MatRef {
     pub cs: usize,
 }
 
-/// Below this many multiply-adds (`m·k·n`) a product runs on the calling thread.
+/// Below this many multiply-adds (`m·k·n`) the products of a batch run one per task.
 const PAR_MIN_MACS: usize = 1 << 18;
-
-/// Smallest block of rows or columns handed to one task.
-const MIN_BLOCK: usize = 16;
-
-/// A raw pointer that may cross to rayon tasks; each task writes a disjoint block.
-#[derive(Clone, Copy)]
-struct SendPtr<E>(*mut E);
-// SAFETY: only used to hand disjoint output blocks to tasks that all finish before the
-// owning `&mut [E]` is used again (rayon's scope joins them).
-unsafe impl<E> Send for SendPtr<E> {}
-// SAFETY: as above; the pointer is only read (copied) from shared references.
-unsafe impl<E> Sync for SendPtr<E> {}
-
-#[track_caller]
-fn check_bounds(what: &str, len: usize, rows: usize, cols: usize, m: MatRef) {
-    if rows == 0 || cols == 0 {
-        return;
-    }
-    let last = (rows - 1)
-        .checked_mul(m.rs)
-        .and_then(|r| (cols - 1).checked_mul(m.cs).and_then(|c| r.checked_add(c)))
-        .and_then(|rc| rc.checked_add(m.offset))
-        .unwrap_or(usize::MAX);
-    assert!(last < len, "matmul kernel: operand {what} addresses element {last} of a buffer of {len}");
-}
 
 /// `C = A·B` with `A: m×k`, `B: k×n` strided, `C` a row-major `m×n` slice (overwritten).
 #[allow(clippy::too_many_arguments)]
@@ -62,74 +41,120 @@ pub(crate) fn gemm<E: Element>(
     c: &mut [E],
 ) {
     assert_eq!(c.len(), m * n, "matmul kernel: output buffer has the wrong size");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c.fill(E::zero());
-        return;
-    }
-    check_bounds("A", a.len(), m, k, ma);
-    check_bounds("B", b.len(), k, n, mb);
-    let threads = par.threads();
-    if threads < 2 || m * k * n < PAR_MIN_MACS {
-        // SAFETY: bounds of A and B checked above; C is exactly m×n row-major and is a
-        // `&mut` slice, so it cannot alias A or B.
-        unsafe { gemm_raw(m, k, n, a, ma, b, mb, c.as_mut_ptr(), n) };
-        return;
-    }
-    let cptr = SendPtr(c.as_mut_ptr());
-    if m >= n {
-        let block = m.div_ceil(threads).max(MIN_BLOCK);
-        (0..m.div_ceil(block)).into_par_iter().for_each(|i| {
-            let r0 = i * block;
-            let rows = block.min(m - r0);
-            let sub = MatRef { offset: ma.offset + r0 * ma.rs, ..ma };
-            let cp = cptr;
-            // SAFETY: rows r0..r0+rows of C are written by this task alone; the operand
-            // sub-matrix lies inside A (checked above).
-            unsafe { gemm_raw(rows, k, n, a, sub, b, mb, cp.0.add(r0 * n), n) };
-        });
-    } else {
-        let block = n.div_ceil(threads).max(MIN_BLOCK);
-        (0..n.div_ceil(block)).into_par_iter().for_each(|j| {
-            let c0 = j * block;
-            let cols = block.min(n - c0);
-            let sub = MatRef { offset: mb.offset + c0 * mb.cs, ..mb };
-            let cp = cptr;
-            // SAFETY: columns c0..c0+cols of C are written by this task alone; the operand
-            // sub-matrix lies inside B (checked above).
-            unsafe { gemm_raw(m, k, cols, a, ma, b, sub, cp.0.add(c0), n) };
-        });
-    }
+    #[cfg(target_arch = "x86_64")]
+    gemm::gemm(par, m, k, n, a, ma, BOperand::Strided(b, mb), c, n, false, None);
+    #[cfg(not(target_arch = "x86_64"))]
+    fallback::gemm(par, m, k, n, a, ma, b, mb, c);
 }
 
-/// # Safety
-/// A and B must be in bounds for the given sizes and strides; `c` must point at an `m×n` block
-/// with row stride `rsc` and unit column stride, valid for writes and not aliasing A or B.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_raw<E: Element>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[E],
-    ma: MatRef,
-    b: &[E],
-    mb: MatRef,
-    c: *mut E,
-    rsc: usize,
-) {
-    let (pa, pb) = (a[ma.offset..].as_ptr(), b[mb.offset..].as_ptr());
-    let (rsa, csa, rsb, csb, rsc) = (ma.rs as isize, ma.cs as isize, mb.rs as isize, mb.cs as isize, rsc as isize);
-    if TypeId::of::<E>() == TypeId::of::<f32>() {
-        // SAFETY: `E` is `f32` (same `TypeId`), so the casts are identities; the operands are in
-        // bounds and `c` is a valid, unaliased output by the caller's contract.
-        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, 0.0, c.cast(), rsc, 1) }
-    } else if TypeId::of::<E>() == TypeId::of::<f64>() {
-        // SAFETY: `E` is `f64` (same `TypeId`), so the casts are identities; the rest as above.
-        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, 0.0, c.cast(), rsc, 1) }
-    } else {
-        unreachable!("Element is sealed to f32 and f64")
+/// `matrixmultiply`, the fallback on targets without the packed GEMM's micro-kernels.
+#[cfg(not(target_arch = "x86_64"))]
+mod fallback {
+    use super::*;
+    use crate::kernels::gemm::check_bounds;
+
+    /// Below this many multiply-adds (`m·k·n`) a product runs on the calling thread.
+    const PAR_MIN_MACS: usize = 1 << 18;
+
+    /// Smallest block of rows or columns handed to one task.
+    const MIN_BLOCK: usize = 16;
+
+    /// A raw pointer that may cross to rayon tasks; each task writes a disjoint block.
+    #[derive(Clone, Copy)]
+    struct SendPtr<E>(*mut E);
+    // SAFETY: only used to hand disjoint output blocks to tasks that all finish before the
+    // owning `&mut [E]` is used again (rayon's scope joins them).
+    unsafe impl<E> Send for SendPtr<E> {}
+    // SAFETY: as above; the pointer is only read (copied) from shared references.
+    unsafe impl<E> Sync for SendPtr<E> {}
+
+    /// `C = A·B` with `matrixmultiply`, split into blocks of rows or columns.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gemm<E: Element>(
+        par: Par,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[E],
+        ma: MatRef,
+        b: &[E],
+        mb: MatRef,
+        c: &mut [E],
+    ) {
+        assert_eq!(c.len(), m * n, "matmul kernel: output buffer has the wrong size");
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            c.fill(E::zero());
+            return;
+        }
+        check_bounds("A", a.len(), m, k, ma);
+        check_bounds("B", b.len(), k, n, mb);
+        let threads = par.threads();
+        if threads < 2 || m * k * n < PAR_MIN_MACS {
+            // SAFETY: bounds of A and B checked above; C is exactly m×n row-major and is a
+            // `&mut` slice, so it cannot alias A or B.
+            unsafe { gemm_raw(m, k, n, a, ma, b, mb, c.as_mut_ptr(), n) };
+            return;
+        }
+        let cptr = SendPtr(c.as_mut_ptr());
+        if m >= n {
+            let block = m.div_ceil(threads).max(MIN_BLOCK);
+            (0..m.div_ceil(block)).into_par_iter().for_each(|i| {
+                let r0 = i * block;
+                let rows = block.min(m - r0);
+                let sub = MatRef { offset: ma.offset + r0 * ma.rs, ..ma };
+                let cp = cptr;
+                // SAFETY: rows r0..r0+rows of C are written by this task alone; the operand
+                // sub-matrix lies inside A (checked above).
+                unsafe { gemm_raw(rows, k, n, a, sub, b, mb, cp.0.add(r0 * n), n) };
+            });
+        } else {
+            let block = n.div_ceil(threads).max(MIN_BLOCK);
+            (0..n.div_ceil(block)).into_par_iter().for_each(|j| {
+                let c0 = j * block;
+                let cols = block.min(n - c0);
+                let sub = MatRef { offset: mb.offset + c0 * mb.cs, ..mb };
+                let cp = cptr;
+                // SAFETY: columns c0..c0+cols of C are written by this task alone; the operand
+                // sub-matrix lies inside B (checked above).
+                unsafe { gemm_raw(m, k, cols, a, ma, b, sub, cp.0.add(c0), n) };
+            });
+        }
+    }
+
+    /// # Safety
+    /// A and B must be in bounds for the given sizes and strides; `c` must point at an `m×n` block
+    /// with row stride `rsc` and unit column stride, valid for writes and not aliasing A or B.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_raw<E: Element>(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[E],
+        ma: MatRef,
+        b: &[E],
+        mb: MatRef,
+        c: *mut E,
+        rsc: usize,
+    ) {
+        let (pa, pb) = (a[ma.offset..].as_ptr(), b[mb.offset..].as_ptr());
+        let (rsa, csa, rsb, csb, rsc) = (ma.rs as isize, ma.cs as isize, mb.rs as isize, mb.cs as isize, rsc as isize);
+        if TypeId::of::<E>() == TypeId::of::<f32>() {
+            // SAFETY: `E` is `f32` (same `TypeId`), so the casts are identities; the operands are in
+            // bounds and `c` is a valid, unaliased output by the caller's contract.
+            unsafe {
+                matrixmultiply::sgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, 0.0, c.cast(), rsc, 1)
+            }
+        } else if TypeId::of::<E>() == TypeId::of::<f64>() {
+            // SAFETY: `E` is `f64` (same `TypeId`), so the casts are identities; the rest as above.
+            unsafe {
+                matrixmultiply::dgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, 0.0, c.cast(), rsc, 1)
+            }
+        } else {
+            unreachable!("Element is sealed to f32 and f64")
+        }
     }
 }
 

@@ -18,7 +18,10 @@
 //! `tests/matmul.rs`). Small fixed pieces also balance better than one piece per thread on a
 //! busy machine (tried for the elementwise maps: no faster).
 
+pub(crate) mod cpu;
+pub(crate) mod gemm;
 pub(crate) mod index;
+pub(crate) mod info;
 pub(crate) mod lstm;
 pub(crate) mod map;
 pub(crate) mod math;
@@ -89,8 +92,25 @@ fn simd_level() -> u8 {
         (true, false) => 1,
         _ => 0,
     };
+    let level = level.min(requested_level().unwrap_or(2));
     LEVEL.store(level, Ordering::Relaxed);
     level
+}
+
+/// The environment variable that caps the SIMD build every kernel uses: `avx512`, `avx2` or
+/// `portable` (read once, on the first kernel call). Unset, or any other value: the widest
+/// build the CPU runs.
+pub(crate) const SIMD_ENV: &str = "TENSORGRAD_SIMD";
+
+/// The cap asked for in [`SIMD_ENV`], if any.
+#[cfg(target_arch = "x86_64")]
+fn requested_level() -> Option<u8> {
+    match std::env::var(SIMD_ENV).ok()?.trim().to_ascii_lowercase().as_str() {
+        "portable" | "none" | "baseline" => Some(0),
+        "avx2" | "avx2+fma" => Some(1),
+        "avx512" => Some(2),
+        _ => None,
+    }
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

@@ -1,0 +1,140 @@
+//! Packing: copying a block of an operand, read with any strides, into the panel order the
+//! micro-kernels stream through. A block of A (`rows × kc`) becomes panels of `mr` rows, each
+//! stored step by step (`mr` values of one column, then the next column); a block of B
+//! (`kc × cols`) becomes panels of `nr` columns, each stored row by row. Panels past the edge
+//! of the matrix are padded with zeros, so the kernels only ever see whole tiles.
+//!
+//! The loop order follows the operand's smaller stride, so a row-major, a transposed (column-
+//! major) or a broadcast (stride 0) operand is read in memory order and never copied first.
+
+use std::ops::Range;
+
+use crate::kernels::matmul::MatRef;
+use crate::tensor::element::Element;
+
+/// Packs rows `rows` and columns `cols` (the `k` range) of A into `dst`: `⌈rows/mr⌉` panels of
+/// `mr × cols.len()` values.
+pub(crate) fn pack_a<E: Element>(
+    dst: &mut [E],
+    a: &[E],
+    ma: MatRef,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    mr: usize,
+) {
+    let kc = cols.len();
+    for (panel, out) in dst[..rows.len().div_ceil(mr) * mr * kc].chunks_exact_mut(mr * kc).enumerate() {
+        let i0 = rows.start + panel * mr;
+        let h = mr.min(rows.end - i0);
+        if ma.cs <= ma.rs {
+            // Along the rows of A: each row's `kc` values are (nearly) contiguous.
+            for i in 0..h {
+                let base = ma.offset + (i0 + i) * ma.rs + cols.start * ma.cs;
+                if ma.cs == 1 {
+                    for (p, &v) in a[base..base + kc].iter().enumerate() {
+                        out[p * mr + i] = v;
+                    }
+                } else {
+                    for p in 0..kc {
+                        out[p * mr + i] = a[base + p * ma.cs];
+                    }
+                }
+            }
+        } else {
+            // Down the columns of A (a transposed operand): `h` values per step.
+            for p in 0..kc {
+                let base = ma.offset + i0 * ma.rs + (cols.start + p) * ma.cs;
+                let o = &mut out[p * mr..p * mr + h];
+                if ma.rs == 1 {
+                    o.copy_from_slice(&a[base..base + h]);
+                } else {
+                    for (i, x) in o.iter_mut().enumerate() {
+                        *x = a[base + i * ma.rs];
+                    }
+                }
+            }
+        }
+        if h < mr {
+            for p in 0..kc {
+                out[p * mr + h..(p + 1) * mr].fill(E::zero());
+            }
+        }
+    }
+}
+
+/// Packs rows `rows` (the `k` range) and columns `cols` of B into `dst`: `⌈cols/nr⌉` panels of
+/// `rows.len() × nr` values. A B with unit column stride is read row by row across all the
+/// panels (each row once, in memory order); otherwise panel by panel.
+pub(crate) fn pack_b<E: Element>(
+    dst: &mut [E],
+    b: &[E],
+    mb: MatRef,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    nr: usize,
+) {
+    let kc = rows.len();
+    let panels = cols.len().div_ceil(nr);
+    let dst = &mut dst[..panels * nr * kc];
+    if mb.cs == 1 && mb.rs > 1 {
+        for p in 0..kc {
+            let src = &b[mb.offset + (rows.start + p) * mb.rs + cols.start..][..cols.len()];
+            for (panel, chunk) in src.chunks(nr).enumerate() {
+                let o = &mut dst[panel * nr * kc + p * nr..][..nr];
+                o[..chunk.len()].copy_from_slice(chunk);
+                o[chunk.len()..].fill(E::zero());
+            }
+        }
+        return;
+    }
+    for (panel, out) in dst.chunks_exact_mut(nr * kc).enumerate() {
+        pack_b_panel(out, b, mb, rows.clone(), cols.start + panel * nr, cols.end, nr);
+    }
+}
+
+/// One panel of B: columns `j0..min(j0 + nr, end)`, rows `rows`.
+pub(crate) fn pack_b_panel<E: Element>(
+    out: &mut [E],
+    b: &[E],
+    mb: MatRef,
+    rows: Range<usize>,
+    j0: usize,
+    end: usize,
+    nr: usize,
+) {
+    let kc = rows.len();
+    let w = nr.min(end - j0);
+    if mb.cs <= mb.rs {
+        // Along the rows of B: `w` values per step.
+        for p in 0..kc {
+            let base = mb.offset + (rows.start + p) * mb.rs + j0 * mb.cs;
+            let o = &mut out[p * nr..p * nr + w];
+            if mb.cs == 1 {
+                o.copy_from_slice(&b[base..base + w]);
+            } else {
+                for (j, x) in o.iter_mut().enumerate() {
+                    *x = b[base + j * mb.cs];
+                }
+            }
+        }
+    } else {
+        // Down the columns of B (a transposed operand, e.g. a weight `W` used as `Wᵀ`).
+        for j in 0..w {
+            let base = mb.offset + rows.start * mb.rs + (j0 + j) * mb.cs;
+            if mb.rs == 1 {
+                for (p, &v) in b[base..base + kc].iter().enumerate() {
+                    out[p * nr + j] = v;
+                }
+            } else {
+                for p in 0..kc {
+                    out[p * nr + j] = b[base + p * mb.rs];
+                }
+            }
+        }
+    }
+    if w < nr {
+        for p in 0..kc {
+            out[p * nr + w..(p + 1) * nr].fill(E::zero());
+        }
+    }
+}
