@@ -21,9 +21,10 @@
 
 use rayon::prelude::*;
 
+use super::gemm::{self, BOperand, PackedB};
 use super::matmul::{MatRef, gemm};
 use super::simd_dispatch;
-use super::slice::{add_assign, add_product, mul_into, sum_into};
+use super::slice::{add_assign, add_product, mul_into};
 use super::{Par, math};
 use crate::tensor::element::Element;
 use crate::tensor::memory;
@@ -55,21 +56,6 @@ pub(crate) fn combine_weights<E: Element>(d: LstmDims, w_hh: &[E], w_ih: &[E]) -
     w
 }
 
-/// `[W_hh, W_ih]ᵀ` stored row by row, `[H + I, 4H]`: the forward's right operand. Stored this
-/// way, each step's matmul packs it with contiguous reads; read as a transposed view of
-/// [`combine_weights`], packing it gathered one element per cache line and took as long as the
-/// product itself.
-pub(crate) fn combine_weights_t<E: Element>(d: LstmDims, w: &[E]) -> Vec<E> {
-    let (g4, k) = (4 * d.h, d.k());
-    let mut wt = vec![E::zero(); k * g4];
-    for (p, row) in wt.chunks_mut(g4).enumerate() {
-        for (g, v) in row.iter_mut().enumerate() {
-            *v = w[g * k + p];
-        }
-    }
-    wt
-}
-
 /// What the backward pass needs from the forward pass.
 pub(crate) struct LstmSaved<E: Element> {
     /// Gate activations `[B, T, 4H]` (after σ / tanh).
@@ -97,11 +83,8 @@ impl<E: Element> Drop for LstmSaved<E> {
 pub(crate) struct LstmInputs<'a, E> {
     /// `[B, T, I]` (empty in backward)
     pub x: &'a [E],
-    /// `[W_hh, W_ih]`, `[4H, H + I]` (see [`combine_weights`]); backward's operand
+    /// `[W_hh, W_ih]`, `[4H, H + I]` (see [`combine_weights`])
     pub w: &'a [E],
-    /// The same transposed, `[H + I, 4H]` (see [`combine_weights_t`]); the forward's (empty in
-    /// backward)
-    pub wt: &'a [E],
     /// `[4H]`, or none
     pub bias: Option<&'a [E]>,
     /// `[B, H]` each
@@ -121,7 +104,6 @@ impl<'a, E> LstmInputs<'a, E> {
             // Empty in backward, which reads the input only through the saved step inputs.
             x: if self.x.is_empty() { self.x } else { &self.x[r0 * t * i..][..n * t * i] },
             w: self.w,
-            wt: self.wt,
             bias: self.bias,
             h0: &self.h0[r0 * h..][..n * h],
             c0: &self.c0[r0 * h..][..n * h],
@@ -163,7 +145,10 @@ pub(crate) fn forward<E: Element>(
         tanh_c: memory::take(b * st * h),
         hx: memory::take(b * st * k),
     };
-    let rows = rows_per_block(par, b);
+    // Every step multiplies by [W_hh, W_ih]ᵀ: packed once here (read as a transposed view of
+    // `w`), shared by all steps and all blocks of rows.
+    let wt = PackedB::new(k, g4, inputs.w, MatRef { offset: 0, rs: 1, cs: k });
+    let rows = rows_per_block(par, d);
     if rows >= b {
         let bufs = Bufs {
             out: &mut out.seq,
@@ -174,7 +159,7 @@ pub(crate) fn forward<E: Element>(
             tanh_c: &mut saved.tanh_c,
             hx: &mut saved.hx,
         };
-        forward_rows(d, par, save, inputs, bufs);
+        forward_rows(d, par, save, inputs, &wt, bufs);
         return (out, save.then_some(saved));
     }
     let blocks: Vec<Bufs<'_, E>> = out
@@ -189,15 +174,19 @@ pub(crate) fn forward<E: Element>(
         .collect();
     blocks.into_par_iter().enumerate().for_each(|(blk, bufs)| {
         let (r0, n) = (blk * rows, bufs.hn.len() / h);
-        forward_rows(LstmDims { b: n, ..d }, Par::Seq, save, inputs.rows(d, r0, n), bufs);
+        forward_rows(LstmDims { b: n, ..d }, Par::Seq, save, inputs.rows(d, r0, n), &wt, bufs);
     });
     (out, save.then_some(saved))
 }
 
-/// Rows of the batch per parallel block: a whole batch on one thread, else about one block per
+/// Rows of the batch per parallel block: a whole batch on one thread (when small, or when the
+/// whole sequence is too little work to pay for a fork-join here), else about one block per
 /// thread (at least 8 rows each).
-fn rows_per_block(par: Par, b: usize) -> usize {
-    let threads = par.threads();
+fn rows_per_block(par: Par, d: LstmDims) -> usize {
+    let LstmDims { b, t, h, .. } = d;
+    // One step: the gates' product (at a modest 10 multiply-adds per ns) and ~1 ns per gate.
+    let alone_ns = (b * t) as f64 * (4 * h * d.k()) as f64 / 10.0 + (b * t * 4 * h) as f64;
+    let threads = par.for_work(alone_ns).threads();
     if threads < 2 || b < 16 { b } else { b.div_ceil(threads).max(8) }
 }
 
@@ -212,25 +201,25 @@ struct Bufs<'a, E> {
     hx: &'a mut [E],
 }
 
-/// The recurrence for `d.b` consecutive batch rows (all slices hold just those rows).
-fn forward_rows<E: Element>(d: LstmDims, par: Par, save: bool, inp: LstmInputs<'_, E>, bufs: Bufs<'_, E>) {
+/// The recurrence for `d.b` consecutive batch rows (all slices hold just those rows), with
+/// `wt` = `[W_hh, W_ih]ᵀ` packed.
+fn forward_rows<E: Element>(
+    d: LstmDims,
+    par: Par,
+    save: bool,
+    inp: LstmInputs<'_, E>,
+    wt: &PackedB<E>,
+    bufs: Bufs<'_, E>,
+) {
     let LstmDims { b, t: steps, h, i: ni } = d;
     let (g4, k) = (4 * h, d.k());
     let Bufs { out, hn: h_last, cn: c_last, acts, cprev, tanh_c, hx } = bufs;
     // Where step t lives in the saved buffers: [B, T, ·] when saving, else [B, 1, ·] scratch.
     let st = if save { steps } else { 1 };
     let (mut hs, mut cs) = (inp.h0.to_vec(), inp.c0.to_vec());
-    let mut z = memory::take(b * g4);
-    let zeros;
-    let bias = match inp.bias {
-        Some(v) => v,
-        None => {
-            zeros = vec![E::zero(); g4];
-            &zeros
-        }
-    };
     let mut cn = vec![E::zero(); h];
-    let w_t = MatRef { offset: 0, rs: g4, cs: 1 }; // [W_hh, W_ih]ᵀ, row-major [H + I, 4H]
+    // Run on each tile of the gates' product while it is in cache: + bias, then σ / tanh.
+    let gates = |_: usize, j0: usize, row: &mut [E]| gate_activations(h, inp.bias, j0, row);
     for t in 0..steps {
         let ts = if save { t } else { 0 };
         // hx = [h ⊙ r, x_t], saved for the weight gradients.
@@ -244,17 +233,15 @@ fn forward_rows<E: Element>(d: LstmDims, par: Par, save: bool, inp: LstmInputs<'
             }
             dx.copy_from_slice(&inp.x[(bi * steps + t) * ni..][..ni]);
         }
-        // z = hx · [W_hh, W_ih]ᵀ, reading step t's rows straight out of the [B, T, H + I] buffer.
+        // acts_t = act(hx · [W_hh, W_ih]ᵀ + bias), reading step t's rows straight out of the
+        // [B, T, H + I] buffer and writing them into the [B, T, 4H] one.
         let hx_t = MatRef { offset: ts * k, rs: st * k, cs: 1 };
-        gemm(par, b, k, g4, hx, hx_t, inp.wt, w_t, &mut z);
+        let acts_t = &mut acts[ts * g4..];
+        gemm::gemm(par, b, k, g4, hx, hx_t, BOperand::Packed(wt), acts_t, st * g4, false, Some(&gates));
         for bi in 0..b {
             let row = (bi * st + ts) * h;
             let orow = (bi * steps + t) * h;
-            let ar = &mut acts[(bi * st + ts) * g4..][..g4];
-            sum_into(ar, &z[bi * g4..][..g4], bias);
-            math::sigmoid_inplace(&mut ar[..2 * h]);
-            math::tanh_inplace(&mut ar[2 * h..3 * h]);
-            math::sigmoid_inplace(&mut ar[3 * h..]);
+            let ar = &acts[(bi * st + ts) * g4..][..g4];
             let (i, rest) = ar.split_at(h);
             let (f, rest) = rest.split_at(h);
             let (g, o) = rest.split_at(h);
@@ -283,9 +270,30 @@ fn forward_rows<E: Element>(d: LstmDims, par: Par, save: bool, inp: LstmInputs<'
             }
         }
     }
-    memory::recycle(z);
     h_last.copy_from_slice(&hs);
     c_last.copy_from_slice(&cs);
+}
+
+/// The gates' epilogue on columns `j0..j0 + row.len()` of one row of the product: adds the
+/// bias, then σ on the input, forget and output gates and tanh on the cell gate (columns
+/// `[2H, 3H)`). Element by element the same arithmetic as adding and activating whole rows.
+fn gate_activations<E: Element>(h: usize, bias: Option<&[E]>, j0: usize, row: &mut [E]) {
+    if let Some(bias) = bias {
+        add_assign(row, &bias[j0..j0 + row.len()]);
+    }
+    let end = j0 + row.len();
+    let mut j = j0;
+    while j < end {
+        let gate = j / h;
+        let stop = ((gate + 1) * h).min(end);
+        let part = &mut row[j - j0..stop - j0];
+        if gate == 2 {
+            math::tanh_inplace(part);
+        } else {
+            math::sigmoid_inplace(part);
+        }
+        j = stop;
+    }
 }
 
 /// The gradients flowing into the layer's three outputs; `None` where no gradient reached an
@@ -345,7 +353,7 @@ pub(crate) fn backward<E: Element>(
     let mut dh0 = vec![E::zero(); b * h];
     let mut dc0 = vec![E::zero(); b * h];
     let mut db_rows = memory::zeroed(b * g4);
-    let rows = rows_per_block(par, b);
+    let rows = rows_per_block(par, d);
     let block = |r0: usize, n: usize, par: Par, out: BackRows<'_, E>| {
         let saved_rows = SavedRows {
             acts: &saved.acts[r0 * steps * g4..][..n * steps * g4],

@@ -1,9 +1,9 @@
 //! Elementwise maps and zips: a contiguous fast path over slices that the compiler vectorises,
-//! a strided fallback that walks innermost rows, and rayon above [`PAR_ELEMS`].
+//! a strided fallback that walks innermost rows, and rayon where [`Par::for_elems`] says it pays.
 
 use rayon::prelude::*;
 
-use super::{PAR_CHUNK, PAR_ELEMS, Par};
+use super::{PAR_CHUNK, Par};
 use crate::tensor::element::Element;
 use crate::tensor::layout::{Layout, for_each_row};
 use crate::tensor::memory;
@@ -20,7 +20,7 @@ pub(crate) fn unary<E: Element>(par: Par, a: &[E], la: &Layout, f: impl Fn(E) ->
                 *o = f(x);
             }
         };
-        if n >= PAR_ELEMS && par.is_parallel() {
+        if par.for_elems(n).is_parallel() {
             out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(body);
         } else {
             body((&mut out, src));
@@ -52,7 +52,7 @@ pub(crate) fn unary_into<E: Element>(par: Par, a: &[E], la: &Layout, f: fn(&[E],
         &gathered[..]
     };
     let mut out = memory::take(n);
-    if n >= PAR_ELEMS && par.is_parallel() {
+    if par.for_elems(n).is_parallel() {
         out.par_chunks_mut(PAR_CHUNK).zip(src.par_chunks(PAR_CHUNK)).for_each(|(d, s)| f(s, d));
     } else {
         f(src, &mut out);
@@ -82,7 +82,7 @@ pub(crate) fn binary<E: Element>(
                 *o = f(x, y);
             }
         };
-        if n >= PAR_ELEMS && par.is_parallel() {
+        if par.for_elems(n).is_parallel() {
             out.par_chunks_mut(PAR_CHUNK).zip(sa.par_chunks(PAR_CHUNK).zip(sb.par_chunks(PAR_CHUNK))).for_each(body);
         } else {
             body((&mut out, (sa, sb)));
@@ -147,7 +147,7 @@ fn par_over_dim0<T: Send>(
 ) {
     let n = la.numel();
     let d0 = la.shape().first().copied().unwrap_or(1);
-    if n < PAR_ELEMS || d0 < 2 || !par.is_parallel() {
+    if d0 < 2 || !par.for_elems(n).is_parallel() {
         kernel(out, la, lb);
         return;
     }

@@ -181,7 +181,8 @@ pub(crate) fn batched_gemm<E: Element>(
     }
     // One product per task when the products are small (each on its task's thread), else each
     // product split in turn.
-    let batch_par = batch >= 2 && m * k * n < PAR_MIN_MACS * 4 && par.is_parallel();
+    let batch_par =
+        batch >= 2 && m * k * n < PAR_MIN_MACS * 4 && par.for_work((batch * m * k * n) as f64 / 20.0).is_parallel();
     let inner = if batch_par { Par::Seq } else { par };
     let one = |p: usize, c: &mut [E]| {
         let ma = MatRef { offset: a_offsets[p], rs: rsa, cs: csa };

@@ -6,7 +6,10 @@
 //! it from [`Par::current`] (the one place the pool's size is read); a kernel that already runs
 //! inside a parallel block passes `Par::Seq` to the kernels it calls. The splits:
 //!
-//! - elementwise maps and full sums: fixed pieces of [`PAR_CHUNK`] elements above [`PAR_ELEMS`],
+//! - whether to split at all: only where the time saved is well above what a fork-join costs
+//!   on this machine, measured once per process ([`Par::for_work`]), so that two threads are
+//!   not slower than one on a machine where waking a thread is slow.
+//! - elementwise maps and full sums: fixed pieces of [`PAR_CHUNK`] elements,
 //!   whose boundaries depend only on the problem size; a full sum adds the pieces' sums in
 //!   order. With `Par::Seq` the same pieces run in turn.
 //! - matmul: blocks of output rows (or columns), about one per thread, above a size threshold;
@@ -31,6 +34,11 @@ pub(crate) mod slice;
 
 /// Below this many elements an elementwise kernel runs on the calling thread.
 pub(crate) const PAR_ELEMS: usize = 1 << 15;
+
+/// One thread's time per element of an elementwise pass, for [`Par::for_elems`]: a broadcast
+/// add or a vectorised sigmoid over 2^20 `f32` took 80–150 µs on one core of the machines
+/// measured, about 0.1 ns per element.
+pub(crate) const NS_PER_ELEM: f64 = 0.1;
 
 /// Elements per parallel piece for elementwise kernels.
 pub(crate) const PAR_CHUNK: usize = 1 << 14;
@@ -61,6 +69,28 @@ impl Par {
     /// Whether the work may be split across threads.
     pub(crate) fn is_parallel(self) -> bool {
         matches!(self, Par::Rayon { .. })
+    }
+
+    /// `self` if splitting work that takes about `alone_ns` on one thread saves at least twice
+    /// what a fork-join costs on this machine ([`cpu::fork_join_ns`], measured once), else
+    /// `Seq`. Thresholds in elements or multiply-adds alone were right on one machine and wrong
+    /// on another: a fork-join costs ~5 µs on a quiet desktop and 20–30 µs on the Intel VM
+    /// this was measured on, where an op split above 2^15 elements ran slower on 2 threads
+    /// than on 1.
+    pub(crate) fn for_work(self, alone_ns: f64) -> Par {
+        match self {
+            Par::Seq => Par::Seq,
+            Par::Rayon { threads } => {
+                let saved_ns = alone_ns * (1.0 - 1.0 / threads as f64);
+                if saved_ns >= 2.0 * cpu::fork_join_ns() { self } else { Par::Seq }
+            }
+        }
+    }
+
+    /// [`Par::for_work`] for an elementwise pass over `n` elements (at about
+    /// [`NS_PER_ELEM`] each); `Seq` below [`PAR_ELEMS`] without asking.
+    pub(crate) fn for_elems(self, n: usize) -> Par {
+        if n < PAR_ELEMS { Par::Seq } else { self.for_work(n as f64 * NS_PER_ELEM) }
     }
 
     /// The number of threads the work may use (1 for `Seq`).
@@ -232,7 +262,7 @@ pub(crate) mod tests {
                 slice::mul_into(&mut x, &a, &b);
                 out[2] = x;
                 let mut x = vec![0.0; n];
-                slice::sum_into(&mut x, &a, &b);
+                slice::mul_into(&mut x, &c, &a);
                 out[3] = x;
                 for (k, f) in
                     [math::sigmoid_into::<f32>, math::tanh_into::<f32>, math::exp_into::<f32>].into_iter().enumerate()

@@ -24,7 +24,7 @@ pub(crate) fn sum_to<E: Element>(par: Par, a: &[E], la: &Layout, out_shape: &[us
         let src = &a[la.offset()..la.offset() + n];
         let total = if n >= PAR_ELEMS {
             // The same pieces whether or not they run in parallel, so the bits do not change.
-            let parts: Vec<E> = if par.is_parallel() {
+            let parts: Vec<E> = if par.for_elems(n).is_parallel() {
                 src.par_chunks(PAR_CHUNK).map(sum_slice).collect()
             } else {
                 src.chunks(PAR_CHUNK).map(sum_slice).collect()

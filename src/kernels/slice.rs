@@ -7,17 +7,6 @@ use crate::tensor::element::Element;
 use crate::tensor::layout::{Layout, for_each_row};
 
 simd_dispatch! {
-    /// `a = z + bias` (e.g. a row of gate pre-activations).
-    pub(crate) fn sum_into<const FMA: bool, E: Element>(a: &mut [E], z: &[E], bias: &[E]) {
-        let n = a.len();
-        let (z, bias) = (&z[..n], &bias[..n]);
-        for j in 0..n {
-            a[j] = z[j] + bias[j];
-        }
-    }
-}
-
-simd_dispatch! {
     /// `a += b`.
     pub(crate) fn add_assign<const FMA: bool, E: Element>(a: &mut [E], b: &[E]) {
         let n = a.len();

@@ -49,15 +49,14 @@ impl<E: Element> LstmOp<E> {
             rec_mask: rec_mask.map(Tensor::to_vec),
             mask: mask.map(Tensor::to_vec),
         };
-        // Forward-only operands: not kept by the graph.
-        let wt = lstm::combine_weights_t(d, &consts.w);
+        // Forward-only operand: not kept by the graph.
         let bias_v: Option<Vec<E>> = bias.map(Tensor::to_vec);
         // Keep what backward needs only if a graph will be recorded.
         let inputs: Vec<Tensor<E>> =
             [Some(x), Some(w_ih), Some(w_hh), Some(h0), Some(c0), bias].into_iter().flatten().cloned().collect();
         let save = crate::is_grad_enabled() && inputs.iter().any(|t| t.needs_grad());
         let par = Par::current();
-        let (out, saved) = lstm::forward(par, d, consts.inputs(&row_major(x), &wt, bias_v.as_deref()), save);
+        let (out, saved) = lstm::forward(par, d, consts.inputs(&row_major(x), bias_v.as_deref()), save);
         let outputs = vec![
             Tensor::from_data(out.seq, &[b, steps, d.h]),
             Tensor::from_data(out.h, &[b, d.h]),
@@ -93,7 +92,7 @@ impl<E: Element> Op<E> for LstmOp<E> {
         let d = self.d;
         let saved = self.saved.as_ref().expect("lstm: values saved for backward (recorded graphs always save them)");
         // Backward reads the input only through the saved step inputs, and needs no bias.
-        let inputs = self.consts.inputs(&[], &[], None);
+        let inputs = self.consts.inputs(&[], None);
         let [gs, gh, gc] = [0, 1, 2].map(|i| c.grads[i].as_ref().map(row_major));
         let dout = LstmOutGrads { seq: gs.as_deref(), h: gh.as_deref(), c: gc.as_deref() };
         let g = lstm::backward(Par::current(), d, saved, inputs, dout, c.needs(0));
@@ -124,11 +123,10 @@ struct Consts<E> {
 
 impl<E> Consts<E> {
     /// The kernel's inputs with the given per-call operands.
-    fn inputs<'a>(&'a self, x: &'a [E], wt: &'a [E], bias: Option<&'a [E]>) -> LstmInputs<'a, E> {
+    fn inputs<'a>(&'a self, x: &'a [E], bias: Option<&'a [E]>) -> LstmInputs<'a, E> {
         LstmInputs {
             x,
             w: &self.w,
-            wt,
             bias,
             h0: &self.h0,
             c0: &self.c0,

@@ -24,8 +24,10 @@
 //! so the result does not depend on the number of threads. (`kc` depends on the CPU's L1 size,
 //! so two different CPUs may differ in the last bits, as they do with any BLAS.)
 //!
-//! **Epilogues** run on each tile of C right after its last block of steps, while the tile is
-//! in cache: one call per tile row with the row index, the first column and the row's values.
+//! **Epilogues** run on each block of rows of C (at most `mc` rows, the task's columns) right
+//! after its last block of steps, while it is still in L2: one call per row with the row index,
+//! the first column and the row's values. (Per tile of the micro-kernel was tried first: with
+//! 32-column pieces the calls' overhead made the LSTM's forward pass 25 % slower.)
 
 pub(crate) mod micro;
 mod pack;
@@ -116,16 +118,6 @@ impl<E: Element> PackedB<E> {
             }
         }
         PackedB { k, n, kernel, bl, data, start }
-    }
-
-    /// Rows (inner dim) of the packed operand.
-    pub(crate) fn k(&self) -> usize {
-        self.k
-    }
-
-    /// Columns of the packed operand.
-    pub(crate) fn n(&self) -> usize {
-        self.n
     }
 
     /// The packed block of columns from `j0` (a multiple of `nc`) and steps from `p0`.
@@ -249,17 +241,11 @@ pub(crate) fn gemm<E: Element>(
 /// of the pool's when the time saved is at least twice what the fork-joins cost on this
 /// machine, else one.
 fn threads_for<E>(par: Par, macs: usize, joins: usize, kern: &Kernel<E>) -> usize {
-    let t = par.threads();
-    if t < 2 {
-        return 1;
-    }
     #[cfg(test)]
     if tests::FORCE_SPLIT.with(|f| f.get()) {
-        return t;
+        return par.threads();
     }
-    let alone_ns = macs as f64 / kern.macs_per_ns;
-    let saved_ns = alone_ns * (1.0 - 1.0 / t as f64);
-    if saved_ns >= 2.0 * joins as f64 * cpu::fork_join_ns() { t } else { 1 }
+    par.for_work(macs as f64 / kern.macs_per_ns / joins as f64).threads()
 }
 
 /// The parts of a product that every task shares.
@@ -334,7 +320,17 @@ impl<E: Element> Job<'_, E> {
                                     // SAFETY: `ap` and `bp` are whole packed panels; the tile
                                     // (i, j, h, w) lies in rows `rows` and panels `panels` of C,
                                     // which the caller gave to this task alone.
-                                    unsafe { self.tile(kcb, ap, bp, (i, j), (h, w), acc, last, tmp) };
+                                    unsafe { self.tile(kcb, ap, bp, (i, j), (h, w), acc, tmp) };
+                                }
+                            }
+                            if last && let Some(f) = self.epilogue {
+                                for i in i0..i0 + mh {
+                                    // SAFETY: row i, columns lo..hi: inside C (bounds checked by
+                                    // `gemm`) and this task's alone.
+                                    let row = unsafe {
+                                        std::slice::from_raw_parts_mut(self.c.0.add(i * self.rsc + lo), hi - lo)
+                                    };
+                                    f(i, lo, row);
                                 }
                             }
                         }
@@ -344,8 +340,8 @@ impl<E: Element> Job<'_, E> {
         })
     }
 
-    /// One tile of C at `(i, j)`, `h × w` (≤ mr × nr): the kernel, then the epilogue on the
-    /// last block of steps. An edge tile is computed into `tmp` and copied.
+    /// One tile of C at `(i, j)`, `h × w` (≤ mr × nr). An edge tile is computed into `tmp` and
+    /// copied.
     ///
     /// # Safety
     /// The tile must lie inside C and no other task may write it at the same time; `ap` and
@@ -360,7 +356,6 @@ impl<E: Element> Job<'_, E> {
         (i, j): (usize, usize),
         (h, w): (usize, usize),
         acc: bool,
-        last: bool,
         tmp: &mut [E],
     ) {
         let Kernel { mr, nr, run, .. } = self.kern;
@@ -380,13 +375,6 @@ impl<E: Element> Job<'_, E> {
                 for (x, &v) in row.iter_mut().zip(&tmp[r * nr..r * nr + w]) {
                     *x = if acc { v + *x } else { v };
                 }
-            }
-        }
-        if last && let Some(f) = self.epilogue {
-            for r in 0..h {
-                // SAFETY: as above.
-                let row = unsafe { std::slice::from_raw_parts_mut(ci.add(r * self.rsc), w) };
-                f(i + r, j, row);
             }
         }
     }

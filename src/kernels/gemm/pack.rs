@@ -12,6 +12,18 @@ use std::ops::Range;
 use crate::kernels::matmul::MatRef;
 use crate::tensor::element::Element;
 
+/// One whole panel of a row-major A: `MR` rows of `kc` values from `base`, `rs` apart.
+fn pack_rows<E: Element, const MR: usize>(out: &mut [E], a: &[E], base: usize, rs: usize, kc: usize) {
+    let rows: [&[E]; MR] = std::array::from_fn(|i| &a[base + i * rs..base + i * rs + kc]);
+    for (p, o) in out[..kc * MR].chunks_exact_mut(MR).enumerate() {
+        for i in 0..MR {
+            // SAFETY: every row slice holds `kc` values and `p < kc`; without the check the
+            // loop is one load and one store per value.
+            o[i] = unsafe { *rows[i].get_unchecked(p) };
+        }
+    }
+}
+
 /// Packs rows `rows` and columns `cols` (the `k` range) of A into `dst`: `⌈rows/mr⌉` panels of
 /// `mr × cols.len()` values.
 pub(crate) fn pack_a<E: Element>(
@@ -26,7 +38,16 @@ pub(crate) fn pack_a<E: Element>(
     for (panel, out) in dst[..rows.len().div_ceil(mr) * mr * kc].chunks_exact_mut(mr * kc).enumerate() {
         let i0 = rows.start + panel * mr;
         let h = mr.min(rows.end - i0);
-        if ma.cs <= ma.rs {
+        if ma.cs == 1 && ma.rs > 1 && h == mr && matches!(mr, 4 | 6 | 12) {
+            // Row-major A, a whole panel: step by step one value from each row (contiguous
+            // writes; the reads walk the `mr` rows side by side), with `mr` known at compile time.
+            let base = ma.offset + i0 * ma.rs + cols.start;
+            match mr {
+                12 => pack_rows::<E, 12>(out, a, base, ma.rs, kc),
+                6 => pack_rows::<E, 6>(out, a, base, ma.rs, kc),
+                _ => pack_rows::<E, 4>(out, a, base, ma.rs, kc),
+            }
+        } else if ma.cs <= ma.rs {
             // Along the rows of A: each row's `kc` values are (nearly) contiguous.
             for i in 0..h {
                 let base = ma.offset + (i0 + i) * ma.rs + cols.start * ma.cs;
