@@ -6,14 +6,42 @@
 //! ```sh
 //! cargo run --release --example bench_compare -- --workload lstm_train --threads 2 --iters 10
 //! cargo run --release --example bench_compare -- --list
+//! cargo run --release --example bench_compare -- --info --threads 2
 //! ```
 //!
-//! Flags: `--workload NAME` (required), `--threads N` (rayon's global pool; default 1),
-//! `--iters N` timed samples (default 10), `--warmup N` untimed iterations before them (default 3),
-//! `--inner N` repetitions of the workload per sample (default 1; use it for sub-millisecond
-//! workloads so that one sample is well above the clock's resolution).
+//! Flags: `--workload NAME` (required unless `--info` or `--list`), `--threads N` (rayon's global
+//! pool; default 1), `--iters N` timed samples (default 10), `--warmup N` untimed iterations before
+//! them (default 3), `--inner N` repetitions of the workload per sample (default 1; use it for
+//! sub-millisecond workloads so that one sample is well above the clock's resolution).
 //!
-//! Output: one line,
+//! `--info` (instead of `--workload`) prints what [`tensorgrad::cpu_info`] reports for this machine
+//! with a rayon pool of `--threads` threads, one `INFO key=value` line per fact (the value is the
+//! rest of the line), and exits; `benches/compare/compare.py` puts it at the top of its tables:
+//!
+//! ```text
+//! INFO cpu=Intel(R) Xeon(R) Processor
+//! INFO simd=avx512
+//! INFO sgemm_tile=12x32
+//! INFO sgemm_kc=256
+//! INFO sgemm_mc=252
+//! INFO sgemm_nc=4096
+//! INFO dgemm_tile=12x16
+//! ...
+//! INFO l1d_bytes=49152
+//! INFO l2_bytes=2097152
+//! INFO l3_bytes=272629760
+//! INFO threads=2
+//! INFO fork_join_us=6.21
+//! INFO summary=Intel(R) Xeon(R) Processor | kernels avx512 | L1d 48 KiB, ... | fork-join 6.2 µs
+//! ```
+//!
+//! `simd` is the vector build every kernel uses (`avx512`, `avx2+fma` or `portable`; the
+//! environment variable `TENSORGRAD_SIMD` caps it), the `sgemm_*`/`dgemm_*` keys are the `f32`
+//! and `f64` matrix-multiply plans (register tile rows x columns, then the cache blocking), the
+//! cache sizes are per core except L3, `fork_join_us` is empty with a one-thread pool and
+//! `summary` is `CpuInfo`'s one-line `Display`.
+//!
+//! Output of a workload: one line,
 //!
 //! ```text
 //! RESULT impl=tensorgrad workload=matmul_1024 threads=2 iters=10 inner=1 median_s=0.0213 min_s=0.0208 rate=100.8 unit=GFLOP/s samples_s=0.0213,...
@@ -63,6 +91,7 @@ const WORKLOADS: &[(&str, &str)] = &[
 
 struct Args {
     workload: String,
+    info: bool,
     threads: usize,
     iters: usize,
     warmup: usize,
@@ -71,7 +100,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench_compare --workload NAME [--threads N] [--iters N] [--warmup N] [--inner N] | --list\nworkloads:"
+        "usage: bench_compare --workload NAME [--threads N] [--iters N] [--warmup N] [--inner N] | --info [--threads N] | --list\nworkloads:"
     );
     for (name, what) in WORKLOADS {
         eprintln!("  {name:24} {what}");
@@ -80,7 +109,7 @@ fn usage() -> ! {
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { workload: String::new(), threads: 1, iters: 10, warmup: 3, inner: 1 };
+    let mut args = Args { workload: String::new(), info: false, threads: 1, iters: 10, warmup: 3, inner: 1 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--list" {
@@ -88,6 +117,10 @@ fn parse_args() -> Args {
                 println!("{name}\t{what}");
             }
             std::process::exit(0);
+        }
+        if flag == "--info" {
+            args.info = true;
+            continue;
         }
         let Some(value) = it.next() else { usage() };
         let number = || value.parse::<usize>().unwrap_or_else(|_| usage());
@@ -100,7 +133,7 @@ fn parse_args() -> Args {
             _ => usage(),
         }
     }
-    if !WORKLOADS.iter().any(|(n, _)| *n == args.workload) {
+    if !args.info && !WORKLOADS.iter().any(|(n, _)| *n == args.workload) {
         usage();
     }
     args
@@ -381,6 +414,25 @@ mod probes {
     }
 }
 
+/// `--info`: what the kernels chose for this CPU and the current rayon pool, one fact per line.
+fn print_info() {
+    let info = tensorgrad::cpu_info();
+    println!("INFO cpu={}", info.name);
+    println!("INFO simd={}", info.simd);
+    for (prefix, plan) in [("sgemm", &info.gemm_f32), ("dgemm", &info.gemm_f64)] {
+        println!("INFO {prefix}_tile={}x{}", plan.tile.0, plan.tile.1);
+        println!("INFO {prefix}_kc={}", plan.kc);
+        println!("INFO {prefix}_mc={}", plan.mc);
+        println!("INFO {prefix}_nc={}", plan.nc);
+    }
+    println!("INFO l1d_bytes={}", info.l1d_bytes);
+    println!("INFO l2_bytes={}", info.l2_bytes);
+    println!("INFO l3_bytes={}", info.l3_bytes);
+    println!("INFO threads={}", info.threads);
+    println!("INFO fork_join_us={}", info.fork_join_us.map(|us| format!("{us:.2}")).unwrap_or_default());
+    println!("INFO summary={info}");
+}
+
 fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
@@ -392,6 +444,10 @@ fn main() {
         .num_threads(args.threads)
         .build_global()
         .expect("bench_compare: could not build the rayon thread pool");
+    if args.info {
+        print_info();
+        return;
+    }
     let mut w = build(&args.workload, args.threads);
     for _ in 0..args.warmup * args.inner {
         (w.run)();

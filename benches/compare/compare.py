@@ -15,6 +15,15 @@ interquartile range of those samples relative to the median.
 
 Ratios are times (tensorgrad / reference, lower is better); each is checked against the
 target from the performance issue, written as a time ratio as well.
+
+Every table says which machine it was measured on: before the first one, a header block gives
+the CPU model (`lscpu`'s "Model name", CPU family and model numbers), its vector flags, the
+kernels and matrix-multiply plan tensorgrad picked (`bench_compare --info`), the measured f32 FMA
+peak at 1 thread and at every thread count of the run (`probe_fma512` where tensorgrad's kernels
+are AVX-512, else `probe_fma256`; the median of a few runs), and the BLAS that NumPy and PyTorch
+use (`torch_bench.py --info`). The later tables repeat a one-line summary of it. Matrix products
+also show tensorgrad's GFLOP/s as a percentage of the measured peak at the same thread count.
+`--json` stores the header under "machine".
 """
 
 import argparse
@@ -148,6 +157,189 @@ def judge(target, threads, tg, refs):
     raise ValueError(target)
 
 
+# --------------------------------------------------------------------------------------------
+# The machine: what every table was measured on
+# --------------------------------------------------------------------------------------------
+
+# The x86 vector flags that matter for these kernels, in the order printed.
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512_fp16", "amx_tile")
+PEAK_ITERS = 5
+
+
+def lscpu():
+    """`lscpu`'s "Key: value" lines as a dict (empty where there is no lscpu)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30,
+                             env=dict(os.environ, LC_ALL="C")).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    fields = {}
+    for line in out.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_flags(fields):
+    flags = fields.get("Flags", "")
+    if not flags:
+        try:
+            with open("/proc/cpuinfo") as f:
+                flags = next((line.split(":", 1)[1] for line in f if line.startswith("flags")), "")
+        except OSError:
+            pass
+    return set(flags.split())
+
+
+def parse_info(text):
+    """`INFO key=value` lines (the value is the rest of the line) as a dict."""
+    info = {}
+    for line in text.splitlines():
+        if line.startswith("INFO ") and "=" in line:
+            key, value = line[5:].split("=", 1)
+            info[key.strip()] = value.strip()
+    return info
+
+
+def run_info(cmd, env):
+    try:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        print(f"compare.py: {' '.join(cmd)}: {e}", file=sys.stderr)
+        return {}
+    if p.returncode != 0:
+        print(f"compare.py: {' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}", file=sys.stderr)
+    return parse_info(p.stdout)
+
+
+def machine_info(tg_bin, python, threads_list):
+    """The CPU, tensorgrad's kernels, the measured FMA peak and the references' BLAS, as a dict."""
+    fields = lscpu()
+    flags = cpu_flags(fields)
+    cpu = {
+        "model_name": fields.get("Model name") or platform.processor() or platform.machine(),
+        "vendor": fields.get("Vendor ID", ""),
+        "family": fields.get("CPU family", ""),
+        "model": fields.get("Model", ""),
+        "stepping": fields.get("Stepping", ""),
+        "cpus": fields.get("CPU(s)", str(os.cpu_count() or "")),
+        "threads_per_core": fields.get("Thread(s) per core", ""),
+        "hypervisor": fields.get("Hypervisor vendor", ""),
+        "flags_known": bool(flags),
+        "vector_flags": [f for f in VECTOR_FLAGS if f in flags],
+        "vector_flags_absent": [f for f in VECTOR_FLAGS if f not in flags] if flags else [],
+    }
+    counts = sorted({1, *threads_list})
+    tg = {}
+    for t in counts:
+        _, env = command("tensorgrad", "noop", t, 1, 1, 0, tg_bin, python)
+        tg[t] = run_info([str(tg_bin), "--info", "--threads", str(t)], env)
+    simd = tg[1].get("simd", "")
+    probe = {"avx512": "probe_fma512", "avx2+fma": "probe_fma256"}.get(simd)
+    peak = {}
+    load = os.getloadavg()[0]
+    if probe:
+        for t in counts:
+            cmd, env = command("tensorgrad", probe, t, PEAK_ITERS, 1, 1, tg_bin, python)
+            try:
+                r = run_one(cmd, env)
+            except (RuntimeError, subprocess.SubprocessError) as e:
+                print(f"compare.py: {probe} at {t} thread(s) failed: {e}", file=sys.stderr)
+                r = None
+            if r and r["rate"]:
+                peak[t] = float(r["rate"])
+    refs = {}
+    for impl in ("numpy", "torch"):
+        _, env = command(impl, "noop", 1, 1, 1, 0, tg_bin, python)
+        refs[impl] = run_info([python, str(TORCH_BENCH), "--impl", impl, "--info"], env)
+    return {"cpu": cpu, "tensorgrad": tg, "peak_probe": probe, "peak_gflops": peak,
+            "peak_iters": PEAK_ITERS, "peak_load_average": load, "numpy": refs["numpy"], "torch": refs["torch"]}
+
+
+def kib(text):
+    try:
+        return f"{int(text) >> 10} KiB"
+    except ValueError:
+        return "?"
+
+
+def cpu_line(m):
+    cpu = m["cpu"]
+    ids = ", ".join(f"{k} {cpu[v]}" for k, v in (("family", "family"), ("model", "model")) if cpu[v])
+    return cpu["model_name"] + (f" ({ids})" if ids else "")
+
+
+def peak_line(m):
+    peak = m["peak_gflops"]
+    if not peak:
+        return "not measured" + (" (portable kernels)" if m["tensorgrad"].get(1, {}).get("simd") == "portable" else "")
+    return ", ".join(f"{peak[t]:.1f} GFLOP/s at {t} thread{'s' if t > 1 else ''}" for t in sorted(peak))
+
+
+def short_header(m):
+    """One line naming the machine, for the tables after the first."""
+    simd = m["tensorgrad"].get(1, {}).get("simd", "?")
+    peak = ("measured f32 FMA peak " if m["peak_gflops"] else "f32 FMA peak ") + peak_line(m)
+    return f"_Machine: {cpu_line(m)}; tensorgrad kernels {simd}; {peak}._"
+
+
+def print_header(m):
+    cpu, tg1 = m["cpu"], m["tensorgrad"].get(1, {})
+    print("## Machine\n")
+    ids = [f"CPU family {cpu['family']}" if cpu["family"] else "", f"model {cpu['model']}" if cpu["model"] else "",
+           f"stepping {cpu['stepping']}" if cpu["stepping"] else ""]
+    extra = ", ".join(x for x in ids if x)
+    more = [f"{cpu['cpus']} CPUs" if cpu["cpus"] else "",
+            f"{cpu['threads_per_core']} thread(s) per core" if cpu["threads_per_core"] else "",
+            f"{cpu['hypervisor']} guest" if cpu["hypervisor"] else ""]
+    more = ", ".join(x for x in more if x)
+    print(f"- **CPU** (`lscpu`): {cpu['model_name']}" + (f" ({extra})" if extra else "") + (f"; {more}" if more else ""))
+    absent = f" (absent: {' '.join(cpu['vector_flags_absent'])})" if cpu["vector_flags_absent"] else ""
+    if not cpu["flags_known"]:
+        flags = "unknown (no lscpu or /proc/cpuinfo flags)"
+    else:
+        flags = " ".join(cpu["vector_flags"]) or "none of " + " ".join(VECTOR_FLAGS)
+    print(f"- **Vector flags**: {flags}{absent}")
+    if tg1:
+        def plan(p):
+            return (f"{tg1.get(p + '_tile', '?')} tile, kc {tg1.get(p + '_kc', '?')}, "
+                    f"mc {tg1.get(p + '_mc', '?')}, nc {tg1.get(p + '_nc', '?')}")
+
+        fj = ", ".join(f"{info['fork_join_us']} µs at {t} threads" for t, info in m["tensorgrad"].items()
+                       if info.get("fork_join_us"))
+        print(f"- **tensorgrad kernels**: {tg1.get('simd', '?')}; sgemm {plan('sgemm')}; dgemm {plan('dgemm')}; "
+              f"caches L1d {kib(tg1.get('l1d_bytes', ''))}, L2 {kib(tg1.get('l2_bytes', ''))}, "
+              f"L3 {kib(tg1.get('l3_bytes', ''))}" + (f"; fork-join {fj}" if fj else ""))
+    else:
+        print("- **tensorgrad kernels**: unknown (`bench_compare --info` failed)")
+    how = (f"`{m['peak_probe']}` ({m['peak_probe'][-3:]}-bit FMAs on every thread, median of {m['peak_iters']}; "
+           f"load average {m['peak_load_average']:.2f} before)" if m["peak_probe"] else "")
+    print(f"- **Measured f32 FMA peak**{' ' + how if how else ''}: {peak_line(m)}")
+    np_ = m["numpy"]
+    if np_:
+        core = f", runtime core {np_['blas_core']}" if np_.get("blas_core") else ""
+        simd = f"; NumPy's own SIMD: {np_['simd_found']}" if np_.get("simd_found") else ""
+        print(f"- **NumPy** {np_.get('numpy_version', '?')}: BLAS {np_.get('blas', '?')}{core}{simd}")
+    th = m["torch"]
+    if th:
+        parts = [f"BLAS_INFO={th['blas_info']}" if th.get("blas_info") else "",
+                 f"LAPACK_INFO={th['lapack_info']}" if th.get("lapack_info") else "",
+                 f"CPU capability {th['cpu_capability']}" if th.get("cpu_capability") else "",
+                 th.get("mkl", "").replace(" for Intel(R) 64 architecture applications", ""),
+                 th.get("onednn", "").split(" (Git Hash")[0], th.get("openblas", "")]
+        print(f"- **PyTorch** {th.get('torch_version', '?')}: " + "; ".join(x for x in parts if x))
+    print()
+
+
+def peak_pct(m, res, threads):
+    """tensorgrad's GFLOP/s as a percentage of the measured FMA peak at `threads`, or None."""
+    peak = m["peak_gflops"].get(threads)
+    if res is None or res.get("rate_unit") != "GFLOP/s" or not peak or not res.get("work"):
+        return None
+    return 100.0 * res["work"] / res["median"] / peak
+
+
 def max_rss_kb(cmd, env):
     p = subprocess.run(["/usr/bin/time", "-v"] + cmd, env=env, capture_output=True, text=True, timeout=900)
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
@@ -172,6 +364,9 @@ def main():
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     load_before = os.getloadavg()
     results = {}  # (workload, threads) -> impl -> {median, q1, q3, work, rate_unit, samples}
+
+    machine = machine_info(a.tg_bin, a.python, threads_list)
+    print(f"[{time.strftime('%H:%M:%S')}] {short_header(machine)}", file=sys.stderr, flush=True)
 
     if a.probes:
         print("## Machine probes (tensorgrad binary, inline assembly)\n", flush=True)
@@ -219,10 +414,12 @@ def main():
                   file=sys.stderr, flush=True)
 
     load_after = os.getloadavg()
+    print_header(machine)
     print(f"Run: {started}; {a.rounds} interleaved rounds per cell; load average before "
           f"{load_before[0]:.2f}, after {load_after[0]:.2f}\n")
-    print("| workload | threads | tensorgrad | PyTorch | NumPy | ratio tg/best | target (time ratio) | status | spread (IQR/2: tg, torch, numpy) |")
-    print("|---|---:|---:|---:|---:|---:|---|---|---|")
+    print("| workload | threads | tensorgrad | tg % of peak | PyTorch | NumPy | ratio tg/best | target (time ratio) | status "
+          "| spread (IQR/2: tg, torch, numpy) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|---|")
     for (name, t), row in results.items():
         target = WORKLOADS[name][4]
         refs = {k: v for k, v in row.items() if k != "tensorgrad"}
@@ -231,12 +428,15 @@ def main():
             f"{(row[i]['q3'] - row[i]['q1']) / row[i]['median'] * 50:.0f}%" if row.get(i) else "—"
             for i in ("tensorgrad", "torch", "numpy")
         )
-        print(f"| {name} | {t} | {cell(row.get('tensorgrad'))} | {cell(row.get('torch'))} | "
+        pct = peak_pct(machine, row.get("tensorgrad"), t)
+        print(f"| {name} | {t} | {cell(row.get('tensorgrad'))} | {'—' if pct is None else f'{pct:.0f}%'} | "
+              f"{cell(row.get('torch'))} | "
               f"{cell(row.get('numpy'))} | {ratio} | {ttxt} | {met} | {spread} |")
 
     # Thread scaling: time at 1 thread / time at 2 threads.
     if 1 in threads_list and 2 in threads_list:
         print("\nThread scaling (median time at 1 thread ÷ median time at 2 threads):\n")
+        print(short_header(machine) + "\n")
         print("| workload | tensorgrad | PyTorch | NumPy |")
         print("|---|---:|---:|---:|")
         for name in names:
@@ -252,6 +452,7 @@ def main():
     if a.memory:
         print("\nPeak memory (max RSS from /usr/bin/time -v; `noop` = the process with the library loaded "
               "and nothing run):\n")
+        print(short_header(machine) + "\n")
         print("| workload (2 threads) | tensorgrad | PyTorch |")
         print("|---|---:|---:|")
         for name in ("noop", "lstm_train", "lstm_fwd"):
@@ -263,8 +464,14 @@ def main():
             print(f"| {name} | " + " | ".join(cells) + " |")
 
     if a.json:
-        out = {f"{n}@{t}": {i: v for i, v in row.items()} for (n, t), row in results.items()}
-        a.json.write_text(json.dumps({"started": started, "host": platform.node(), "results": out}, indent=1))
+        out = {}
+        for (n, t), row in results.items():
+            out[f"{n}@{t}"] = {i: v for i, v in row.items()}
+            pct = peak_pct(machine, row.get("tensorgrad"), t)
+            if pct is not None:
+                out[f"{n}@{t}"]["tensorgrad"] = dict(row["tensorgrad"], pct_of_measured_peak=pct)
+        a.json.write_text(json.dumps({"started": started, "host": platform.node(), "machine": machine,
+                                      "results": out}, indent=1))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,12 @@
 # (--rounds N, --threads 1,2, --only a,b, --scale F, --memory, --probes, --json FILE).
 #
 # Environment: PYTHON (interpreter used to create the venv, default python3), TORCH_INDEX_URL
-# (default: PyPI; point it at a CPU-only wheel index to avoid the CUDA libraries).
+# (default: PyPI; point it at a CPU-only wheel index to avoid the CUDA libraries),
+# CARGO_TARGET_DIR (honoured: the binary is taken from where cargo built it).
+#
+# The results table comes after a "Machine" block (CPU model and family/model numbers, vector
+# flags, tensorgrad's kernels and GEMM plan, the measured FMA peak, NumPy's and PyTorch's BLAS),
+# and every later table repeats a one-line summary of it: each table says which CPU it ran on.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,7 +52,9 @@ fi
 
 echo "run.sh: building the tensorgrad side (release)" >&2
 (cd "$repo" && cargo build --release --example bench_compare >&2)
-bin="$repo/target/release/examples/bench_compare"
+target="${CARGO_TARGET_DIR:-target}"
+[[ "$target" = /* ]] || target="$repo/$target"
+bin="$target/release/examples/bench_compare"
 
 {
     echo "rustc: $(rustc --version)"

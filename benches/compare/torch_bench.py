@@ -15,6 +15,13 @@ prints
 ops (bytes read + written once), or empty. A workload that an implementation does not have
 exits with status 4 and prints `SKIP`.
 
+`--info` (instead of `--workload`) prints what the library runs on, one `INFO key=value` line per
+fact (the value is the rest of the line), and exits; `compare.py` puts it above its tables.
+NumPy: its version, the BLAS it was built with and the kernel core that BLAS picked for this CPU
+at run time (OpenBLAS's `get_corename`, read with ctypes), and NumPy's own SIMD dispatch targets.
+PyTorch: its version, the CPU capability its kernels were dispatched to, and the BLAS/LAPACK,
+MKL and oneDNN lines of `torch.__config__.show()`.
+
 Threads: the caller sets OMP_NUM_THREADS / MKL_NUM_THREADS / OPENBLAS_NUM_THREADS before the
 interpreter starts (the BLAS pools are sized at import); for PyTorch this script also calls
 torch.set_num_threads. NumPy's elementwise ops are single-threaded whatever the setting.
@@ -22,6 +29,7 @@ torch.set_num_threads. NumPy's elementwise ops are single-threaded whatever the 
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -224,15 +232,126 @@ def torch_workload(name):
     return None
 
 
+# --------------------------------------------------------------------------------------------
+# --info: what each library runs on
+# --------------------------------------------------------------------------------------------
+
+
+def openblas_runtime():
+    """(corename, config) of the OpenBLAS loaded in this process (after `import numpy`), or Nones.
+
+    OpenBLAS built with DYNAMIC_ARCH picks its kernels for the CPU at load time; its build
+    configuration string names only the build target. The loaded library says which core it chose.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line})
+    except OSError:
+        return None, None
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        found = []
+        for what in ("get_corename", "get_config"):
+            value = None
+            for prefix, suffix in (("openblas_", ""), ("openblas_", "64_"), ("scipy_openblas_", "64_"),
+                                   ("scipy_openblas_", "")):
+                fn = getattr(lib, f"{prefix}{what}{suffix}", None)
+                if fn is not None:
+                    fn.restype = ctypes.c_char_p
+                    value = fn().decode(errors="replace").strip()
+                    break
+            found.append(value)
+        if any(found):
+            return tuple(found)
+    return None, None
+
+
+def numpy_info():
+    import numpy as np
+
+    info = {"numpy_version": np.__version__}
+    try:
+        cfg = np.show_config(mode="dicts")  # NumPy >= 1.26
+    except TypeError:
+        cfg = None
+    if cfg:
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        info["blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+        if blas.get("openblas configuration"):
+            info["blas_build_config"] = " ".join(blas["openblas configuration"].split())
+        simd = cfg.get("SIMD Extensions", {})
+        if simd:
+            info["simd_baseline"] = " ".join(simd.get("baseline", []))
+            info["simd_found"] = " ".join(simd.get("found", []))
+    else:
+        import io
+        from contextlib import redirect_stdout
+
+        out = io.StringIO()
+        with redirect_stdout(out):
+            np.show_config()
+        libs = [line.split("=", 1)[1].strip() for line in out.getvalue().splitlines()
+                if line.strip().startswith("libraries") and "blas" in line.lower()]
+        if libs:
+            info["blas"] = libs[0]
+    core, config = openblas_runtime()
+    if core:
+        info["blas_core"] = core
+    if config:
+        info["blas_runtime_config"] = " ".join(config.split())
+    return info
+
+
+def torch_info(threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    info = {"torch_version": torch.__version__, "threads": str(torch.get_num_threads())}
+    try:
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # PyTorch < 2.0
+        pass
+    shown = torch.__config__.show()
+    for key in ("BLAS_INFO", "LAPACK_INFO", "USE_MKL", "USE_MKLDNN", "USE_OPENMP"):
+        m = re.search(rf"\b{key}=([^,\s]*)", shown)
+        if m:
+            info[key.lower()] = m.group(1)
+    for line in shown.splitlines():
+        line = line.strip().lstrip("- ").strip()
+        if "Math Kernel Library" in line:
+            info["mkl"] = line
+        elif "MKL-DNN" in line or "oneDNN" in line:
+            info["onednn"] = line
+        elif "OpenBLAS" in line:
+            info["openblas"] = line
+        elif line.startswith("CPU capability usage"):
+            info.setdefault("cpu_capability", line.split(":", 1)[1].strip())
+    return info
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--impl", choices=["torch", "numpy"], required=True)
-    p.add_argument("--workload", required=True)
+    p.add_argument("--workload")
+    p.add_argument("--info", action="store_true", help="print what the library runs on and exit")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--inner", type=int, default=1)
     a = p.parse_args()
+
+    if a.info:
+        info = torch_info(a.threads) if a.impl == "torch" else numpy_info()
+        for key, value in info.items():
+            print(f"INFO {key}={value}")
+        return
+    if not a.workload:
+        p.error("--workload is required (or --info)")
 
     if a.impl == "torch":
         import torch

@@ -90,12 +90,12 @@ impl fmt::Display for CpuInfo {
         let g = |p: &GemmPlan| format!("{}x{} kc={} mc={} nc={}", p.tile.0, p.tile.1, p.kc, p.mc, p.nc);
         write!(
             f,
-            "{} | kernels {} | L1d {} KiB, L2 {} KiB, L3 {} KiB | sgemm {} | dgemm {} | {} thread(s)",
+            "{} | kernels {} | L1d {} KiB, L2 {} KiB, L3 {} MiB | sgemm {} | dgemm {} | {} thread(s)",
             self.name,
             self.simd,
             kib(self.l1d_bytes),
             kib(self.l2_bytes),
-            kib(self.l3_bytes),
+            kib(self.l3_bytes) >> 10,
             g(&self.gemm_f32),
             g(&self.gemm_f64),
             self.threads
