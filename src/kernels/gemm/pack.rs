@@ -12,7 +12,8 @@ use std::ops::Range;
 use crate::kernels::matmul::MatRef;
 use crate::tensor::element::Element;
 
-/// One whole panel of a row-major A: `MR` rows of `kc` values from `base`, `rs` apart.
+/// One whole panel of a row-major A (or of a column-major B): `MR` rows of `kc` values from
+/// `base`, `rs` apart, interleaved step by step.
 fn pack_rows<E: Element, const MR: usize>(out: &mut [E], a: &[E], base: usize, rs: usize, kc: usize) {
     let rows: [&[E]; MR] = std::array::from_fn(|i| &a[base + i * rs..base + i * rs + kc]);
     for (p, o) in out[..kc * MR].chunks_exact_mut(MR).enumerate() {
@@ -137,6 +138,16 @@ pub(crate) fn pack_b_panel<E: Element>(
                     *x = b[base + j * mb.cs];
                 }
             }
+        }
+    } else if mb.rs == 1 && w == nr && matches!(nr, 4 | 8 | 16 | 32) {
+        // A transposed B (a weight `W` used as `Wᵀ`), a whole panel: its columns are contiguous,
+        // so this is A's row-major packing with columns for rows.
+        let base = mb.offset + rows.start + j0 * mb.cs;
+        match nr {
+            32 => pack_rows::<E, 32>(out, b, base, mb.cs, kc),
+            16 => pack_rows::<E, 16>(out, b, base, mb.cs, kc),
+            8 => pack_rows::<E, 8>(out, b, base, mb.cs, kc),
+            _ => pack_rows::<E, 4>(out, b, base, mb.cs, kc),
         }
     } else {
         // Down the columns of B (a transposed operand, e.g. a weight `W` used as `Wᵀ`).
