@@ -42,6 +42,7 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use kernels::info::{CpuInfo, GemmPlan, cpu_info};
+pub use ops::matmul::PackedMatrix;
 pub use tensor::autograd::Gradients;
 pub use tensor::element::Element;
 pub use tensor::gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradcheck_with};

@@ -34,6 +34,7 @@ const ROOT_ITEMS: &[(&str, &str)] = &[
     ("CpuInfo", "kernels"),
     ("GemmPlan", "kernels"),
     ("cpu_info", "kernels"),
+    ("PackedMatrix", "ops"),
     ("Result", "error"),
     ("Element", "tensor::element"),
     ("Layout", "tensor::layout"),

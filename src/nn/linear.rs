@@ -5,7 +5,9 @@ use rand::Rng;
 use super::activation::Activation;
 use super::init::Init;
 use super::module::{Module, Param, join};
-use crate::{Element, Tensor};
+use std::sync::{Arc, Mutex};
+
+use crate::{Element, PackedMatrix, Tensor, TensorId};
 
 /// A fully connected layer: `y = x · Wᵀ + b`.
 ///
@@ -16,6 +18,9 @@ use crate::{Element, Tensor};
 ///   names, so weights move between the two).
 ///
 /// Initialised as PyTorch does: weight and bias uniform on `±1/√in_features`.
+///
+/// Under [`no_grad`](crate::no_grad) (inference) the layer multiplies by its weight packed
+/// once ([`PackedMatrix`]), kept until the weight changes, with the bias added in the same pass.
 ///
 /// ```
 /// use rand::SeedableRng;
@@ -30,6 +35,52 @@ use crate::{Element, Tensor};
 pub struct Linear<E: Element = f32> {
     weight: Param<E>,
     bias: Option<Param<E>>,
+    /// `Wᵀ` packed for the matrix multiply, kept for inference (see `Module::forward`).
+    packed: PackCache<E>,
+}
+
+/// The weight's packed transpose, made on the first forward pass under `no_grad` and kept
+/// while the weight is unchanged (repacked after an optimizer step or a load). A clone of the
+/// layer starts without one.
+struct PackCache<E: Element>(Mutex<Option<Packed<E>>>);
+
+/// A packing of `wᵀ` and which `w` it was made from: its id and its buffer's version.
+struct Packed<E: Element> {
+    id: TensorId,
+    version: u64,
+    wt: Arc<PackedMatrix<E>>,
+}
+
+impl<E: Element> Clone for PackCache<E> {
+    fn clone(&self) -> Self {
+        PackCache(Mutex::new(None))
+    }
+}
+
+impl<E: Element> std::fmt::Debug for PackCache<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PackCache")
+    }
+}
+
+impl<E: Element> PackCache<E> {
+    fn new() -> Self {
+        PackCache(Mutex::new(None))
+    }
+
+    /// `w.t()` packed, from the cache when it still holds a packing of `w`.
+    fn get(&self, w: &Tensor<E>) -> Arc<PackedMatrix<E>> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (id, version) = (w.id(), w.storage().version());
+        match &*slot {
+            Some(p) if p.id == id && p.version == version => p.wt.clone(),
+            _ => {
+                let wt = Arc::new(w.t().pack());
+                *slot = Some(Packed { id, version, wt: wt.clone() });
+                wt
+            }
+        }
+    }
 }
 
 impl<E: Element> Linear<E> {
@@ -50,6 +101,7 @@ impl<E: Element> Linear<E> {
         Linear {
             weight: Param::new(weight.tensor(&[out_features, in_features], rng)),
             bias: bias.map(|b| Param::new(b.tensor(&[out_features], rng))),
+            packed: PackCache::new(),
         }
     }
 
@@ -60,7 +112,7 @@ impl<E: Element> Linear<E> {
         if let Some(b) = &bias {
             assert_eq!(b.shape(), &weight.shape()[..1], "Linear: bias shape {:?} ≠ [{}]", b.shape(), weight.shape()[0]);
         }
-        Linear { weight: Param::new(weight), bias: bias.map(Param::new) }
+        Linear { weight: Param::new(weight), bias: bias.map(Param::new), packed: PackCache::new() }
     }
 
     /// The weight parameter, `[out_features, in_features]`.
@@ -92,6 +144,11 @@ impl<E: Element> Module<E> for Linear<E> {
             panic!("Linear: expected input [..., {inf}], got {:?}", x.shape());
         }
         let w = self.weight.tensor();
+        if !crate::is_grad_enabled() {
+            // Inference: Wᵀ packed once and kept, the bias added as the product's epilogue.
+            let b = self.bias.as_ref().map(|b| b.tensor());
+            return x.matmul_packed_bias(&self.packed.get(&w), b.as_ref());
+        }
         // Fold the leading dims into one, so the product is one large matmul.
         let lead = &x.shape()[..x.ndim() - 1];
         let flat = if x.ndim() == 2 { x.clone() } else { x.reshape(&[lead.iter().product(), inf]) };

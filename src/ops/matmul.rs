@@ -3,6 +3,7 @@
 //! views are never copied.
 
 use crate::kernels::Par;
+use crate::kernels::gemm::{BOperand, PackedB};
 use crate::kernels::matmul::{MatRef, batched_gemm, gemm};
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
@@ -124,4 +125,126 @@ impl<E: Element> Tensor<E> {
 fn is_transposed<E: Element>(x: &Tensor<E>, r: usize) -> bool {
     let (s, d) = (x.strides(), x.shape());
     d[r - 2] > 1 && d[r - 1] > 1 && s[r - 2] == 1 && s[r - 1] >= d[r - 2]
+}
+
+/// A 2-D right operand packed once into the layout the matrix-multiply kernel streams through,
+/// for multiplying many left operands by the same matrix: a layer's weight in an inference
+/// loop, or any constant matrix used over and over. Made by [`Tensor::pack`], used by
+/// [`Tensor::matmul_packed`]; [`Linear`](crate::nn::Linear) keeps one of its weight for
+/// forward passes under [`no_grad`](crate::no_grad).
+///
+/// Packing costs about one pass over the matrix; a product with it skips that pass. The
+/// packing belongs to this process's CPU (its kernel and cache blocking).
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// let w = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+/// let wt = w.t().pack(); // [3, 2], packed from the transposed view without a copy
+/// for _ in 0..3 {
+///     let x = Tensor::from_vec(vec![1.0f32, 0.0, -1.0], &[1, 3]);
+///     assert_eq!(x.matmul_packed(&wt).to_vec(), x.matmul(&w.t()).to_vec());
+/// }
+/// ```
+pub struct PackedMatrix<E: Element> {
+    packed: PackedB<E>,
+    /// The packed tensor (for gradients, and to tell whether it changed since).
+    source: Tensor<E>,
+    /// Its buffer's version when packed.
+    version: u64,
+}
+
+impl<E: Element> std::fmt::Debug for PackedMatrix<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackedMatrix({:?})", self.source.shape())
+    }
+}
+
+impl<E: Element> PackedMatrix<E> {
+    /// The shape of the packed matrix, `[k, n]`.
+    pub fn shape(&self) -> &[usize] {
+        self.source.shape()
+    }
+
+    /// Whether this is a packing of `t` as it is now (the same tensor, not written in place
+    /// since, e.g. by an optimizer step).
+    pub fn is_packing_of(&self, t: &Tensor<E>) -> bool {
+        self.source.id() == t.id() && self.source.storage().version() == self.version
+    }
+}
+
+impl<E: Element> Tensor<E> {
+    /// Packs this 2-D matrix `[k, n]` for use as the right operand of
+    /// [`matmul_packed`](Tensor::matmul_packed), reading it with its own strides (a transposed
+    /// view such as a weight's `w.t()` is packed without a copy first).
+    #[track_caller]
+    pub fn pack(&self) -> PackedMatrix<E> {
+        if self.ndim() != 2 {
+            panic!("pack: expected a 2-D matrix, got shape {:?}", self.shape());
+        }
+        let (k, n) = (self.shape()[0], self.shape()[1]);
+        let l = self.layout();
+        let m = MatRef { offset: l.offset(), rs: l.strides()[0], cs: l.strides()[1] };
+        let packed = PackedB::new(k, n, &self.data(), m);
+        PackedMatrix { packed, source: self.clone(), version: self.storage().version() }
+    }
+
+    /// `self · B` for `self: […, k]` and a packed `B: [k, n]`: the same values as
+    /// `self.matmul(&b)` on the matrix that was packed, without packing it again. Gradients
+    /// flow as through `matmul` (to `self`, and to the packed tensor if it requires one).
+    #[track_caller]
+    pub fn matmul_packed(&self, b: &PackedMatrix<E>) -> Tensor<E> {
+        self.matmul_packed_bias(b, None)
+    }
+
+    /// [`matmul_packed`](Tensor::matmul_packed) plus a bias `[n]` added to every row, added as
+    /// the product's epilogue while each block of rows is still in cache.
+    #[track_caller]
+    pub(crate) fn matmul_packed_bias(&self, b: &PackedMatrix<E>, bias: Option<&Tensor<E>>) -> Tensor<E> {
+        let (k, n) = (b.shape()[0], b.shape()[1]);
+        if self.ndim() == 0 || self.shape()[self.ndim() - 1] != k {
+            panic!("matmul_packed: cannot multiply {:?} by a packed {:?}", self.shape(), b.shape());
+        }
+        if !b.is_packing_of(&b.source) {
+            panic!("matmul_packed: the packed matrix {:?} was written in place since it was packed", b.shape());
+        }
+        let graph = crate::is_grad_enabled()
+            && (self.needs_grad() || b.source.needs_grad() || bias.is_some_and(Tensor::needs_grad));
+        if graph {
+            // The recorded path: the same product, with its backward.
+            let y = self.matmul(&b.source);
+            return match bias {
+                Some(bias) => y + bias.clone(),
+                None => y,
+            };
+        }
+        let lead = &self.shape()[..self.ndim() - 1];
+        let m: usize = lead.iter().product();
+        let x = self.contiguous();
+        let l = x.layout();
+        let mut out = crate::tensor::memory::take(m * n);
+        let bias_v = bias.map(Tensor::to_vec);
+        let add_bias = |_: usize, j0: usize, row: &mut [E]| {
+            if let Some(bv) = &bias_v {
+                for (y, &v) in row.iter_mut().zip(&bv[j0..]) {
+                    *y += v;
+                }
+            }
+        };
+        let epilogue: Option<crate::kernels::gemm::Epilogue<'_, E>> =
+            if bias_v.is_some() { Some(&add_bias) } else { None };
+        crate::kernels::gemm::gemm(
+            Par::current(),
+            m,
+            k,
+            n,
+            &x.data(),
+            MatRef { offset: l.offset(), rs: k, cs: 1 },
+            BOperand::Packed(&b.packed),
+            &mut out,
+            n,
+            false,
+            epilogue,
+        );
+        Tensor::from_data(out, &[lead, &[n]].concat())
+    }
 }

@@ -6,7 +6,7 @@ mod activation;
 mod elementwise;
 mod index;
 mod loss;
-mod matmul;
+pub(crate) mod matmul;
 mod reduce;
 mod rnn;
 mod view;

@@ -1,0 +1,79 @@
+//! Matrices packed once (`Tensor::pack`, `matmul_packed`) and `Linear`'s packed weight in
+//! inference: the same values as the unpacked product, and never a stale packing.
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tensorgrad::nn::{Linear, Module};
+use tensorgrad::optim::{Optimizer, Sgd, SgdConfig};
+use tensorgrad::{Tensor, no_grad};
+
+fn randn(shape: &[usize], seed: u64) -> Tensor<f32> {
+    Tensor::randn(shape, 0.0, 1.0, &mut StdRng::seed_from_u64(seed))
+}
+
+fn bits(t: &Tensor<f32>) -> Vec<u32> {
+    t.to_vec().iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn packed_product_equals_the_product_bit_for_bit() {
+    for (m, k, n) in [(1, 1, 1), (5, 17, 33), (64, 100, 70), (300, 257, 129)] {
+        let x = randn(&[m, k], 1);
+        let w = randn(&[n, k], 2);
+        // A transposed view (a weight's Wᵀ) and a row-major matrix.
+        for b in [w.t(), w.t().contiguous()] {
+            let p = b.pack();
+            assert_eq!(p.shape(), &[k, n]);
+            assert_eq!(bits(&x.matmul_packed(&p)), bits(&x.matmul(&b)), "{m}x{k}x{n}");
+        }
+    }
+    // Leading dims of the left operand fold into rows.
+    let x = randn(&[2, 3, 8], 3);
+    let b = randn(&[8, 5], 4);
+    let y = x.matmul_packed(&b.pack());
+    assert_eq!(y.shape(), &[2, 3, 5]);
+    assert_eq!(bits(&y), bits(&x.matmul(&b)));
+}
+
+#[test]
+fn gradients_flow_through_a_packed_product() {
+    let x = randn(&[4, 6], 5).requires_grad();
+    let b = randn(&[6, 3], 6);
+    let g1 = x.matmul_packed(&b.pack()).sum().backward();
+    let g2 = x.matmul(&b).sum().backward();
+    assert_eq!(bits(g1.get(&x).unwrap()), bits(g2.get(&x).unwrap()));
+}
+
+#[test]
+#[should_panic(expected = "matmul_packed: cannot multiply [2, 5] by a packed [4, 3]")]
+fn wrong_inner_dim_names_both_shapes() {
+    let _ = randn(&[2, 5], 7).matmul_packed(&randn(&[4, 3], 8).pack());
+}
+
+#[test]
+#[should_panic(expected = "pack: expected a 2-D matrix, got shape [2, 3, 4]")]
+fn pack_wants_a_matrix() {
+    let _ = randn(&[2, 3, 4], 9).pack();
+}
+
+/// `Linear` under `no_grad` uses its packed weight: the same bits as with autograd on, and a
+/// new packing after the optimizer changes the weight.
+#[test]
+fn linear_inference_uses_a_fresh_packing() {
+    let mut rng = StdRng::seed_from_u64(10);
+    let fc: Linear = Linear::new(20, 7, &mut rng);
+    let x = randn(&[9, 20], 11);
+    let train_mode = fc.forward(&x);
+    let infer = no_grad(|| fc.forward(&x));
+    assert_eq!(bits(&infer), bits(&train_mode));
+    assert_eq!(bits(&no_grad(|| fc.forward(&x))), bits(&train_mode)); // from the cache
+
+    // One SGD step changes the weight in place: inference must see it.
+    let mut opt = Sgd::new(fc.parameters(), SgdConfig { lr: 0.5, ..Default::default() });
+    let grads = fc.forward(&x).sum().backward();
+    opt.step(&grads);
+    let after = fc.forward(&x);
+    let infer_after = no_grad(|| fc.forward(&x));
+    assert_ne!(bits(&after), bits(&train_mode));
+    assert_eq!(bits(&infer_after), bits(&after));
+}
