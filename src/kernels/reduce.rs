@@ -35,6 +35,11 @@ pub(crate) fn sum_to<E: Element>(par: Par, a: &[E], la: &Layout, out_shape: &[us
         };
         return vec![total];
     }
+    if la.is_contiguous()
+        && let Some(out) = sum_split(par, &a[la.offset()..la.offset() + n], la.shape(), out_shape)
+    {
+        return out;
+    }
     let mut out = memory::zeroed(numel(out_shape));
     let lo = Layout::contiguous(out_shape).broadcast_to(la.shape());
     for_each_row(la.shape(), [la.strides(), lo.strides()], [la.offset(), 0], |[oa, oo], len, [sa, so]| {
@@ -58,6 +63,54 @@ pub(crate) fn sum_to<E: Element>(par: Par, a: &[E], la: &Layout, out_shape: &[us
         }
     });
     out
+}
+
+/// A contiguous input reduced over a run of trailing dims (one sum per row of `inner` values) or
+/// of leading dims (rows added into one output row), split across threads when
+/// [`Par::for_elems`] says it pays: rows, or columns, in fixed pieces. Each output element is
+/// computed in the same order as on one thread, so the bits do not change. `None` for any
+/// other reduction.
+fn sum_split<E: Element>(par: Par, src: &[E], shape: &[usize], out_shape: &[usize]) -> Option<Vec<E>> {
+    if src.is_empty() || !par.for_elems(src.len()).is_parallel() {
+        return None;
+    }
+    split_sums(src, shape, out_shape)
+}
+
+/// The split of [`sum_split`], whatever the size.
+fn split_sums<E: Element>(src: &[E], shape: &[usize], out_shape: &[usize]) -> Option<Vec<E>> {
+    let n = src.len();
+    // Dims kept form a prefix (sum over trailing dims) or a suffix (sum over leading dims).
+    let kept = |d: usize| out_shape[d] == shape[d];
+    let first_reduced = (0..shape.len()).find(|&d| !kept(d))?;
+    if (first_reduced..shape.len()).all(|d| !kept(d) || shape[d] == 1) {
+        let inner: usize = shape[first_reduced..].iter().product();
+        let rows = n / inner;
+        let mut out = memory::take(rows);
+        let rows_per = PAR_CHUNK.div_ceil(inner).max(1);
+        out.par_chunks_mut(rows_per).zip(src.par_chunks(rows_per * inner)).for_each(|(o, s)| {
+            for (o, row) in o.iter_mut().zip(s.chunks_exact(inner)) {
+                // As the one-thread path: the row's sum added to a zero output (so -0 gives +0).
+                *o = E::zero() + sum_slice(row);
+            }
+        });
+        return Some(out);
+    }
+    let last_reduced = (0..shape.len()).rev().find(|&d| !kept(d))?;
+    if (0..=last_reduced).all(|d| !kept(d) || shape[d] == 1) {
+        let inner: usize = shape[last_reduced + 1..].iter().product();
+        let rows = n / inner.max(1);
+        let mut out = memory::zeroed(inner);
+        let cols_per = PAR_CHUNK.div_ceil(rows).max(64);
+        out.par_chunks_mut(cols_per).enumerate().for_each(|(i, o)| {
+            let c0 = i * cols_per;
+            for row in src.chunks_exact(inner) {
+                add_assign(o, &row[c0..c0 + o.len()]);
+            }
+        });
+        return Some(out);
+    }
+    None
 }
 
 simd_dispatch! {
@@ -124,5 +177,24 @@ mod tests {
         let t = l.transpose(0, 1);
         assert_eq!(sum_to(Par::Seq, &a, &t, &[cols, 1]), by_col);
         assert_eq!(sum_to(Par::Seq, &a, &t, &[1, rows]), by_row);
+    }
+
+    /// The split across threads gives the one-thread path's bits, for sums over trailing and
+    /// over leading dims, and declines any other reduction.
+    #[test]
+    fn split_sums_equal_the_one_thread_sums() {
+        let shape = [6, 5, 700];
+        let n: usize = shape.iter().product();
+        let mut a: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1013) as f32 * 0.37 - 180.0).collect();
+        a[..700].iter_mut().for_each(|x| *x = -0.0); // a row summing to -0
+        let l = Layout::contiguous(&shape);
+        for out_shape in [[6, 5, 1], [6, 1, 1], [1, 1, 700], [1, 5, 700], [1, 1, 1]] {
+            let seq = sum_to(Par::Seq, &a, &l, &out_shape);
+            let split = split_sums(&a, &shape, &out_shape).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&split), bits(&seq), "{out_shape:?}");
+        }
+        assert!(split_sums(&a, &shape, &[6, 1, 700]).is_none());
+        assert!(split_sums(&a, &shape, &[1, 5, 1]).is_none());
     }
 }
