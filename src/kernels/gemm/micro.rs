@@ -27,6 +27,25 @@ use crate::tensor::element::Element;
 /// have the features the kernel was compiled for (guaranteed by [`kernel`]).
 pub(crate) type KernelFn<E> = unsafe fn(kc: usize, a: *const E, b: *const E, c: *mut E, rsc: usize, accumulate: bool);
 
+/// One row of C across `np` (1 to 4) consecutive B panels: `C[0, 0..np·NR] (+)= a · B`, the row
+/// of A read every `astride` values (one row of a packed A panel), the panels `pstride` apart.
+/// Each element is the same chain of operations as in the tile kernel, so a row computed this
+/// way has the same bits as one computed in a tile.
+///
+/// # Safety
+/// `a` valid for `kc` reads at stride `astride`, `b` for `np` panels of `kc·NR` reads `pstride`
+/// apart, `c` for `np·NR` reads and writes; the CPU must have the kernel's features.
+pub(crate) type RowFn<E> = unsafe fn(
+    kc: usize,
+    a: *const E,
+    astride: usize,
+    b: *const E,
+    pstride: usize,
+    np: usize,
+    c: *mut E,
+    accumulate: bool,
+);
+
 /// One micro-kernel and its tile.
 #[derive(Clone, Copy)]
 pub(crate) struct Kernel<E> {
@@ -41,6 +60,8 @@ pub(crate) struct Kernel<E> {
     pub macs_per_ns: f64,
     /// The kernel itself.
     pub run: KernelFn<E>,
+    /// Its one-row form, for products with fewer rows than a tile (batch-1 inference).
+    pub row: RowFn<E>,
 }
 
 impl<E> std::fmt::Debug for Kernel<E> {
@@ -63,17 +84,35 @@ pub(crate) fn kernel<E: Element>(level: u8) -> Kernel<E> {
     let level = level.min(0);
     let f32: Kernel<f32> = match level {
         #[cfg(target_arch = "x86_64")]
-        2 => Kernel { name: "avx512", mr: 12, nr: 32, macs_per_ns: 40.0, run: x86::avx512_f32 },
+        2 => {
+            Kernel { name: "avx512", mr: 12, nr: 32, macs_per_ns: 40.0, run: x86::avx512_f32, row: x86::avx512_f32_row }
+        }
         #[cfg(target_arch = "x86_64")]
-        1 => Kernel { name: "avx2+fma", mr: 6, nr: 16, macs_per_ns: 20.0, run: x86::avx2_f32 },
-        _ => Kernel { name: "portable", mr: 4, nr: 8, macs_per_ns: 4.0, run: portable::<f32, 4, 8> },
+        1 => Kernel { name: "avx2+fma", mr: 6, nr: 16, macs_per_ns: 20.0, run: x86::avx2_f32, row: x86::avx2_f32_row },
+        _ => Kernel {
+            name: "portable",
+            mr: 4,
+            nr: 8,
+            macs_per_ns: 4.0,
+            run: portable::<f32, 4, 8>,
+            row: portable_row::<f32, 8>,
+        },
     };
     let f64: Kernel<f64> = match level {
         #[cfg(target_arch = "x86_64")]
-        2 => Kernel { name: "avx512", mr: 12, nr: 16, macs_per_ns: 20.0, run: x86::avx512_f64 },
+        2 => {
+            Kernel { name: "avx512", mr: 12, nr: 16, macs_per_ns: 20.0, run: x86::avx512_f64, row: x86::avx512_f64_row }
+        }
         #[cfg(target_arch = "x86_64")]
-        1 => Kernel { name: "avx2+fma", mr: 6, nr: 8, macs_per_ns: 10.0, run: x86::avx2_f64 },
-        _ => Kernel { name: "portable", mr: 4, nr: 4, macs_per_ns: 2.0, run: portable::<f64, 4, 4> },
+        1 => Kernel { name: "avx2+fma", mr: 6, nr: 8, macs_per_ns: 10.0, run: x86::avx2_f64, row: x86::avx2_f64_row },
+        _ => Kernel {
+            name: "portable",
+            mr: 4,
+            nr: 4,
+            macs_per_ns: 2.0,
+            run: portable::<f64, 4, 4>,
+            row: portable_row::<f64, 4>,
+        },
     };
     let any: &dyn Any = if E::NAME == "f32" { &f32 } else { &f64 };
     *any.downcast_ref::<Kernel<E>>().expect("Element is sealed to f32 and f64")
@@ -112,6 +151,40 @@ unsafe fn portable<E: Element, const MR: usize, const NR: usize>(
     }
 }
 
+/// The portable kernel's one-row form (see [`RowFn`]).
+///
+/// # Safety
+/// As [`RowFn`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn portable_row<E: Element, const NR: usize>(
+    kc: usize,
+    a: *const E,
+    astride: usize,
+    b: *const E,
+    pstride: usize,
+    np: usize,
+    c: *mut E,
+    accumulate: bool,
+) {
+    for q in 0..np {
+        let mut acc = [E::zero(); NR];
+        for p in 0..kc {
+            // SAFETY: the caller guarantees `kc` A values at stride `astride` and `np` panels of
+            // `kc·NR` B values `pstride` apart.
+            let (ap, bp) =
+                unsafe { (*a.add(p * astride), std::slice::from_raw_parts(b.add(q * pstride + p * NR), NR)) };
+            for j in 0..NR {
+                acc[j] += ap * bp[j];
+            }
+        }
+        // SAFETY: the caller guarantees `np·NR` writable values at `c`.
+        let cq = unsafe { std::slice::from_raw_parts_mut(c.add(q * NR), NR) };
+        for (x, &v) in cq.iter_mut().zip(&acc) {
+            *x = if accumulate { v + *x } else { v };
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -119,8 +192,73 @@ mod x86 {
     /// One kernel with a tile of `MR` rows by two vectors: per step, two vector loads of B, `MR`
     /// broadcasts of A, `2·MR` fused multiply-adds; the accumulators stay in registers.
     macro_rules! kernel {
-        ($name:ident, $features:literal, $t:ty, $lanes:expr, $mr:expr,
+        ($name:ident, $row:ident, $features:literal, $t:ty, $lanes:expr, $mr:expr,
          $zero:ident, $load:ident, $store:ident, $set1:ident, $fma:ident, $add:ident) => {
+            /// # Safety
+            /// As `RowFn`; the CPU must have the enabled features.
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn $row(
+                kc: usize,
+                a: *const $t,
+                astride: usize,
+                b: *const $t,
+                pstride: usize,
+                np: usize,
+                c: *mut $t,
+                accumulate: bool,
+            ) {
+                /// `NP` panels at once: 2·NP independent chains of multiply-adds.
+                #[target_feature(enable = $features)]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn panels<const NP: usize>(
+                    kc: usize,
+                    a: *const $t,
+                    astride: usize,
+                    b: *const $t,
+                    pstride: usize,
+                    c: *mut $t,
+                    accumulate: bool,
+                ) {
+                    const L: usize = $lanes;
+                    let mut acc = [[$zero(); 2]; NP];
+                    for p in 0..kc {
+                        // SAFETY: the caller's contract (`RowFn`): kc A values at stride
+                        // `astride`, NP panels of kc·2L B values `pstride` apart.
+                        unsafe {
+                            let ap = $set1(*a.add(p * astride));
+                            for q in 0..NP {
+                                let bq = b.add(q * pstride + p * 2 * L);
+                                acc[q][0] = $fma(ap, $load(bq), acc[q][0]);
+                                acc[q][1] = $fma(ap, $load(bq.add(L)), acc[q][1]);
+                            }
+                        }
+                    }
+                    for (q, r) in acc.iter().enumerate() {
+                        // SAFETY: NP·2L writable values at `c` (the caller's contract).
+                        unsafe {
+                            let cq = c.add(q * 2 * L);
+                            let (mut r0, mut r1) = (r[0], r[1]);
+                            if accumulate {
+                                r0 = $add(r0, $load(cq));
+                                r1 = $add(r1, $load(cq.add(L)));
+                            }
+                            $store(cq, r0);
+                            $store(cq.add(L), r1);
+                        }
+                    }
+                }
+                // SAFETY: as this function's contract; `panels` has the same features.
+                unsafe {
+                    match np {
+                        4 => panels::<4>(kc, a, astride, b, pstride, c, accumulate),
+                        3 => panels::<3>(kc, a, astride, b, pstride, c, accumulate),
+                        2 => panels::<2>(kc, a, astride, b, pstride, c, accumulate),
+                        _ => panels::<1>(kc, a, astride, b, pstride, c, accumulate),
+                    }
+                }
+            }
+
             /// # Safety
             /// As `KernelFn`; the CPU must have the enabled features.
             #[target_feature(enable = $features)]
@@ -148,20 +286,33 @@ mod x86 {
                 }
                 let mut acc = [[$zero(); 2]; MR];
                 let (mut pa, mut pb) = (a, b);
-                for _ in 0..kc {
-                    // SAFETY: `kc` steps of `MR` A values and `2·L` B values are readable (the
-                    // caller's contract); unaligned loads.
-                    unsafe {
-                        let b0 = $load(pb);
-                        let b1 = $load(pb.add(L));
-                        for i in 0..MR {
-                            let ai = $set1(*pa.add(i));
-                            acc[i][0] = $fma(ai, b0, acc[i][0]);
-                            acc[i][1] = $fma(ai, b1, acc[i][1]);
+                // One step: two vectors of B, MR broadcasts of A, 2·MR multiply-adds.
+                macro_rules! step {
+                    () => {
+                        // SAFETY: `kc` steps of `MR` A values and `2·L` B values are readable
+                        // (the caller's contract); unaligned loads.
+                        unsafe {
+                            let b0 = $load(pb);
+                            let b1 = $load(pb.add(L));
+                            for i in 0..MR {
+                                let ai = $set1(*pa.add(i));
+                                acc[i][0] = $fma(ai, b0, acc[i][0]);
+                                acc[i][1] = $fma(ai, b1, acc[i][1]);
+                            }
+                            pa = pa.add(MR);
+                            pb = pb.add(2 * L);
                         }
-                        pa = pa.add(MR);
-                        pb = pb.add(2 * L);
-                    }
+                    };
+                }
+                // Four steps per turn of the loop (a quarter of the loop overhead).
+                for _ in 0..kc / 4 {
+                    step!();
+                    step!();
+                    step!();
+                    step!();
+                }
+                for _ in 0..kc % 4 {
+                    step!();
                 }
                 for (i, r) in acc.iter().enumerate() {
                     // SAFETY: row `i` of the tile holds `2·L` writable elements at
@@ -183,6 +334,7 @@ mod x86 {
 
     kernel!(
         avx512_f32,
+        avx512_f32_row,
         "avx512f,avx512vl,avx2,fma",
         f32,
         16,
@@ -196,6 +348,7 @@ mod x86 {
     );
     kernel!(
         avx512_f64,
+        avx512_f64_row,
         "avx512f,avx512vl,avx2,fma",
         f64,
         8,
@@ -209,6 +362,7 @@ mod x86 {
     );
     kernel!(
         avx2_f32,
+        avx2_f32_row,
         "avx2,fma",
         f32,
         8,
@@ -222,6 +376,7 @@ mod x86 {
     );
     kernel!(
         avx2_f64,
+        avx2_f64_row,
         "avx2,fma",
         f64,
         4,

@@ -310,17 +310,26 @@ impl<E: Element> Job<'_, E> {
                         for i0 in rows.clone().step_by(mc) {
                             let mh = mc.min(rows.end - i0);
                             pack_a(apack, self.a, self.ma, i0..i0 + mh, p0..p0 + kcb, mr);
-                            for (jp, j) in (lo..hi).step_by(nr).enumerate() {
-                                let w = nr.min(hi - j);
-                                let bp = &bpack[(first + jp) * nr * kcb..][..nr * kcb];
-                                for ip in 0..mh.div_ceil(mr) {
-                                    let i = i0 + ip * mr;
-                                    let h = mr.min(i0 + mh - i);
-                                    let ap = &apack[ip * mr * kcb..][..mr * kcb];
-                                    // SAFETY: `ap` and `bp` are whole packed panels; the tile
-                                    // (i, j, h, w) lies in rows `rows` and panels `panels` of C,
-                                    // which the caller gave to this task alone.
-                                    unsafe { self.tile(kcb, ap, bp, (i, j), (h, w), acc, tmp) };
+                            if mh < mr {
+                                // Fewer rows than a tile (batch-1 inference): row by row, so a
+                                // one-row product does not pay for a whole tile of rows.
+                                // SAFETY: rows i0..i0 + mh, columns lo..hi are this task's.
+                                unsafe {
+                                    self.thin(kcb, apack, (i0, mh), (lo, hi), &bpack[first * nr * kcb..], acc, tmp)
+                                };
+                            } else {
+                                for (jp, j) in (lo..hi).step_by(nr).enumerate() {
+                                    let w = nr.min(hi - j);
+                                    let bp = &bpack[(first + jp) * nr * kcb..][..nr * kcb];
+                                    for ip in 0..mh.div_ceil(mr) {
+                                        let i = i0 + ip * mr;
+                                        let h = mr.min(i0 + mh - i);
+                                        let ap = &apack[ip * mr * kcb..][..mr * kcb];
+                                        // SAFETY: `ap` and `bp` are whole packed panels; the tile
+                                        // (i, j, h, w) lies in rows `rows` and panels `panels` of C,
+                                        // which the caller gave to this task alone.
+                                        unsafe { self.tile(kcb, ap, bp, (i, j), (h, w), acc, tmp) };
+                                    }
                                 }
                             }
                             if last && let Some(f) = self.epilogue {
@@ -338,6 +347,52 @@ impl<E: Element> Job<'_, E> {
                 }
             })
         })
+    }
+
+    /// Rows `i0..i0 + mh` (fewer than a tile) of C, columns `lo..hi`, with the one-row kernel
+    /// over up to four B panels at a time; `apack` holds the rows as one zero-padded A panel and
+    /// `bpack` the panels from column `lo`. A last, partial panel goes through `tmp`.
+    ///
+    /// # Safety
+    /// Rows `i0..i0 + mh` × columns `lo..hi` must lie inside C and be this task's alone.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn thin(
+        &self,
+        kcb: usize,
+        apack: &[E],
+        (i0, mh): (usize, usize),
+        (lo, hi): (usize, usize),
+        bpack: &[E],
+        acc: bool,
+        tmp: &mut [E],
+    ) {
+        let Kernel { mr, nr, row, .. } = self.kern;
+        let panels = (hi - lo).div_ceil(nr);
+        let whole = (hi - lo) / nr; // panels whose nr columns are all inside C
+        assert!(apack.len() >= kcb * mr && bpack.len() >= panels * nr * kcb && tmp.len() >= nr);
+        for r in 0..mh {
+            let a = apack[r..].as_ptr();
+            // SAFETY: (i0 + r, lo) is inside C (the caller's contract).
+            let crow = unsafe { self.c.0.add((i0 + r) * self.rsc + lo) };
+            let mut q = 0;
+            while q < whole {
+                let np = (whole - q).min(4);
+                // SAFETY: `a` reads kcb values at stride mr inside `apack`; panels q..q + np lie
+                // inside `bpack`; their np·nr columns of row i0 + r are inside C and this task's.
+                unsafe { row(kcb, a, mr, bpack[q * nr * kcb..].as_ptr(), nr * kcb, np, crow.add(q * nr), acc) };
+                q += np;
+            }
+            if whole < panels {
+                let w = hi - lo - whole * nr;
+                // SAFETY: as above, the last panel into `tmp` (nr values).
+                unsafe { row(kcb, a, mr, bpack[whole * nr * kcb..].as_ptr(), nr * kcb, 1, tmp.as_mut_ptr(), false) };
+                // SAFETY: the row's last w columns: inside C and this task's.
+                let c = unsafe { std::slice::from_raw_parts_mut(crow.add(whole * nr), w) };
+                for (x, &v) in c.iter_mut().zip(&tmp[..w]) {
+                    *x = if acc { v + *x } else { v };
+                }
+            }
+        }
     }
 
     /// One tile of C at `(i, j)`, `h × w` (≤ mr × nr). An edge tile is computed into `tmp` and
@@ -550,6 +605,35 @@ pub(crate) mod tests {
     #[test]
     fn every_kernel_every_size_and_stride_f64() {
         sizes_and_strides::<f64>();
+    }
+
+    /// A product with fewer rows than a tile (the one-row kernel, up to four panels at a time,
+    /// a partial last panel) gives each row the bits it gets inside a tall product.
+    #[test]
+    fn thin_products_equal_rows_of_tall_ones() {
+        each_level(|level| {
+            with_blocking((8, 48, 1024), || {
+                let (m, k) = (30, 21);
+                let n = plan::<f32>().0.nr * 5 + 3; // four panels, one, and a partial one
+                let (a, ma) = operand::<f32>(m, k, false, 12);
+                let (b, mb) = operand::<f32>(k, n, true, 13);
+                let mut tall = vec![0.0f32; m * n];
+                gemm(Par::Seq, m, k, n, &a, ma, BOperand::Strided(&b, mb), &mut tall, n, false, None);
+                for rows in [1, 2, 3] {
+                    for i0 in [0, 7, m - rows] {
+                        let sub = MatRef { offset: ma.offset + i0 * ma.rs, ..ma };
+                        let mut thin = vec![f32::NAN; rows * n];
+                        gemm(Par::Seq, rows, k, n, &a, sub, BOperand::Strided(&b, mb), &mut thin, n, false, None);
+                        let want = &tall[i0 * n..(i0 + rows) * n];
+                        assert!(
+                            thin.iter().zip(want).all(|(x, y)| x.to_bits() == y.to_bits()),
+                            "level {level}: rows {i0}..{}",
+                            i0 + rows
+                        );
+                    }
+                }
+            });
+        });
     }
 
     /// A broadcast operand (stride 0) is read in place.
