@@ -81,6 +81,7 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("autograd_mul8_backward", "(a * b).sum().backward() on two 8-element tensors"),
     ("lstm_train", "Embedding(10000,16) -> LSTM(16->128) -> Linear(128,1), BCE-with-logits, Adam; B=128, T=100"),
     ("lstm_fwd", "the same model's forward pass without autograd (inference)"),
+    ("lstm_predict1", "the flagship's predict: that model on one snippet of 100 tokens, no autograd, sigmoid"),
     ("lstm_train_unfused", "lstm_train with the cell composed op by op (fused = false)"),
     ("mlp_train", "MLP 784-512-512-10 (ReLU), batch 256, cross-entropy, SGD step"),
     ("noop", "nothing (baseline for peak memory)"),
@@ -214,6 +215,20 @@ fn lstm_fwd(rng: &mut StdRng) -> Workload {
     Workload { run: Box::new(move || drop(black_box(no_grad(|| model.logits())))), work: None }
 }
 
+fn lstm_predict1(rng: &mut StdRng) -> Workload {
+    let mut model = LstmModel::new(true, rng);
+    model.lstm.eval();
+    let ids = model.ids[..LSTM_STEPS].to_vec();
+    let run = move || {
+        let p = no_grad(|| {
+            let x = model.emb.forward_ids(&ids, &[1, LSTM_STEPS]);
+            model.fc.forward(&model.lstm.forward(&x)).sigmoid()
+        });
+        black_box(p.item());
+    };
+    Workload { run: Box::new(run), work: None }
+}
+
 fn mlp_train(rng: &mut StdRng) -> Workload {
     let mlp: Sequential = Sequential::new()
         .add(Linear::new(784, 512, rng))
@@ -271,6 +286,7 @@ fn build(name: &str, threads: usize) -> Workload {
         "lstm_train" => lstm_train(true, rng),
         "lstm_train_unfused" => lstm_train(false, rng),
         "lstm_fwd" => lstm_fwd(rng),
+        "lstm_predict1" => lstm_predict1(rng),
         "mlp_train" => mlp_train(rng),
         "noop" => Workload { run: Box::new(|| black_box(())), work: None },
         "probe_clock" => {

@@ -77,3 +77,21 @@ fn linear_inference_uses_a_fresh_packing() {
     assert_ne!(bits(&after), bits(&train_mode));
     assert_eq!(bits(&infer_after), bits(&after));
 }
+
+/// The fused LSTM under `no_grad` keeps its weights packed between calls: the same bits as a
+/// forward pass with autograd on, and a fresh packing after the weights change.
+#[test]
+fn lstm_inference_uses_a_fresh_packing() {
+    use tensorgrad::nn::{Lstm, LstmConfig};
+    let mut rng = StdRng::seed_from_u64(12);
+    let lstm: Lstm = Lstm::new(LstmConfig::new(5, 8), &mut rng);
+    let x = randn(&[3, 4, 5], 13);
+    let with_grad = lstm.forward(&x);
+    assert_eq!(bits(&no_grad(|| lstm.forward(&x))), bits(&with_grad));
+    assert_eq!(bits(&no_grad(|| lstm.forward(&x))), bits(&with_grad)); // from the cache
+    let mut opt = Sgd::new(lstm.parameters(), SgdConfig { lr: 0.5, ..Default::default() });
+    opt.step(&lstm.forward(&x).sum().backward());
+    let after = lstm.forward(&x);
+    assert_ne!(bits(&after), bits(&with_grad));
+    assert_eq!(bits(&no_grad(|| lstm.forward(&x))), bits(&after));
+}

@@ -213,6 +213,17 @@ def torch_workload(name):
                 return model(ids)
 
         return fwd, None
+    if name == "lstm_predict1":
+        # The flagship's inference: one snippet of LSTM_STEPS tokens, sigmoid on the logit.
+        model = LstmModel().eval()
+        ids, _ = lstm_data()
+        one = ids[:1]
+
+        def predict():
+            with torch.no_grad():
+                return torch.sigmoid(model(one)).item()
+
+        return predict, None
     if name == "mlp_train":
         mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
         x = torch.randn(256, 784, generator=gen)

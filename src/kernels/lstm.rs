@@ -56,6 +56,13 @@ pub(crate) fn combine_weights<E: Element>(d: LstmDims, w_hh: &[E], w_ih: &[E]) -
     w
 }
 
+/// `[W_hh, W_ih]ᵀ` packed for the forward pass's step products, from `w` = `[W_hh, W_ih]`
+/// (read as a transposed view, no copy).
+pub(crate) fn pack_weights<E: Element>(d: LstmDims, w: &[E]) -> PackedB<E> {
+    let k = d.k();
+    PackedB::new(k, 4 * d.h, w, MatRef { offset: 0, rs: 1, cs: k })
+}
+
 /// What the backward pass needs from the forward pass.
 pub(crate) struct LstmSaved<E: Element> {
     /// Gate activations `[B, T, 4H]` (after σ / tanh).
@@ -132,6 +139,7 @@ pub(crate) fn forward<E: Element>(
     d: LstmDims,
     inputs: LstmInputs<'_, E>,
     save: bool,
+    packed: Option<&PackedB<E>>,
 ) -> (LstmOut<E>, Option<LstmSaved<E>>) {
     let LstmDims { b, t: steps, h, .. } = d;
     let (g4, k) = (4 * h, d.k());
@@ -146,8 +154,15 @@ pub(crate) fn forward<E: Element>(
         hx: memory::take(b * st * k),
     };
     // Every step multiplies by [W_hh, W_ih]ᵀ: packed once here (read as a transposed view of
-    // `w`), shared by all steps and all blocks of rows.
-    let wt = PackedB::new(k, g4, inputs.w, MatRef { offset: 0, rs: 1, cs: k });
+    // `w`), or by the caller once for many calls, and shared by all steps and blocks of rows.
+    let own;
+    let wt = match packed {
+        Some(p) => p,
+        None => {
+            own = pack_weights(d, inputs.w);
+            &own
+        }
+    };
     let rows = rows_per_block(par, d);
     if rows >= b {
         let bufs = Bufs {
@@ -159,7 +174,7 @@ pub(crate) fn forward<E: Element>(
             tanh_c: &mut saved.tanh_c,
             hx: &mut saved.hx,
         };
-        forward_rows(d, par, save, inputs, &wt, bufs);
+        forward_rows(d, par, save, inputs, wt, bufs);
         return (out, save.then_some(saved));
     }
     let blocks: Vec<Bufs<'_, E>> = out
@@ -174,7 +189,7 @@ pub(crate) fn forward<E: Element>(
         .collect();
     blocks.into_par_iter().enumerate().for_each(|(blk, bufs)| {
         let (r0, n) = (blk * rows, bufs.hn.len() / h);
-        forward_rows(LstmDims { b: n, ..d }, Par::Seq, save, inputs.rows(d, r0, n), &wt, bufs);
+        forward_rows(LstmDims { b: n, ..d }, Par::Seq, save, inputs.rows(d, r0, n), wt, bufs);
     });
     (out, save.then_some(saved))
 }

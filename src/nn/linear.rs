@@ -5,9 +5,8 @@ use rand::Rng;
 use super::activation::Activation;
 use super::init::Init;
 use super::module::{Module, Param, join};
-use std::sync::{Arc, Mutex};
-
-use crate::{Element, PackedMatrix, Tensor, TensorId};
+use crate::ops::matmul::WeightPack;
+use crate::{Element, PackedMatrix, Tensor};
 
 /// A fully connected layer: `y = x · Wᵀ + b`.
 ///
@@ -35,52 +34,9 @@ use crate::{Element, PackedMatrix, Tensor, TensorId};
 pub struct Linear<E: Element = f32> {
     weight: Param<E>,
     bias: Option<Param<E>>,
-    /// `Wᵀ` packed for the matrix multiply, kept for inference (see `Module::forward`).
-    packed: PackCache<E>,
-}
-
-/// The weight's packed transpose, made on the first forward pass under `no_grad` and kept
-/// while the weight is unchanged (repacked after an optimizer step or a load). A clone of the
-/// layer starts without one.
-struct PackCache<E: Element>(Mutex<Option<Packed<E>>>);
-
-/// A packing of `wᵀ` and which `w` it was made from: its id and its buffer's version.
-struct Packed<E: Element> {
-    id: TensorId,
-    version: u64,
-    wt: Arc<PackedMatrix<E>>,
-}
-
-impl<E: Element> Clone for PackCache<E> {
-    fn clone(&self) -> Self {
-        PackCache(Mutex::new(None))
-    }
-}
-
-impl<E: Element> std::fmt::Debug for PackCache<E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PackCache")
-    }
-}
-
-impl<E: Element> PackCache<E> {
-    fn new() -> Self {
-        PackCache(Mutex::new(None))
-    }
-
-    /// `w.t()` packed, from the cache when it still holds a packing of `w`.
-    fn get(&self, w: &Tensor<E>) -> Arc<PackedMatrix<E>> {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (id, version) = (w.id(), w.storage().version());
-        match &*slot {
-            Some(p) if p.id == id && p.version == version => p.wt.clone(),
-            _ => {
-                let wt = Arc::new(w.t().pack());
-                *slot = Some(Packed { id, version, wt: wt.clone() });
-                wt
-            }
-        }
-    }
+    /// `Wᵀ` packed for the matrix multiply, made on the first forward pass under `no_grad` and
+    /// kept while the weight is unchanged.
+    packed: WeightPack<PackedMatrix<E>>,
 }
 
 impl<E: Element> Linear<E> {
@@ -101,7 +57,7 @@ impl<E: Element> Linear<E> {
         Linear {
             weight: Param::new(weight.tensor(&[out_features, in_features], rng)),
             bias: bias.map(|b| Param::new(b.tensor(&[out_features], rng))),
-            packed: PackCache::new(),
+            packed: WeightPack::new(),
         }
     }
 
@@ -112,7 +68,7 @@ impl<E: Element> Linear<E> {
         if let Some(b) = &bias {
             assert_eq!(b.shape(), &weight.shape()[..1], "Linear: bias shape {:?} ≠ [{}]", b.shape(), weight.shape()[0]);
         }
-        Linear { weight: Param::new(weight), bias: bias.map(Param::new), packed: PackCache::new() }
+        Linear { weight: Param::new(weight), bias: bias.map(Param::new), packed: WeightPack::new() }
     }
 
     /// The weight parameter, `[out_features, in_features]`.
@@ -147,7 +103,8 @@ impl<E: Element> Module<E> for Linear<E> {
         if !crate::is_grad_enabled() {
             // Inference: Wᵀ packed once and kept, the bias added as the product's epilogue.
             let b = self.bias.as_ref().map(|b| b.tensor());
-            return x.matmul_packed_bias(&self.packed.get(&w), b.as_ref());
+            let wt = self.packed.get(&[&w], || w.t().pack());
+            return x.matmul_packed_bias(&wt, b.as_ref());
         }
         // Fold the leading dims into one, so the product is one large matmul.
         let lead = &x.shape()[..x.ndim() - 1];

@@ -125,6 +125,8 @@ struct Cell<E: Element> {
     w_hh: Param<E>,
     b_ih: Option<Param<E>>,
     b_hh: Option<Param<E>>,
+    /// The fused LSTM's weights packed for inference, kept while they are unchanged.
+    pack: crate::ops::LstmPack<E>,
 }
 
 /// The machinery shared by every recurrent layer: layers, directions, dropout, masking,
@@ -175,7 +177,7 @@ impl<E: Element> RecurrentStack<E> {
                 } else {
                     (None, None)
                 };
-                cells.push(Cell { w_ih, w_hh, b_ih, b_hh });
+                cells.push(Cell { w_ih, w_hh, b_ih, b_hh, pack: crate::ops::LstmPack::new() });
             }
         }
         let seed = config.seed;
@@ -279,8 +281,17 @@ impl<E: Element> RecurrentStack<E> {
         if self.kind == CellKind::Lstm && self.config.fused {
             // The fused op projects the input inside each step's matmul and adds the bias there.
             let w_ih = cell.w_ih.tensor();
-            let (out, hn, cn) =
-                crate::ops::LstmOp::forward(x, &w_ih, &w_hh, lstm_bias.as_ref(), &h0, &c0, rec_mask.as_ref(), mask);
+            let (out, hn, cn) = crate::ops::LstmOp::forward(
+                x,
+                &w_ih,
+                &w_hh,
+                lstm_bias.as_ref(),
+                &h0,
+                &c0,
+                rec_mask.as_ref(),
+                mask,
+                Some(&cell.pack),
+            );
             return (out, hn, Some(cn));
         }
         // The reference cells, composed from primitive ops. One matmul projects every step:

@@ -248,3 +248,41 @@ impl<E: Element> Tensor<E> {
         Tensor::from_data(out, &[lead, &[n]].concat())
     }
 }
+
+/// A packed form of some weights, kept between calls for inference and made again when any of
+/// the weights changes (another tensor, or its buffer written in place, e.g. by an optimizer
+/// step). A clone starts empty, so a cloned layer never shares a stale packing.
+pub(crate) struct WeightPack<T>(std::sync::Mutex<Option<(Vec<(crate::TensorId, u64)>, std::sync::Arc<T>)>>);
+
+impl<T> WeightPack<T> {
+    /// An empty cache.
+    pub(crate) fn new() -> Self {
+        WeightPack(std::sync::Mutex::new(None))
+    }
+
+    /// The packing of `weights`, from the cache when they are unchanged, else from `make`.
+    pub(crate) fn get<E: Element>(&self, weights: &[&Tensor<E>], make: impl FnOnce() -> T) -> std::sync::Arc<T> {
+        let key: Vec<_> = weights.iter().map(|w| (w.id(), w.storage().version())).collect();
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some((k, packed)) if *k == key => packed.clone(),
+            _ => {
+                let packed = std::sync::Arc::new(make());
+                *slot = Some((key, packed.clone()));
+                packed
+            }
+        }
+    }
+}
+
+impl<T> Clone for WeightPack<T> {
+    fn clone(&self) -> Self {
+        WeightPack::new()
+    }
+}
+
+impl<T> std::fmt::Debug for WeightPack<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeightPack")
+    }
+}

@@ -11,4 +11,4 @@ mod reduce;
 mod rnn;
 mod view;
 
-pub(crate) use rnn::LstmOp;
+pub(crate) use rnn::{LstmOp, LstmPack};

@@ -1,9 +1,13 @@
 //! The fused LSTM layer as one differentiable op over a whole sequence.
 
 use crate::kernels::Par;
+use crate::kernels::gemm::PackedB;
 use crate::kernels::lstm::{self, LstmDims, LstmInputs, LstmOutGrads, LstmSaved};
 use crate::tensor::element::Element;
 use crate::tensor::handle::{Ctx, Grad, Op, Tensor, record_outputs};
+
+/// Where a layer keeps its LSTM weights packed for inference (see `LstmOp::forward`).
+pub(crate) type LstmPack<E> = crate::ops::matmul::WeightPack<PackedB<E>>;
 
 /// The fused LSTM layer over a whole sequence: one op with three outputs, the step outputs
 /// `[B, T, H]` and the final `h` and `c` (`[B, H]` each).
@@ -27,6 +31,9 @@ impl<E: Element> LstmOp<E> {
     /// - `h0`, `c0`: `[B, H]`
     /// - `rec_mask`: recurrent dropout mask `[B, H]` (a constant), `mask`: padding mask `[B, T]`
     ///
+    /// - `pack`: where the layer keeps its packed weights between calls in inference (used when
+    ///   no graph is recorded; training packs afresh, since every step changes the weights)
+    ///
     /// Returns `(outputs [B, T, H], h [B, H], c [B, H])`.
     #[allow(clippy::too_many_arguments)]
     #[track_caller]
@@ -39,11 +46,23 @@ impl<E: Element> LstmOp<E> {
         c0: &Tensor<E>,
         rec_mask: Option<&Tensor<E>>,
         mask: Option<&Tensor<E>>,
+        pack: Option<&LstmPack<E>>,
     ) -> (Tensor<E>, Tensor<E>, Tensor<E>) {
         let (b, steps, ni) = (x.shape()[0], x.shape()[1], x.shape()[2]);
         let d = LstmDims { b, t: steps, h: w_hh.shape()[1], i: ni };
+        // Keep what backward needs only if a graph will be recorded.
+        let inputs: Vec<Tensor<E>> =
+            [Some(x), Some(w_ih), Some(w_hh), Some(h0), Some(c0), bias].into_iter().flatten().cloned().collect();
+        let save = crate::is_grad_enabled() && inputs.iter().any(|t| t.needs_grad());
+        let combine = || lstm::combine_weights(d, &w_hh.to_vec(), &w_ih.to_vec());
+        // Inference with a cache: the packed weights from it, and no combined copy (only
+        // backward reads that).
+        let packed = match pack {
+            Some(cache) if !save => Some(cache.get(&[w_ih, w_hh], || lstm::pack_weights(d, &combine()))),
+            _ => None,
+        };
         let consts = Consts {
-            w: lstm::combine_weights(d, &w_hh.to_vec(), &w_ih.to_vec()),
+            w: if packed.is_some() { Vec::new() } else { combine() },
             h0: h0.to_vec(),
             c0: c0.to_vec(),
             rec_mask: rec_mask.map(Tensor::to_vec),
@@ -51,12 +70,9 @@ impl<E: Element> LstmOp<E> {
         };
         // Forward-only operand: not kept by the graph.
         let bias_v: Option<Vec<E>> = bias.map(Tensor::to_vec);
-        // Keep what backward needs only if a graph will be recorded.
-        let inputs: Vec<Tensor<E>> =
-            [Some(x), Some(w_ih), Some(w_hh), Some(h0), Some(c0), bias].into_iter().flatten().cloned().collect();
-        let save = crate::is_grad_enabled() && inputs.iter().any(|t| t.needs_grad());
         let par = Par::current();
-        let (out, saved) = lstm::forward(par, d, consts.inputs(&row_major(x), bias_v.as_deref()), save);
+        let (out, saved) =
+            lstm::forward(par, d, consts.inputs(&row_major(x), bias_v.as_deref()), save, packed.as_deref());
         let outputs = vec![
             Tensor::from_data(out.seq, &[b, steps, d.h]),
             Tensor::from_data(out.h, &[b, d.h]),

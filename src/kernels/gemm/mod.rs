@@ -309,15 +309,14 @@ impl<E: Element> Job<'_, E> {
                         let last = p0 + kcb == k;
                         for i0 in rows.clone().step_by(mc) {
                             let mh = mc.min(rows.end - i0);
-                            pack_a(apack, self.a, self.ma, i0..i0 + mh, p0..p0 + kcb, mr);
                             if mh < mr {
-                                // Fewer rows than a tile (batch-1 inference): row by row, so a
-                                // one-row product does not pay for a whole tile of rows.
+                                // Fewer rows than a tile (batch-1 inference): row by row, A read
+                                // in place, so a one-row product pays neither for a whole tile
+                                // of rows nor for packing A.
                                 // SAFETY: rows i0..i0 + mh, columns lo..hi are this task's.
-                                unsafe {
-                                    self.thin(kcb, apack, (i0, mh), (lo, hi), &bpack[first * nr * kcb..], acc, tmp)
-                                };
+                                unsafe { self.thin(kcb, p0, (i0, mh), (lo, hi), &bpack[first * nr * kcb..], acc, tmp) };
                             } else {
+                                pack_a(apack, self.a, self.ma, i0..i0 + mh, p0..p0 + kcb, mr);
                                 for (jp, j) in (lo..hi).step_by(nr).enumerate() {
                                     let w = nr.min(hi - j);
                                     let bp = &bpack[(first + jp) * nr * kcb..][..nr * kcb];
@@ -349,9 +348,9 @@ impl<E: Element> Job<'_, E> {
         })
     }
 
-    /// Rows `i0..i0 + mh` (fewer than a tile) of C, columns `lo..hi`, with the one-row kernel
-    /// over up to four B panels at a time; `apack` holds the rows as one zero-padded A panel and
-    /// `bpack` the panels from column `lo`. A last, partial panel goes through `tmp`.
+    /// Rows `i0..i0 + mh` (fewer than a tile) of C, columns `lo..hi`, steps `p0..p0 + kcb`, with
+    /// the one-row kernel over up to four B panels at a time, reading A in place; `bpack` holds
+    /// the panels from column `lo`. A last, partial panel goes through `tmp`.
     ///
     /// # Safety
     /// Rows `i0..i0 + mh` × columns `lo..hi` must lie inside C and be this task's alone.
@@ -359,33 +358,36 @@ impl<E: Element> Job<'_, E> {
     unsafe fn thin(
         &self,
         kcb: usize,
-        apack: &[E],
+        p0: usize,
         (i0, mh): (usize, usize),
         (lo, hi): (usize, usize),
         bpack: &[E],
         acc: bool,
         tmp: &mut [E],
     ) {
-        let Kernel { mr, nr, row, .. } = self.kern;
+        let Kernel { nr, row, .. } = self.kern;
         let panels = (hi - lo).div_ceil(nr);
         let whole = (hi - lo) / nr; // panels whose nr columns are all inside C
-        assert!(apack.len() >= kcb * mr && bpack.len() >= panels * nr * kcb && tmp.len() >= nr);
+        let ma = self.ma;
+        assert!(bpack.len() >= panels * nr * kcb && tmp.len() >= nr);
         for r in 0..mh {
-            let a = apack[r..].as_ptr();
+            // Row i0 + r of A from step p0: kcb values, ma.cs apart (inside A: `gemm` checked
+            // the bounds of all its m × k values).
+            let a = self.a[ma.offset + (i0 + r) * ma.rs + p0 * ma.cs..].as_ptr();
             // SAFETY: (i0 + r, lo) is inside C (the caller's contract).
             let crow = unsafe { self.c.0.add((i0 + r) * self.rsc + lo) };
             let mut q = 0;
             while q < whole {
                 let np = (whole - q).min(4);
-                // SAFETY: `a` reads kcb values at stride mr inside `apack`; panels q..q + np lie
+                // SAFETY: `a` reads kcb values at stride ma.cs inside A; panels q..q + np lie
                 // inside `bpack`; their np·nr columns of row i0 + r are inside C and this task's.
-                unsafe { row(kcb, a, mr, bpack[q * nr * kcb..].as_ptr(), nr * kcb, np, crow.add(q * nr), acc) };
+                unsafe { row(kcb, a, ma.cs, bpack[q * nr * kcb..].as_ptr(), nr * kcb, np, crow.add(q * nr), acc) };
                 q += np;
             }
             if whole < panels {
                 let w = hi - lo - whole * nr;
                 // SAFETY: as above, the last panel into `tmp` (nr values).
-                unsafe { row(kcb, a, mr, bpack[whole * nr * kcb..].as_ptr(), nr * kcb, 1, tmp.as_mut_ptr(), false) };
+                unsafe { row(kcb, a, ma.cs, bpack[whole * nr * kcb..].as_ptr(), nr * kcb, 1, tmp.as_mut_ptr(), false) };
                 // SAFETY: the row's last w columns: inside C and this task's.
                 let c = unsafe { std::slice::from_raw_parts_mut(crow.add(whole * nr), w) };
                 for (x, &v) in c.iter_mut().zip(&tmp[..w]) {
