@@ -252,7 +252,10 @@ impl<E: Element> Tensor<E> {
 /// A packed form of some weights, kept between calls for inference and made again when any of
 /// the weights changes (another tensor, or its buffer written in place, e.g. by an optimizer
 /// step). A clone starts empty, so a cloned layer never shares a stale packing.
-pub(crate) struct WeightPack<T>(std::sync::Mutex<Option<(Vec<(crate::TensorId, u64)>, std::sync::Arc<T>)>>);
+pub(crate) struct WeightPack<T>(std::sync::Mutex<Option<(WeightKey, std::sync::Arc<T>)>>);
+
+/// Which weights a packing was made from: each one's id and buffer version.
+type WeightKey = Vec<(crate::TensorId, u64)>;
 
 impl<T> WeightPack<T> {
     /// An empty cache.
