@@ -95,3 +95,32 @@ fn lstm_inference_uses_a_fresh_packing() {
     assert_ne!(bits(&after), bits(&with_grad));
     assert_eq!(bits(&no_grad(|| lstm.forward(&x))), bits(&after));
 }
+
+/// Gradients of a packed product against central differences in f64: a contiguous and a
+/// transposed left operand, a row-major and a transposed packed matrix, with and without leading
+/// dims, and gradients of the gradients (its backward is recorded).
+#[test]
+fn gradcheck_packed_product() {
+    use tensorgrad::{Tensor, gradcheck};
+    let x = Tensor::<f64>::randn(&[4, 6], 0.0, 1.0, &mut StdRng::seed_from_u64(14));
+    let w = Tensor::<f64>::randn(&[5, 6], 0.0, 1.0, &mut StdRng::seed_from_u64(15));
+    let checks: [fn(&[Tensor<f64>]) -> Tensor<f64>; 4] = [
+        |v| v[0].matmul_packed(&v[1].t().pack()), // x · Wᵀ, W a transposed view
+        |v| v[0].t().t().matmul_packed(&v[1].t().contiguous().pack()), // row-major packed matrix
+        |v| v[0].reshape(&[2, 2, 6]).matmul_packed(&v[1].t().pack()), // leading dims
+        |v| {
+            // gradient of a gradient: d/dx of Σ (x·Wᵀ)² is recorded, then differentiated
+            let y = v[0].matmul_packed(&v[1].t().pack());
+            let g = (&y * &y).sum().backward_with_graph();
+            g.get(&v[0]).unwrap().clone()
+        },
+    ];
+    for (i, f) in checks.iter().enumerate() {
+        let r = gradcheck(f, &[x.clone(), w.clone()]);
+        assert!(r.is_ok(), "check {i}: {}", r.unwrap_err());
+    }
+    // A transposed (non-contiguous) left operand.
+    let xt = Tensor::<f64>::randn(&[6, 4], 0.0, 1.0, &mut StdRng::seed_from_u64(16));
+    let r = gradcheck(|v| v[0].t().matmul_packed(&v[1].t().pack()), &[xt, w]);
+    assert!(r.is_ok(), "{}", r.unwrap_err());
+}

@@ -7,7 +7,8 @@ use rand::Rng;
 use super::dropout::{Dropout, check_probability};
 use super::init::Init;
 use super::module::{Mask, Module, Param, derive_seed, join};
-use crate::{Element, Tensor};
+use crate::ops::matmul::WeightPack;
+use crate::{Element, PackedMatrix, Tensor};
 
 /// Settings of an [`Lstm`] or a [`Gru`]. Start from [`RnnConfig::new`] and change fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -127,6 +128,8 @@ struct Cell<E: Element> {
     b_hh: Option<Param<E>>,
     /// The fused LSTM's weights packed for inference, kept while they are unchanged.
     pack: crate::ops::LstmPack<E>,
+    /// `W_hhᵀ` packed for the reference cells, kept the same way.
+    pack_hh: WeightPack<PackedMatrix<E>>,
 }
 
 /// The machinery shared by every recurrent layer: layers, directions, dropout, masking,
@@ -177,7 +180,14 @@ impl<E: Element> RecurrentStack<E> {
                 } else {
                     (None, None)
                 };
-                cells.push(Cell { w_ih, w_hh, b_ih, b_hh, pack: crate::ops::LstmPack::new() });
+                cells.push(Cell {
+                    w_ih,
+                    w_hh,
+                    b_ih,
+                    b_hh,
+                    pack: crate::ops::LstmPack::new(),
+                    pack_hh: WeightPack::new(),
+                });
             }
         }
         let seed = config.seed;
@@ -304,7 +314,12 @@ impl<E: Element> RecurrentStack<E> {
             _ => xp,
         };
         let xp = xp.reshape(&[b, steps, g]);
-        let w_t = w_hh.t();
+        // W_hhᵀ packed once for all the steps (kept between calls in inference).
+        let w_t = if crate::is_grad_enabled() {
+            std::sync::Arc::new(w_hh.t().pack())
+        } else {
+            cell.pack_hh.get(&[&w_hh], || w_hh.t().pack())
+        };
         let (mut hcur, mut ccur) = (h0, c0);
         let mut outs = Vec::with_capacity(steps);
         for t in 0..steps {
@@ -316,7 +331,7 @@ impl<E: Element> RecurrentStack<E> {
             let gate = |z: &Tensor<E>, k: usize| z.narrow(1, k * h, h);
             let hn = match self.kind {
                 CellKind::Lstm => {
-                    let z = xt + hin.matmul(&w_t);
+                    let z = xt + hin.matmul_packed(&w_t);
                     let (i, f) = (gate(&z, 0).sigmoid(), gate(&z, 1).sigmoid());
                     let (gg, o) = (gate(&z, 2).tanh(), gate(&z, 3).sigmoid());
                     let cn = &f * &ccur + &i * &gg;
@@ -328,7 +343,7 @@ impl<E: Element> RecurrentStack<E> {
                     hn
                 }
                 CellKind::Gru => {
-                    let mut hp = hin.matmul(&w_t);
+                    let mut hp = hin.matmul_packed(&w_t);
                     if let Some(bh) = &bh {
                         hp = hp + bh;
                     }

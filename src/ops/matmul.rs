@@ -209,20 +209,15 @@ impl<E: Element> Tensor<E> {
         }
         let graph = crate::is_grad_enabled()
             && (self.needs_grad() || b.source.needs_grad() || bias.is_some_and(Tensor::needs_grad));
-        if graph {
-            // The recorded path: the same product, with its backward.
-            let y = self.matmul(&b.source);
-            return match bias {
-                Some(bias) => y + bias.clone(),
-                None => y,
-            };
-        }
-        let lead = &self.shape()[..self.ndim() - 1];
+        let lead = self.shape()[..self.ndim() - 1].to_vec();
         let m: usize = lead.iter().product();
-        let x = self.contiguous();
+        // The left operand as a matrix: a 2-D one with its own strides, else its rows folded.
+        let x = if self.ndim() == 2 { self.clone() } else { self.contiguous().reshape(&[m, k]) };
         let l = x.layout();
         let mut out = crate::tensor::memory::take(m * n);
-        let bias_v = bias.map(Tensor::to_vec);
+        // The bias goes into the product's epilogue unless a graph is recorded (then it is its
+        // own op, for its gradient).
+        let bias_v = bias.filter(|_| !graph).map(Tensor::to_vec);
         let add_bias = |_: usize, j0: usize, row: &mut [E]| {
             if let Some(bv) = &bias_v {
                 for (y, &v) in row.iter_mut().zip(&bv[j0..]) {
@@ -238,15 +233,37 @@ impl<E: Element> Tensor<E> {
             k,
             n,
             &x.data(),
-            MatRef { offset: l.offset(), rs: k, cs: 1 },
+            MatRef { offset: l.offset(), rs: l.strides()[0], cs: l.strides()[1] },
             BOperand::Packed(&b.packed),
             &mut out,
             n,
             false,
             epilogue,
         );
-        Tensor::from_data(out, &[lead, &[n]].concat())
+        let mut y = Tensor::from_data(out, &[m, n]);
+        if graph {
+            // matmul's backward, on the packed tensor itself (its gradient comes out laid out
+            // like it, as in `matmul`).
+            y = y.record("matmul", vec![x, b.source.clone()], |c| {
+                let (a, b) = (&c.inputs[0], &c.inputs[1]);
+                vec![
+                    c.needs(0).then(|| c.grad().matmul(&b.t())),
+                    c.needs(1).then(|| {
+                        if is_transposed(b, 2) { t2(&t2(c.grad()).matmul(a)) } else { a.t().matmul(c.grad()) }
+                    }),
+                ]
+            });
+            if let Some(bias) = bias {
+                y = y + bias.clone();
+            }
+        }
+        if lead.len() == 1 { y } else { y.reshape(&[lead.as_slice(), &[n]].concat()) }
     }
+}
+
+/// The transpose of a matrix.
+fn t2<E: Element>(x: &Tensor<E>) -> Tensor<E> {
+    x.t()
 }
 
 /// A packed form of some weights, kept between calls for inference and made again when any of
