@@ -104,7 +104,8 @@ fn gradcheck_packed_product() {
     use tensorgrad::{Tensor, gradcheck};
     let x = Tensor::<f64>::randn(&[4, 6], 0.0, 1.0, &mut StdRng::seed_from_u64(14));
     let w = Tensor::<f64>::randn(&[5, 6], 0.0, 1.0, &mut StdRng::seed_from_u64(15));
-    let checks: [fn(&[Tensor<f64>]) -> Tensor<f64>; 4] = [
+    type Check = fn(&[Tensor<f64>]) -> Tensor<f64>;
+    let checks: [Check; 4] = [
         |v| v[0].matmul_packed(&v[1].t().pack()), // x · Wᵀ, W a transposed view
         |v| v[0].t().t().matmul_packed(&v[1].t().contiguous().pack()), // row-major packed matrix
         |v| v[0].reshape(&[2, 2, 6]).matmul_packed(&v[1].t().pack()), // leading dims
