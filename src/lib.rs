@@ -9,8 +9,11 @@
 //!   read [`Gradients::get`]. [`Tensor::backward_with_graph`] records the backward pass so
 //!   gradients can be differentiated again (Hessian–vector products, gradient penalties).
 //! - [`gradcheck`]: verifies any function's gradients against central differences.
-//! - Matrix products go through `matrixmultiply` with the operands' own strides, split across
-//!   threads with rayon; results are bit-identical whatever the number of threads.
+//! - Matrix products run on a packed GEMM whose micro-kernel (AVX-512, AVX2+FMA or portable) and
+//!   cache blocking are chosen at run time for the CPU ([`cpu_info`] says what was chosen), read
+//!   the operands with their own strides, and split across threads only where that pays; results
+//!   are bit-identical whatever the number of threads. A matrix used many times can be packed
+//!   once ([`Tensor::pack`], [`Tensor::matmul_packed`]).
 //!
 //! ```
 //! use tensorgrad::Tensor;
