@@ -53,7 +53,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn add(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "add");
-        a.zip(&b, |x, y| x + y).record("add", vec![a, b], |c| vec![Some(c.grad().clone()), Some(c.grad().clone())])
+        a.zip(&b, |x, y| x + y).record("add", [a, b], |c| vec![Some(c.grad().clone()), Some(c.grad().clone())])
     }
 
     /// `self - other` with broadcasting. ∂/∂a = 1, ∂/∂b = −1.
@@ -66,7 +66,7 @@ impl<E: Element> Tensor<E> {
     pub fn sub(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "sub");
         a.zip(&b, |x, y| x - y)
-            .record("sub", vec![a, b], |c| vec![Some(c.grad().clone()), c.needs(1).then(|| c.grad().neg())])
+            .record("sub", [a, b], |c| vec![Some(c.grad().clone()), c.needs(1).then(|| c.grad().neg())])
     }
 
     /// `self * other` with broadcasting. ∂/∂a = b, ∂/∂b = a.
@@ -79,7 +79,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn mul(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "mul");
-        a.zip(&b, |x, y| x * y).record("mul", vec![a, b], |c| {
+        a.zip(&b, |x, y| x * y).record("mul", [a, b], |c| {
             vec![c.needs(0).then(|| c.grad() * &c.inputs[1]), c.needs(1).then(|| c.grad() * &c.inputs[0])]
         })
     }
@@ -93,7 +93,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn div(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "div");
-        a.zip(&b, |x, y| x / y).record("div", vec![a, b], |c| {
+        a.zip(&b, |x, y| x / y).record("div", [a, b], |c| {
             let b = &c.inputs[1];
             vec![c.needs(0).then(|| c.grad() / b), c.needs(1).then(|| (c.grad() * c.out() / b).neg())]
         })
@@ -107,7 +107,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn add_scalar(&self, s: E) -> Tensor<E> {
-        self.map(|x| x + s).record("add_scalar", vec![self.clone()], |c| vec![Some(c.grad().clone())])
+        self.map(|x| x + s).record("add_scalar", [self.clone()], |c| vec![Some(c.grad().clone())])
     }
 
     /// `self · s`. ∂/∂x = s.
@@ -118,7 +118,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn mul_scalar(&self, s: E) -> Tensor<E> {
-        self.map(|x| x * s).record("mul_scalar", vec![self.clone()], move |c| vec![Some(c.grad().mul_scalar(s))])
+        self.map(|x| x * s).record("mul_scalar", [self.clone()], move |c| vec![Some(c.grad().mul_scalar(s))])
     }
 
     /// `−self`. ∂/∂x = −1.
@@ -129,7 +129,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn neg(&self) -> Tensor<E> {
-        self.map(|x| -x).record("neg", vec![self.clone()], |c| vec![Some(c.grad().neg())])
+        self.map(|x| -x).record("neg", [self.clone()], |c| vec![Some(c.grad().neg())])
     }
 
     /// `eˣ`. ∂/∂x = eˣ (the output).
@@ -141,7 +141,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn exp(&self) -> Tensor<E> {
-        self.map_slice(math::exp_into).record("exp", vec![self.clone()], |c| vec![Some(c.grad() * c.out())])
+        self.map_slice(math::exp_into).record("exp", [self.clone()], |c| vec![Some(c.grad() * c.out())])
     }
 
     /// Natural logarithm. ∂/∂x = 1/x.
@@ -153,7 +153,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn ln(&self) -> Tensor<E> {
-        self.map(|x| x.ln()).record("ln", vec![self.clone()], |c| vec![Some(c.grad() / &c.inputs[0])])
+        self.map(|x| x.ln()).record("ln", [self.clone()], |c| vec![Some(c.grad() / &c.inputs[0])])
     }
 
     /// `xᵖ` for a constant exponent. ∂/∂x = p·xᵖ⁻¹.
@@ -164,7 +164,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn powf(&self, p: E) -> Tensor<E> {
-        self.map(|x| x.powf(p)).record("powf", vec![self.clone()], move |c| {
+        self.map(|x| x.powf(p)).record("powf", [self.clone()], move |c| {
             vec![Some(c.grad() * &c.inputs[0].powf(p - E::one()).mul_scalar(p))]
         })
     }
@@ -178,7 +178,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn sqrt(&self) -> Tensor<E> {
         self.map(|x| x.sqrt())
-            .record("sqrt", vec![self.clone()], |c| vec![Some((c.grad() / c.out()).mul_scalar(E::of(0.5)))])
+            .record("sqrt", [self.clone()], |c| vec![Some((c.grad() / c.out()).mul_scalar(E::of(0.5)))])
     }
 
     /// `|x|`. ∂/∂x = sign(x), taken as 0 at 0 (as PyTorch does).
@@ -189,7 +189,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn abs(&self) -> Tensor<E> {
-        self.map(|x| x.abs()).record("abs", vec![self.clone()], |c| {
+        self.map(|x| x.abs()).record("abs", [self.clone()], |c| {
             let sign = c.inputs[0].map(|x| {
                 if x > E::zero() {
                     E::one()
@@ -214,7 +214,7 @@ impl<E: Element> Tensor<E> {
         if min > max || min.is_nan() || max.is_nan() {
             panic!("clamp: min {min} must not exceed max {max}");
         }
-        self.map(|x| x.max(min).min(max)).record("clamp", vec![self.clone()], move |c| {
+        self.map(|x| x.max(min).min(max)).record("clamp", [self.clone()], move |c| {
             let inside = c.inputs[0].map(|x| if x >= min && x <= max { E::one() } else { E::zero() });
             vec![Some(c.grad() * &inside)]
         })

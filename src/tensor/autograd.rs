@@ -158,7 +158,7 @@ type Reached<E> = HashMap<usize, Vec<Option<Tensor<E>>>>;
 fn vertex_of<E: Element>(t: &Tensor<E>, reached: &mut Reached<E>) -> (Key, Vertex<E>) {
     match t.node() {
         Some((node, output)) => {
-            let key = Arc::as_ptr(node) as usize;
+            let key = Arc::as_ptr(node).cast::<()>() as usize;
             let outs = reached.entry(key).or_insert_with(|| vec![None; node.outputs.len()]);
             outs[output].get_or_insert_with(|| t.clone());
             (Key::Op(key), Vertex::Op(Arc::clone(node)))
@@ -238,7 +238,7 @@ pub(crate) fn run_backward<E: Element>(root: &Tensor<E>, grad: Tensor<E>, create
             panic!("{}: {why}", node.name());
         }
         let outs = reached
-            .remove(&(Arc::as_ptr(node) as usize))
+            .remove(&(Arc::as_ptr(node).cast::<()>() as usize))
             .expect("backward: every op in the order was reached through one of its outputs");
         let ctx = Ctx { outs: &outs, grads: &grads, inputs: &node.inputs };
         let anomaly = is_anomaly_enabled();
