@@ -7,37 +7,47 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use crate::kernels::{Par, map, math};
+use crate::kernels::{PAR_ELEMS, Par, map, math};
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
 use crate::tensor::shape::broadcast_shapes;
+
+/// The parallelism for an elementwise kernel over `n` elements. Below [`PAR_ELEMS`] the map
+/// kernels run on the calling thread whatever they are given, so the rayon pool's size is not
+/// looked up for them (that look-up was a few percent of a tiny op).
+fn par_for(n: usize) -> Par {
+    if n < PAR_ELEMS { Par::Seq } else { Par::current() }
+}
 
 impl<E: Element> Tensor<E> {
     /// Applies `f` to every element into a new tensor, recording nothing (a kernel helper).
     #[track_caller]
     pub(crate) fn map(&self, f: impl Fn(E) -> E + Sync) -> Tensor<E> {
         let d = self.data();
-        Tensor::from_data(map::unary(Par::current(), &d, self.layout(), f), self.shape())
+        Tensor::from_data(map::unary(par_for(self.numel()), &d, self.layout(), f), self.shape())
     }
 
     /// Applies a slice kernel `f(src, dst)` to the elements into a new tensor, recording nothing.
     #[track_caller]
     pub(crate) fn map_slice(&self, f: fn(&[E], &mut [E])) -> Tensor<E> {
         let d = self.data();
-        Tensor::from_data(map::unary_into(Par::current(), &d, self.layout(), f), self.shape())
+        Tensor::from_data(map::unary_into(par_for(self.numel()), &d, self.layout(), f), self.shape())
     }
 
     /// Combines two tensors of the same shape element by element, recording nothing.
     #[track_caller]
     pub(crate) fn zip(&self, other: &Tensor<E>, f: impl Fn(E, E) -> E + Sync) -> Tensor<E> {
         let (a, b) = (self.data(), other.data());
-        Tensor::from_data(map::binary(Par::current(), &a, self.layout(), &b, other.layout(), f), self.shape())
+        Tensor::from_data(map::binary(par_for(self.numel()), &a, self.layout(), &b, other.layout(), f), self.shape())
     }
 
     /// Both operands broadcast to their common shape (views; no copy).
     #[track_caller]
     fn broadcast_pair(&self, other: &Tensor<E>, op: &str) -> (Tensor<E>, Tensor<E>) {
-        if self.shape() == other.shape() {
+        // Compared element by element: for the short slices of shapes that is cheaper than the
+        // `memcmp` call that `==` on slices makes.
+        let (sa, sb) = (self.shape(), other.shape());
+        if sa.len() == sb.len() && sa.iter().zip(sb).all(|(x, y)| x == y) {
             return (self.clone(), other.clone());
         }
         let shape = broadcast_shapes(op, self.shape(), other.shape());

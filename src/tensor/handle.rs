@@ -81,31 +81,26 @@ impl<E: Element> Drop for Inner<E> {
         let GradState::Op { mut node, .. } = std::mem::replace(&mut self.grad, GradState::None) else {
             return;
         };
-        // The node is unsized (its op sits inside it), so it cannot be moved out of its `Arc`:
-        // the inputs are taken out of a node we hold alone, and the rest of it is dropped with
-        // the `Arc`. Only inputs that would free a node of their own are kept for later, on a
-        // stack that is inline for short chains: dropping the output of an op on shared inputs
-        // (the usual case) allocates nothing.
-        let mut stack: SmallVec<[Tensor<E>; 8]> = SmallVec::new();
+        // An input that nobody else holds and that was made by an op would free that op's node
+        // inside this drop, and so on down the graph: its node is taken out and freed here, in
+        // turn. The stack is inline for short chains, and the plain `strong_count` test spares
+        // the atomic read-modify-write of `Arc::get_mut` for the usual shared input, so dropping
+        // the output of an op allocates nothing and takes as few atomics as it can.
+        let mut stack: SmallVec<[Arc<Node<E>>; 8]> = SmallVec::new();
         loop {
-            if let Some(unique) = Arc::get_mut(&mut node) {
-                for mut t in std::mem::take(&mut unique.inputs) {
+            let frees_more = node.inputs.iter().any(|t| Arc::strong_count(&t.inner) == 1 && !t.is_leaf());
+            if frees_more && let Some(unique) = Arc::get_mut(&mut node) {
+                for t in unique.inputs.iter_mut() {
                     if let Some(inner) = Arc::get_mut(&mut t.inner)
-                        && matches!(inner.grad, GradState::Op { .. })
+                        && let GradState::Op { node, .. } = std::mem::replace(&mut inner.grad, GradState::None)
                     {
-                        stack.push(t);
+                        stack.push(node);
                     }
                 }
             }
             drop(node);
-            node = loop {
-                let Some(mut t) = stack.pop() else { return };
-                if let Some(inner) = Arc::get_mut(&mut t.inner)
-                    && let GradState::Op { node, .. } = std::mem::replace(&mut inner.grad, GradState::None)
-                {
-                    break node;
-                }
-            };
+            let Some(next) = stack.pop() else { return };
+            node = next;
         }
     }
 }
@@ -242,6 +237,35 @@ where
 /// The inputs of a recorded op: up to two inline, as most ops have one or two.
 pub(crate) type Inputs<E> = SmallVec<[Tensor<E>; 2]>;
 
+/// What an op may give as its inputs when it records itself: an array of one or two tensors
+/// (moved in place, with no allocation), or a `Vec` of any length.
+pub(crate) trait IntoInputs<E: Element> {
+    /// The inputs as the node keeps them.
+    fn into_inputs(self) -> Inputs<E>;
+}
+
+impl<E: Element> IntoInputs<E> for [Tensor<E>; 1] {
+    fn into_inputs(self) -> Inputs<E> {
+        let [a] = self;
+        let mut v = Inputs::new();
+        v.push(a);
+        v
+    }
+}
+
+impl<E: Element> IntoInputs<E> for [Tensor<E>; 2] {
+    fn into_inputs(self) -> Inputs<E> {
+        Inputs::from_buf(self)
+    }
+}
+
+impl<E: Element> IntoInputs<E> for Vec<Tensor<E>> {
+    fn into_inputs(self) -> Inputs<E> {
+        // Up to two tensors move inline (and the `Vec` is freed); more keep the `Vec`'s buffer.
+        Inputs::from_vec(self)
+    }
+}
+
 /// One recorded op: the op, its inputs, and what the walk needs to know of its outputs.
 ///
 /// `O` is the op's type while the node is built and `dyn Op<E>` once it is in its `Arc`; the op
@@ -295,20 +319,10 @@ pub(crate) fn first_non_finite<E: Element>(t: &Tensor<E>) -> Option<(usize, E)> 
 pub(crate) fn record_outputs<E: Element>(
     mut outputs: Vec<Tensor<E>>,
     op: impl Op<E>,
-    inputs: impl IntoIterator<Item = Tensor<E>>,
+    inputs: impl IntoInputs<E>,
 ) -> Vec<Tensor<E>> {
-    record_on(&mut outputs, op, collect_inputs(inputs), std::panic::Location::caller());
+    record_on(&mut outputs, op, inputs.into_inputs(), std::panic::Location::caller());
     outputs
-}
-
-/// The inputs of an op, inline when there are at most two.
-fn collect_inputs<E: Element>(inputs: impl IntoIterator<Item = Tensor<E>>) -> Inputs<E> {
-    // Pushed one by one: `SmallVec`'s `collect` costs several times more for two elements.
-    let mut v = Inputs::new();
-    for t in inputs {
-        v.push(t);
-    }
-    v
 }
 
 /// [`record_outputs`] on outputs in place (a one-output op passes a one-element slice, with no
@@ -351,9 +365,14 @@ fn record_on<E: Element>(
         ids.push(t.id());
     }
     let node: Arc<Node<E>> = Arc::new(Node { op, inputs, versions, location, outputs: ids });
-    for (output, t) in outputs.iter_mut().enumerate() {
+    // The last output takes the node itself: one fewer atomic increment and decrement.
+    let last = outputs.len().saturating_sub(1);
+    for (output, t) in outputs.iter_mut().enumerate().take(last) {
         Arc::get_mut(&mut t.inner).expect("an output handle is unique").grad =
             GradState::Op { node: Arc::clone(&node), output };
+    }
+    if let Some(t) = outputs.last_mut() {
+        Arc::get_mut(&mut t.inner).expect("an output handle is unique").grad = GradState::Op { node, output: last };
     }
 }
 
@@ -631,12 +650,7 @@ impl<E: Element> Tensor<E> {
     /// Records a one-output op whose backward rule is the closure `backward` (returning whole
     /// gradients or [`Grad`]s); see [`record_outputs`].
     #[track_caller]
-    pub(crate) fn record<G, F>(
-        self,
-        name: &'static str,
-        inputs: impl IntoIterator<Item = Tensor<E>>,
-        backward: F,
-    ) -> Self
+    pub(crate) fn record<G, F>(self, name: &'static str, inputs: impl IntoInputs<E>, backward: F) -> Self
     where
         G: Into<Grad<E>>,
         F: Fn(&Ctx<'_, E>) -> Vec<Option<G>> + Send + Sync + 'static,
@@ -646,9 +660,9 @@ impl<E: Element> Tensor<E> {
 
     /// Records a one-output [`Op`] on this freshly computed tensor (see [`record_outputs`]).
     #[track_caller]
-    pub(crate) fn record_op(self, op: impl Op<E>, inputs: impl IntoIterator<Item = Tensor<E>>) -> Self {
+    pub(crate) fn record_op(self, op: impl Op<E>, inputs: impl IntoInputs<E>) -> Self {
         let mut out = self;
-        record_on(std::slice::from_mut(&mut out), op, collect_inputs(inputs), std::panic::Location::caller());
+        record_on(std::slice::from_mut(&mut out), op, inputs.into_inputs(), std::panic::Location::caller());
         out
     }
 

@@ -11,7 +11,7 @@ type Dims = SmallVec<[usize; 4]>;
 
 /// Row-major strides of `shape`, inline for small ranks.
 fn row_major_strides(shape: &[usize]) -> Dims {
-    let mut strides: Dims = smallvec::smallvec![0; shape.len()];
+    let mut strides = Dims::from_elem(0, shape.len());
     let mut acc = 1;
     for (s, &d) in strides.iter_mut().zip(shape).rev() {
         *s = acc;
@@ -34,6 +34,23 @@ pub struct Layout {
 impl Layout {
     /// A row-major layout starting at offset 0.
     pub fn contiguous(shape: &[usize]) -> Self {
+        let n = shape.len();
+        if n <= 4 {
+            // Built in plain arrays and moved in whole: this runs for every new tensor, and
+            // the general path below costs several times more for the usual small ranks.
+            let (mut dims, mut strides) = ([0; 4], [0; 4]);
+            dims[..n].copy_from_slice(shape);
+            let mut acc = 1;
+            for d in (0..n).rev() {
+                strides[d] = acc;
+                acc *= dims[d];
+            }
+            return Layout {
+                shape: Dims::from_buf_and_len(dims, n),
+                strides: Dims::from_buf_and_len(strides, n),
+                offset: 0,
+            };
+        }
         Layout { shape: Dims::from_slice(shape), strides: row_major_strides(shape), offset: 0 }
     }
 
