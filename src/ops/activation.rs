@@ -17,7 +17,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn tanh(&self) -> Tensor<E> {
-        self.map_slice(math::tanh_into).record("tanh", vec![self.clone()], |c| {
+        self.map_slice(math::tanh_into).record("tanh", [self.clone()], |c| {
             let y = c.out();
             vec![Some(c.grad() * &((y * y).neg() + E::one()))]
         })
@@ -32,7 +32,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn sigmoid(&self) -> Tensor<E> {
-        self.map_slice(math::sigmoid_into).record("sigmoid", vec![self.clone()], |c| {
+        self.map_slice(math::sigmoid_into).record("sigmoid", [self.clone()], |c| {
             let y = c.out();
             vec![Some(c.grad() * &(y * &(y.neg() + E::one())))]
         })
@@ -46,7 +46,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn relu(&self) -> Tensor<E> {
-        self.map(|x| if x > E::zero() { x } else { E::zero() }).record("relu", vec![self.clone()], |c| {
+        self.map(|x| if x > E::zero() { x } else { E::zero() }).record("relu", [self.clone()], |c| {
             let mask = c.inputs[0].map(|x| if x > E::zero() { E::one() } else { E::zero() });
             vec![Some(c.grad() * &mask)]
         })
@@ -62,7 +62,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn softplus(&self) -> Tensor<E> {
         self.map(|x| x.max(E::zero()) + (-x.abs()).exp().ln_1p())
-            .record("softplus", vec![self.clone()], |c| vec![Some(c.grad() * &c.inputs[0].sigmoid())])
+            .record("softplus", [self.clone()], |c| vec![Some(c.grad() * &c.inputs[0].sigmoid())])
     }
 
     /// `x` for x > 0, `slope · x` otherwise (composed: `relu(x) − slope · relu(−x)`).
@@ -85,7 +85,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn erf(&self) -> Tensor<E> {
-        self.map(|x| E::of(libm::erf(x.to_f64().unwrap_or(f64::NAN)))).record("erf", vec![self.clone()], |c| {
+        self.map(|x| E::of(libm::erf(x.to_f64().unwrap_or(f64::NAN)))).record("erf", [self.clone()], |c| {
             let x = &c.inputs[0];
             vec![Some(c.grad() * &(x * x).neg().exp().mul_scalar(E::of(std::f64::consts::FRAC_2_SQRT_PI)))]
         })

@@ -7,37 +7,47 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use crate::kernels::{Par, map, math};
+use crate::kernels::{PAR_ELEMS, Par, map, math};
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
 use crate::tensor::shape::broadcast_shapes;
+
+/// The parallelism for an elementwise kernel over `n` elements. Below [`PAR_ELEMS`] the map
+/// kernels run on the calling thread whatever they are given, so the rayon pool's size is not
+/// looked up for them (that look-up was a few percent of a tiny op).
+fn par_for(n: usize) -> Par {
+    if n < PAR_ELEMS { Par::Seq } else { Par::current() }
+}
 
 impl<E: Element> Tensor<E> {
     /// Applies `f` to every element into a new tensor, recording nothing (a kernel helper).
     #[track_caller]
     pub(crate) fn map(&self, f: impl Fn(E) -> E + Sync) -> Tensor<E> {
         let d = self.data();
-        Tensor::from_data(map::unary(Par::current(), &d, self.layout(), f), self.shape())
+        Tensor::from_data(map::unary(par_for(self.numel()), &d, self.layout(), f), self.shape())
     }
 
     /// Applies a slice kernel `f(src, dst)` to the elements into a new tensor, recording nothing.
     #[track_caller]
     pub(crate) fn map_slice(&self, f: fn(&[E], &mut [E])) -> Tensor<E> {
         let d = self.data();
-        Tensor::from_data(map::unary_into(Par::current(), &d, self.layout(), f), self.shape())
+        Tensor::from_data(map::unary_into(par_for(self.numel()), &d, self.layout(), f), self.shape())
     }
 
     /// Combines two tensors of the same shape element by element, recording nothing.
     #[track_caller]
     pub(crate) fn zip(&self, other: &Tensor<E>, f: impl Fn(E, E) -> E + Sync) -> Tensor<E> {
         let (a, b) = (self.data(), other.data());
-        Tensor::from_data(map::binary(Par::current(), &a, self.layout(), &b, other.layout(), f), self.shape())
+        Tensor::from_data(map::binary(par_for(self.numel()), &a, self.layout(), &b, other.layout(), f), self.shape())
     }
 
     /// Both operands broadcast to their common shape (views; no copy).
     #[track_caller]
     fn broadcast_pair(&self, other: &Tensor<E>, op: &str) -> (Tensor<E>, Tensor<E>) {
-        if self.shape() == other.shape() {
+        // Compared element by element: for the short slices of shapes that is cheaper than the
+        // `memcmp` call that `==` on slices makes.
+        let (sa, sb) = (self.shape(), other.shape());
+        if sa.len() == sb.len() && sa.iter().zip(sb).all(|(x, y)| x == y) {
             return (self.clone(), other.clone());
         }
         let shape = broadcast_shapes(op, self.shape(), other.shape());
@@ -53,7 +63,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn add(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "add");
-        a.zip(&b, |x, y| x + y).record("add", vec![a, b], |c| vec![Some(c.grad().clone()), Some(c.grad().clone())])
+        a.zip(&b, |x, y| x + y).record("add", [a, b], |c| vec![Some(c.grad().clone()), Some(c.grad().clone())])
     }
 
     /// `self - other` with broadcasting. ∂/∂a = 1, ∂/∂b = −1.
@@ -66,7 +76,7 @@ impl<E: Element> Tensor<E> {
     pub fn sub(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "sub");
         a.zip(&b, |x, y| x - y)
-            .record("sub", vec![a, b], |c| vec![Some(c.grad().clone()), c.needs(1).then(|| c.grad().neg())])
+            .record("sub", [a, b], |c| vec![Some(c.grad().clone()), c.needs(1).then(|| c.grad().neg())])
     }
 
     /// `self * other` with broadcasting. ∂/∂a = b, ∂/∂b = a.
@@ -79,7 +89,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn mul(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "mul");
-        a.zip(&b, |x, y| x * y).record("mul", vec![a, b], |c| {
+        a.zip(&b, |x, y| x * y).record("mul", [a, b], |c| {
             vec![c.needs(0).then(|| c.grad() * &c.inputs[1]), c.needs(1).then(|| c.grad() * &c.inputs[0])]
         })
     }
@@ -93,7 +103,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn div(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "div");
-        a.zip(&b, |x, y| x / y).record("div", vec![a, b], |c| {
+        a.zip(&b, |x, y| x / y).record("div", [a, b], |c| {
             let b = &c.inputs[1];
             vec![c.needs(0).then(|| c.grad() / b), c.needs(1).then(|| (c.grad() * c.out() / b).neg())]
         })
@@ -107,7 +117,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn add_scalar(&self, s: E) -> Tensor<E> {
-        self.map(|x| x + s).record("add_scalar", vec![self.clone()], |c| vec![Some(c.grad().clone())])
+        self.map(|x| x + s).record("add_scalar", [self.clone()], |c| vec![Some(c.grad().clone())])
     }
 
     /// `self · s`. ∂/∂x = s.
@@ -118,7 +128,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn mul_scalar(&self, s: E) -> Tensor<E> {
-        self.map(|x| x * s).record("mul_scalar", vec![self.clone()], move |c| vec![Some(c.grad().mul_scalar(s))])
+        self.map(|x| x * s).record("mul_scalar", [self.clone()], move |c| vec![Some(c.grad().mul_scalar(s))])
     }
 
     /// `−self`. ∂/∂x = −1.
@@ -129,7 +139,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn neg(&self) -> Tensor<E> {
-        self.map(|x| -x).record("neg", vec![self.clone()], |c| vec![Some(c.grad().neg())])
+        self.map(|x| -x).record("neg", [self.clone()], |c| vec![Some(c.grad().neg())])
     }
 
     /// `eˣ`. ∂/∂x = eˣ (the output).
@@ -141,7 +151,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn exp(&self) -> Tensor<E> {
-        self.map_slice(math::exp_into).record("exp", vec![self.clone()], |c| vec![Some(c.grad() * c.out())])
+        self.map_slice(math::exp_into).record("exp", [self.clone()], |c| vec![Some(c.grad() * c.out())])
     }
 
     /// Natural logarithm. ∂/∂x = 1/x.
@@ -153,7 +163,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn ln(&self) -> Tensor<E> {
-        self.map(|x| x.ln()).record("ln", vec![self.clone()], |c| vec![Some(c.grad() / &c.inputs[0])])
+        self.map(|x| x.ln()).record("ln", [self.clone()], |c| vec![Some(c.grad() / &c.inputs[0])])
     }
 
     /// `xᵖ` for a constant exponent. ∂/∂x = p·xᵖ⁻¹.
@@ -164,7 +174,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn powf(&self, p: E) -> Tensor<E> {
-        self.map(|x| x.powf(p)).record("powf", vec![self.clone()], move |c| {
+        self.map(|x| x.powf(p)).record("powf", [self.clone()], move |c| {
             vec![Some(c.grad() * &c.inputs[0].powf(p - E::one()).mul_scalar(p))]
         })
     }
@@ -178,7 +188,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn sqrt(&self) -> Tensor<E> {
         self.map(|x| x.sqrt())
-            .record("sqrt", vec![self.clone()], |c| vec![Some((c.grad() / c.out()).mul_scalar(E::of(0.5)))])
+            .record("sqrt", [self.clone()], |c| vec![Some((c.grad() / c.out()).mul_scalar(E::of(0.5)))])
     }
 
     /// `|x|`. ∂/∂x = sign(x), taken as 0 at 0 (as PyTorch does).
@@ -189,7 +199,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn abs(&self) -> Tensor<E> {
-        self.map(|x| x.abs()).record("abs", vec![self.clone()], |c| {
+        self.map(|x| x.abs()).record("abs", [self.clone()], |c| {
             let sign = c.inputs[0].map(|x| {
                 if x > E::zero() {
                     E::one()
@@ -214,7 +224,7 @@ impl<E: Element> Tensor<E> {
         if min > max || min.is_nan() || max.is_nan() {
             panic!("clamp: min {min} must not exceed max {max}");
         }
-        self.map(|x| x.max(min).min(max)).record("clamp", vec![self.clone()], move |c| {
+        self.map(|x| x.max(min).min(max)).record("clamp", [self.clone()], move |c| {
             let inside = c.inputs[0].map(|x| if x >= min && x <= max { E::one() } else { E::zero() });
             vec![Some(c.grad() * &inside)]
         })

@@ -34,7 +34,7 @@ impl<E: Element> Tensor<E> {
         shape[dim] = indices.len();
         let out = index::index_select(&self.data(), self.layout(), dim, indices);
         let idx: Arc<[usize]> = indices.into();
-        Tensor::from_data(out, &shape).record("index_select", vec![self.clone()], move |c| {
+        Tensor::from_data(out, &shape).record("index_select", [self.clone()], move |c| {
             vec![Some(Grad::part(IndexAddPart { dim, indices: Arc::clone(&idx), values: c.grad().clone() }))]
         })
     }
@@ -49,7 +49,7 @@ impl<E: Element> Tensor<E> {
         index::index_add(&mut out, &shape, dim, indices, &self.to_vec());
         let idx = Arc::clone(indices);
         Tensor::from_data(out, &shape)
-            .record("index_add", vec![self.clone()], move |c| vec![Some(c.grad().index_select(dim, &idx))])
+            .record("index_add", [self.clone()], move |c| vec![Some(c.grad().index_select(dim, &idx))])
     }
 
     /// Picks one element from each slice along `dim`: the result has the shape of `self` with
@@ -78,7 +78,7 @@ impl<E: Element> Tensor<E> {
         let out = index::gather(&self.data(), self.layout(), dim, indices);
         let idx: Arc<[usize]> = indices.into();
         Tensor::from_data(out, &kshape)
-            .record("gather", vec![self.clone()], move |c| vec![Some(c.grad().scatter(dim, &idx, size))])
+            .record("gather", [self.clone()], move |c| vec![Some(c.grad().scatter(dim, &idx, size))])
     }
 
     /// The adjoint of `gather`: `self` has size 1 along `dim`; the result has size `size` there,
@@ -90,7 +90,7 @@ impl<E: Element> Tensor<E> {
         let out = index::scatter(&shape, dim, indices, &self.to_vec());
         let idx: Arc<[usize]> = indices.into();
         Tensor::from_data(out, &shape)
-            .record("scatter", vec![self.clone()], move |c| vec![Some(c.grad().gather(dim, &idx))])
+            .record("scatter", [self.clone()], move |c| vec![Some(c.grad().gather(dim, &idx))])
     }
 }
 

@@ -28,7 +28,7 @@ impl<E: Element> Tensor<E> {
             }
         };
         let w = pos_weight.map(|w| w.broadcast_to(self.shape()).detach());
-        per_element.record("bce_with_logits", vec![self.clone(), target.clone()], move |c| {
+        per_element.record("bce_with_logits", [self.clone(), target.clone()], move |c| {
             let (x, y) = (&c.inputs[0], &c.inputs[1]);
             // ∂/∂x = (1 − y) − (1 + (w − 1)·y)·σ(−x);  ∂/∂y = −x + (w − 1)·softplus(−x)
             let scale = match &w {

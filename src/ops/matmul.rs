@@ -95,7 +95,7 @@ impl<E: Element> Tensor<E> {
                 (mb.rs, mb.cs),
             )
         };
-        Tensor::from_data(out, &shape).record("matmul", vec![self.clone(), other.clone()], move |c| {
+        Tensor::from_data(out, &shape).record("matmul", [self.clone(), other.clone()], move |c| {
             let (a, b) = (&c.inputs[0], &c.inputs[1]);
             let t = |x: &Tensor<E>| x.transpose(r - 2, r - 1);
             // Each gradient is laid out like its operand: for an operand that is a transposed

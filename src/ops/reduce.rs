@@ -25,7 +25,7 @@ impl<E: Element> Tensor<E> {
         let out = reduce::sum_to(Par::current(), &data, self.layout(), &out_shape);
         let in_shape = self.shape().to_vec();
         Tensor::from_data(out, &out_shape)
-            .record("sum", vec![self.clone()], move |c| vec![Some(c.grad().broadcast_to(&in_shape))])
+            .record("sum", [self.clone()], move |c| vec![Some(c.grad().broadcast_to(&in_shape))])
     }
 
     /// Sum of all elements, as a tensor of shape `[]`.
@@ -102,7 +102,7 @@ impl<E: Element> Tensor<E> {
         let idx = std::sync::Arc::new(idx);
         let bidx = idx.clone();
         let out = Tensor::from_data(vals, &kshape)
-            .record("max_dim", vec![self.clone()], move |c| vec![Some(c.grad().scatter(dim, &bidx, size))]);
+            .record("max_dim", [self.clone()], move |c| vec![Some(c.grad().scatter(dim, &bidx, size))]);
         let out = if keepdim { out } else { out.squeeze(dim) };
         (out, std::sync::Arc::try_unwrap(idx).unwrap_or_else(|a| (*a).clone()))
     }

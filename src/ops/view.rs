@@ -40,7 +40,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn transpose(&self, a: usize, b: usize) -> Tensor<E> {
         self.view(self.layout().transpose(a, b))
-            .record("transpose", vec![self.clone()], move |c| vec![Some(c.grad().transpose(a, b))])
+            .record("transpose", [self.clone()], move |c| vec![Some(c.grad().transpose(a, b))])
     }
 
     /// Reorders dims: dim `i` of the result is dim `perm[i]` of `self` (a view).
@@ -56,7 +56,7 @@ impl<E: Element> Tensor<E> {
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
-        self.view(layout).record("permute", vec![self.clone()], move |c| vec![Some(c.grad().permute(&inverse))])
+        self.view(layout).record("permute", [self.clone()], move |c| vec![Some(c.grad().permute(&inverse))])
     }
 
     /// Elements `start..start + len` of `dim` (a view). Its backward places the gradient into a
@@ -69,7 +69,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Tensor<E> {
         let layout = self.layout().narrow(dim, start, len);
-        self.view(layout).record("narrow", vec![self.clone()], move |c| {
+        self.view(layout).record("narrow", [self.clone()], move |c| {
             vec![Some(Grad::part(NarrowPart { dim, start, values: c.grad().clone() }))]
         })
     }
@@ -85,7 +85,7 @@ impl<E: Element> Tensor<E> {
         let region = Layout::contiguous(&shape).narrow(dim, start, len);
         add_strided(&mut out, &region, &self.data(), self.layout());
         Tensor::from_data(out, &shape)
-            .record("unnarrow", vec![self.clone()], move |c| vec![Some(c.grad().narrow(dim, start, len))])
+            .record("unnarrow", [self.clone()], move |c| vec![Some(c.grad().narrow(dim, start, len))])
     }
 
     /// Stretches dims of size 1 (and prepends dims) to `shape`, with stride 0 (a view).
@@ -102,8 +102,7 @@ impl<E: Element> Tensor<E> {
         }
         let layout = self.layout().broadcast_to(shape);
         let in_shape = self.shape().to_vec();
-        self.view(layout)
-            .record("broadcast_to", vec![self.clone()], move |c| vec![Some(c.grad().sum_to_shape(&in_shape))])
+        self.view(layout).record("broadcast_to", [self.clone()], move |c| vec![Some(c.grad().sum_to_shape(&in_shape))])
     }
 
     /// Inserts a dim of size 1 at `dim` (a view).
@@ -115,7 +114,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn unsqueeze(&self, dim: usize) -> Tensor<E> {
         let layout = self.layout().unsqueeze(dim);
-        self.view(layout).record("unsqueeze", vec![self.clone()], move |c| vec![Some(c.grad().squeeze(dim))])
+        self.view(layout).record("unsqueeze", [self.clone()], move |c| vec![Some(c.grad().squeeze(dim))])
     }
 
     /// Removes dim `dim`, which must have size 1 (a view).
@@ -127,7 +126,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn squeeze(&self, dim: usize) -> Tensor<E> {
         let layout = self.layout().squeeze(dim);
-        self.view(layout).record("squeeze", vec![self.clone()], move |c| vec![Some(c.grad().unsqueeze(dim))])
+        self.view(layout).record("squeeze", [self.clone()], move |c| vec![Some(c.grad().unsqueeze(dim))])
     }
 
     /// The same elements in a new shape with the same number of elements. A view whenever the
@@ -155,7 +154,7 @@ impl<E: Element> Tensor<E> {
             Some(layout) => self.view(layout),
             None => Tensor::from_data(self.to_vec(), shape),
         };
-        out.record("reshape", vec![self.clone()], move |c| vec![Some(c.grad().reshape(&in_shape))])
+        out.record("reshape", [self.clone()], move |c| vec![Some(c.grad().reshape(&in_shape))])
     }
 
     /// Joins tensors along an existing dim; all other dims must agree.

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::Rng;
 use rand_distr::{Distribution, Normal, StandardNormal, Uniform};
+use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::kernels::{self, Par};
@@ -77,19 +78,29 @@ impl<E: Element> Drop for Inner<E> {
     /// unrolled network cannot overflow the stack. A node shared by several outputs is freed
     /// with the last of them.
     fn drop(&mut self) {
-        let GradState::Op { node, .. } = std::mem::replace(&mut self.grad, GradState::None) else {
+        let GradState::Op { mut node, .. } = std::mem::replace(&mut self.grad, GradState::None) else {
             return;
         };
-        let Ok(node) = Arc::try_unwrap(node) else { return };
-        let mut stack = node.inputs;
-        drop(node.op);
-        while let Some(mut t) = stack.pop() {
-            if let Some(inner) = Arc::get_mut(&mut t.inner)
-                && let GradState::Op { node, .. } = std::mem::replace(&mut inner.grad, GradState::None)
-                && let Ok(node) = Arc::try_unwrap(node)
-            {
-                stack.extend(node.inputs);
+        // An input that nobody else holds and that was made by an op would free that op's node
+        // inside this drop, and so on down the graph: its node is taken out and freed here, in
+        // turn. The stack is inline for short chains, and the plain `strong_count` test spares
+        // the atomic read-modify-write of `Arc::get_mut` for the usual shared input, so dropping
+        // the output of an op allocates nothing and takes as few atomics as it can.
+        let mut stack: SmallVec<[Arc<Node<E>>; 8]> = SmallVec::new();
+        loop {
+            let frees_more = node.inputs.iter().any(|t| Arc::strong_count(&t.inner) == 1 && !t.is_leaf());
+            if frees_more && let Some(unique) = Arc::get_mut(&mut node) {
+                for t in unique.inputs.iter_mut() {
+                    if let Some(inner) = Arc::get_mut(&mut t.inner)
+                        && let GradState::Op { node, .. } = std::mem::replace(&mut inner.grad, GradState::None)
+                    {
+                        stack.push(node);
+                    }
+                }
             }
+            drop(node);
+            let Some(next) = stack.pop() else { return };
+            node = next;
         }
     }
 }
@@ -223,16 +234,53 @@ where
     }
 }
 
+/// The inputs of a recorded op: up to two inline, as most ops have one or two.
+pub(crate) type Inputs<E> = SmallVec<[Tensor<E>; 2]>;
+
+/// What an op may give as its inputs when it records itself: an array of one or two tensors
+/// (moved in place, with no allocation), or a `Vec` of any length.
+pub(crate) trait IntoInputs<E: Element> {
+    /// The inputs as the node keeps them.
+    fn into_inputs(self) -> Inputs<E>;
+}
+
+impl<E: Element> IntoInputs<E> for [Tensor<E>; 1] {
+    fn into_inputs(self) -> Inputs<E> {
+        let [a] = self;
+        let mut v = Inputs::new();
+        v.push(a);
+        v
+    }
+}
+
+impl<E: Element> IntoInputs<E> for [Tensor<E>; 2] {
+    fn into_inputs(self) -> Inputs<E> {
+        Inputs::from_buf(self)
+    }
+}
+
+impl<E: Element> IntoInputs<E> for Vec<Tensor<E>> {
+    fn into_inputs(self) -> Inputs<E> {
+        // Up to two tensors move inline (and the `Vec` is freed); more keep the `Vec`'s buffer.
+        Inputs::from_vec(self)
+    }
+}
+
 /// One recorded op: the op, its inputs, and what the walk needs to know of its outputs.
-pub(crate) struct Node<E: Element> {
-    pub op: Box<dyn Op<E>>,
-    pub inputs: Vec<Tensor<E>>,
+///
+/// `O` is the op's type while the node is built and `dyn Op<E>` once it is in its `Arc`; the op
+/// sits inside the node (it must be the last field), so recording an op allocates once for
+/// both instead of once for the node and once for a `Box` around the op. The short lists are
+/// inline for the same reason.
+pub(crate) struct Node<E: Element, O: ?Sized = dyn Op<E>> {
+    pub inputs: Inputs<E>,
     /// The buffer version of each input when the op was recorded.
-    pub versions: Vec<u64>,
+    pub versions: SmallVec<[u64; 2]>,
     /// Where the op was called (for anomaly reports).
     pub location: &'static std::panic::Location<'static>,
     /// The id of each output (the walk finds their gradients by it).
-    pub outputs: Vec<TensorId>,
+    pub outputs: SmallVec<[TensorId; 1]>,
+    pub op: O,
 }
 
 impl<E: Element> Node<E> {
@@ -269,14 +317,25 @@ pub(crate) fn first_non_finite<E: Element>(t: &Tensor<E>) -> Option<(usize, E)> 
 /// [`Tensor::record_op`].
 #[track_caller]
 pub(crate) fn record_outputs<E: Element>(
-    outputs: Vec<Tensor<E>>,
+    mut outputs: Vec<Tensor<E>>,
     op: impl Op<E>,
-    inputs: Vec<Tensor<E>>,
+    inputs: impl IntoInputs<E>,
 ) -> Vec<Tensor<E>> {
+    record_on(&mut outputs, op, inputs.into_inputs(), std::panic::Location::caller());
+    outputs
+}
+
+/// [`record_outputs`] on outputs in place (a one-output op passes a one-element slice, with no
+/// `Vec` around it).
+fn record_on<E: Element>(
+    outputs: &mut [Tensor<E>],
+    op: impl Op<E>,
+    inputs: Inputs<E>,
+    location: &'static std::panic::Location<'static>,
+) {
     debug_assert_eq!(outputs.len(), op.outputs(), "{}: number of outputs", op.name());
-    let location = std::panic::Location::caller();
     if mode::is_anomaly_enabled() {
-        for out in &outputs {
+        for out in outputs.iter() {
             if let Some((k, v)) = first_non_finite(out)
                 && inputs.iter().all(|t| first_non_finite(t).is_none())
             {
@@ -288,27 +347,33 @@ pub(crate) fn record_outputs<E: Element>(
         }
     }
     if !mode::is_grad_enabled() || !inputs.iter().any(Tensor::needs_grad) {
-        return outputs;
+        return;
     }
     // Each output gets a handle of its own (a fresh one if the tensor is shared).
-    let mut outputs: Vec<Tensor<E>> = outputs
-        .into_iter()
-        .map(|t| {
-            if Arc::strong_count(&t.inner) == 1 {
-                t
-            } else {
-                Tensor::from_storage(Arc::clone(&t.inner.storage), t.inner.layout.clone())
-            }
-        })
-        .collect();
-    let versions = inputs.iter().map(|t| t.storage().version()).collect();
-    let ids = outputs.iter().map(Tensor::id).collect();
-    let node = Arc::new(Node { op: Box::new(op), inputs, versions, location, outputs: ids });
-    for (output, t) in outputs.iter_mut().enumerate() {
+    for t in outputs.iter_mut() {
+        if Arc::strong_count(&t.inner) != 1 {
+            *t = Tensor::from_storage(Arc::clone(&t.inner.storage), t.inner.layout.clone());
+        }
+    }
+    // Pushed one by one: `SmallVec`'s `collect` costs several times more for two elements.
+    let mut versions = SmallVec::new();
+    for t in &inputs {
+        versions.push(t.storage().version());
+    }
+    let mut ids = SmallVec::new();
+    for t in outputs.iter() {
+        ids.push(t.id());
+    }
+    let node: Arc<Node<E>> = Arc::new(Node { op, inputs, versions, location, outputs: ids });
+    // The last output takes the node itself: one fewer atomic increment and decrement.
+    let last = outputs.len().saturating_sub(1);
+    for (output, t) in outputs.iter_mut().enumerate().take(last) {
         Arc::get_mut(&mut t.inner).expect("an output handle is unique").grad =
             GradState::Op { node: Arc::clone(&node), output };
     }
-    outputs
+    if let Some(t) = outputs.last_mut() {
+        Arc::get_mut(&mut t.inner).expect("an output handle is unique").grad = GradState::Op { node, output: last };
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -585,7 +650,7 @@ impl<E: Element> Tensor<E> {
     /// Records a one-output op whose backward rule is the closure `backward` (returning whole
     /// gradients or [`Grad`]s); see [`record_outputs`].
     #[track_caller]
-    pub(crate) fn record<G, F>(self, name: &'static str, inputs: Vec<Tensor<E>>, backward: F) -> Self
+    pub(crate) fn record<G, F>(self, name: &'static str, inputs: impl IntoInputs<E>, backward: F) -> Self
     where
         G: Into<Grad<E>>,
         F: Fn(&Ctx<'_, E>) -> Vec<Option<G>> + Send + Sync + 'static,
@@ -595,8 +660,10 @@ impl<E: Element> Tensor<E> {
 
     /// Records a one-output [`Op`] on this freshly computed tensor (see [`record_outputs`]).
     #[track_caller]
-    pub(crate) fn record_op(self, op: impl Op<E>, inputs: Vec<Tensor<E>>) -> Self {
-        record_outputs(vec![self], op, inputs).pop().expect("one output")
+    pub(crate) fn record_op(self, op: impl Op<E>, inputs: impl IntoInputs<E>) -> Self {
+        let mut out = self;
+        record_on(std::slice::from_mut(&mut out), op, inputs.into_inputs(), std::panic::Location::caller());
+        out
     }
 
     /// True when nobody else can observe this tensor's buffer and it is a plain row-major

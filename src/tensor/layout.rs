@@ -1,7 +1,24 @@
 //! `Layout`: how a tensor's logical indices map onto its buffer (shape, strides, offset), the
 //! view constructors that make new layouts over the same buffer, and strided iteration.
 
-use crate::tensor::shape::{check_dim, contiguous_strides, numel};
+use smallvec::SmallVec;
+
+use crate::tensor::shape::{check_dim, numel};
+
+/// A shape or a list of strides. Up to four dims sit inline, so making the layout of a tensor of
+/// the usual ranks allocates nothing (two heap `Vec`s per tensor were a sixth of a tiny op).
+type Dims = SmallVec<[usize; 4]>;
+
+/// Row-major strides of `shape`, inline for small ranks.
+fn row_major_strides(shape: &[usize]) -> Dims {
+    let mut strides = Dims::from_elem(0, shape.len());
+    let mut acc = 1;
+    for (s, &d) in strides.iter_mut().zip(shape).rev() {
+        *s = acc;
+        acc *= d;
+    }
+    strides
+}
 
 /// Shape, strides (in elements) and the offset of element `[0, 0, …]` in the buffer.
 ///
@@ -9,20 +26,38 @@ use crate::tensor::shape::{check_dim, contiguous_strides, numel};
 /// buffer the layout is used with. A stride of 0 marks a broadcast dimension.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Layout {
-    shape: Vec<usize>,
-    strides: Vec<usize>,
+    shape: Dims,
+    strides: Dims,
     offset: usize,
 }
 
 impl Layout {
     /// A row-major layout starting at offset 0.
     pub fn contiguous(shape: &[usize]) -> Self {
-        Layout { shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0 }
+        let n = shape.len();
+        if n <= 4 {
+            // Built in plain arrays and moved in whole: this runs for every new tensor, and
+            // the general path below costs several times more for the usual small ranks.
+            let (mut dims, mut strides) = ([0; 4], [0; 4]);
+            dims[..n].copy_from_slice(shape);
+            let mut acc = 1;
+            for d in (0..n).rev() {
+                strides[d] = acc;
+                acc *= dims[d];
+            }
+            return Layout {
+                shape: Dims::from_buf_and_len(dims, n),
+                strides: Dims::from_buf_and_len(strides, n),
+                offset: 0,
+            };
+        }
+        Layout { shape: Dims::from_slice(shape), strides: row_major_strides(shape), offset: 0 }
     }
 
     pub(crate) fn new(shape: Vec<usize>, strides: Vec<usize>, offset: usize) -> Self {
         debug_assert_eq!(shape.len(), strides.len());
-        Layout { shape, strides, offset }
+        // `from_vec` moves short vectors inline (and frees them), so every layout is alike.
+        Layout { shape: Dims::from_vec(shape), strides: Dims::from_vec(strides), offset }
     }
 
     /// The logical shape.
@@ -83,7 +118,7 @@ impl Layout {
     #[track_caller]
     pub fn permute(&self, perm: &[usize]) -> Layout {
         let n = self.ndim();
-        let mut seen = vec![false; n];
+        let mut seen: SmallVec<[bool; 8]> = smallvec::smallvec![false; n];
         let valid = perm.len() == n && perm.iter().all(|&p| p < n && !std::mem::replace(&mut seen[p], true));
         if !valid {
             panic!("permute: {perm:?} is not a permutation of the {n} dims of a tensor of shape {:?}", self.shape);
@@ -123,7 +158,7 @@ impl Layout {
             fail();
         }
         let lead = shape.len() - self.ndim();
-        let mut strides = vec![0; shape.len()];
+        let mut strides: Dims = smallvec::smallvec![0; shape.len()];
         for (i, &target) in shape.iter().enumerate().skip(lead) {
             let (d, s) = (self.shape[i - lead], self.strides[i - lead]);
             strides[i] = if d == target {
@@ -134,7 +169,7 @@ impl Layout {
                 fail()
             };
         }
-        Layout { shape: shape.to_vec(), strides, offset: self.offset }
+        Layout { shape: Dims::from_slice(shape), strides, offset: self.offset }
     }
 
     /// Inserts a dimension of size 1 at position `dim` (`0..=ndim`).
@@ -179,9 +214,9 @@ impl Layout {
             return Some(l);
         }
         // Drop size-1 dims of the old layout; they constrain nothing.
-        let old: Vec<(usize, usize)> =
+        let old: SmallVec<[(usize, usize); 4]> =
             self.shape.iter().zip(&self.strides).filter(|(d, _)| **d != 1).map(|(&d, &s)| (d, s)).collect();
-        let mut new_strides = vec![0; shape.len()];
+        let mut new_strides: Dims = smallvec::smallvec![0; shape.len()];
         let (mut i, mut j) = (0, 0);
         while j < shape.len() {
             if shape[j] == 1 {
@@ -230,7 +265,7 @@ impl Layout {
         if i < old.len() {
             return None;
         }
-        Some(Layout { shape: shape.to_vec(), strides: new_strides, offset: self.offset })
+        Some(Layout { shape: Dims::from_slice(shape), strides: new_strides, offset: self.offset })
     }
 
     /// Calls `f(offset)` for every element, in logical (row-major) order.
@@ -265,7 +300,8 @@ pub(crate) fn for_each_row<const K: usize>(
         return;
     }
     // Merge dims (innermost first) where all K layouts agree they are contiguous.
-    let mut dims: Vec<(usize, [usize; K])> = Vec::with_capacity(shape.len());
+    // Inline for small ranks: the strided path of a small op should not allocate.
+    let mut dims: SmallVec<[(usize, [usize; K]); 4]> = SmallVec::with_capacity(shape.len());
     for d in (0..shape.len()).rev() {
         if shape[d] == 1 {
             continue;
@@ -285,7 +321,7 @@ pub(crate) fn for_each_row<const K: usize>(
         return;
     };
     let outer = &dims[..dims.len() - 1];
-    let mut idx = vec![0usize; outer.len()];
+    let mut idx: Dims = smallvec::smallvec![0; outer.len()];
     let mut offs = offsets;
     loop {
         f(offs, inner_len, inner_strides);

@@ -150,7 +150,11 @@ fn class_below(capacity: usize) -> usize {
 /// zeros): for kernels that overwrite every element.
 pub(crate) fn take<E: Element>(n: usize) -> Vec<E> {
     if bytes_of::<E>(n) < MIN_BYTES {
-        return vec![E::zero(); n];
+        // `malloc` and a fill rather than `vec![0; n]`'s `calloc`, which costs more for the
+        // small buffers of tiny ops (the values are zeros either way).
+        let mut buf = Vec::with_capacity(n);
+        buf.resize(n, E::zero());
+        return buf;
     }
     let class = class_of(n);
     let cached = {
