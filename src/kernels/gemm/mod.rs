@@ -120,6 +120,48 @@ impl<E: Element> PackedB<E> {
         PackedB { k, n, kernel, bl, data, start }
     }
 
+    /// [`PackedB::new`], with the blocks (or, for a single block, its panels) packed in
+    /// parallel when `par` allows.
+    pub(crate) fn new_par(par: Par, k: usize, n: usize, b: &[E], mb: MatRef) -> PackedB<E> {
+        if !par.is_parallel() {
+            return PackedB::new(k, n, b, mb);
+        }
+        check_bounds("B", b.len(), k, n, mb);
+        let (kernel, bl) = plan::<E>();
+        let nr = kernel.nr;
+        let len = n.div_ceil(nr) * nr * k;
+        let mut data = vec![E::zero(); len + ALIGN];
+        let start = data.as_ptr().align_offset(64).min(ALIGN);
+        // The blocks in packed order, each with its place in B.
+        let mut blocks = Vec::new();
+        let mut rest = &mut data[start..start + len];
+        for j0 in (0..n).step_by(bl.nc) {
+            let ncb = bl.nc.min(n - j0);
+            let width = ncb.div_ceil(nr) * nr;
+            for p0 in (0..k).step_by(bl.kc) {
+                let kcb = bl.kc.min(k - p0);
+                let (block, tail) = rest.split_at_mut(width * kcb);
+                blocks.push((block, j0, ncb, p0, kcb));
+                rest = tail;
+            }
+        }
+        let pack_block = |(block, j0, ncb, p0, kcb): (&mut [E], usize, usize, usize, usize)| {
+            for (panel, out) in block.chunks_exact_mut(nr * kcb).enumerate() {
+                pack_b_panel(out, b, mb, p0..p0 + kcb, j0 + panel * nr, j0 + ncb, nr);
+            }
+        };
+        if blocks.len() >= 2 * par.threads() {
+            blocks.into_par_iter().for_each(pack_block);
+        } else {
+            for (block, j0, ncb, p0, kcb) in blocks {
+                block.par_chunks_exact_mut(nr * kcb).enumerate().for_each(|(panel, out)| {
+                    pack_b_panel(out, b, mb, p0..p0 + kcb, j0 + panel * nr, j0 + ncb, nr);
+                });
+            }
+        }
+        PackedB { k, n, kernel, bl, data, start }
+    }
+
     /// The packed block of columns from `j0` (a multiple of `nc`) and steps from `p0`.
     fn block(&self, j0: usize, ncb: usize, p0: usize, kcb: usize) -> &[E] {
         let width = ncb.div_ceil(self.kernel.nr) * self.kernel.nr;
@@ -207,14 +249,17 @@ pub(crate) fn gemm<E: Element>(
     }
     let job = Job { kern, bl, k, n, a, ma, c: SendPtr(c.as_mut_ptr()), rsc, accumulate, epilogue };
     let panels = n.div_ceil(kern.nr);
-    // One fork-join per product: the threads split C's column panels (each packs its own panels
-    // of B, and the rows of A it needs) or, when C is too narrow for that, its rows (B packed
-    // whole first, on this thread).
-    let threads = threads_for(par, m * k * n, 1, &kern);
+    // The threads split C's column panels (each packs its own panels of B, and the rows of A it
+    // needs: one fork-join) or, when the rows share out better, its rows (B packed whole first,
+    // in parallel: two).
+    // A split is charged four fork-joins: beyond the wake-ups the probe measures, the second
+    // thread starts with cold caches. On the Intel VM, [128, 144] × [144, 512] split at twice
+    // one fork-join's cost ran 156 µs on two threads against 137 µs on one.
+    let threads = threads_for(par, m * k * n, 4, &kern);
     if threads == 1 {
         // SAFETY: this call alone writes C, whose bounds were checked above.
         unsafe { job.run(b, 0..m, 0..panels) };
-    } else if panels >= 2 * threads || m.div_ceil(kern.mr) < threads {
+    } else if split_columns(m, panels, threads, kern.mr) {
         let per = panels.div_ceil(threads);
         (0..panels.div_ceil(per)).into_par_iter().for_each(|t| {
             // SAFETY: each task writes only the columns of its panels.
@@ -225,7 +270,7 @@ pub(crate) fn gemm<E: Element>(
         let packed = match b {
             BOperand::Packed(p) => p,
             BOperand::Strided(b, mb) => {
-                owned = PackedB::new(k, n, b, mb);
+                owned = PackedB::new_par(par, k, n, b, mb);
                 &owned
             }
         };
@@ -235,6 +280,17 @@ pub(crate) fn gemm<E: Element>(
             unsafe { job.run(BOperand::Packed(packed), t * per..m.min((t + 1) * per), 0..panels) };
         });
     }
+}
+
+/// Whether `threads` tasks should split C's column panels (each packing its own panels of B)
+/// rather than its rows (B packed whole first, in parallel): columns unless there are fewer
+/// panels than threads or the rows share out more evenly. A weight gradient `[512, B·T] ×
+/// [B·T, 144]` has 4.5 panels of 32 columns: split by columns one thread did 3 and the other 2.
+fn split_columns(m: usize, panels: usize, threads: usize, mr: usize) -> bool {
+    let row_panels = m.div_ceil(mr);
+    // The busiest task's share over an even share (1 = perfectly even).
+    let uneven = |units: usize| (units.div_ceil(threads) * threads) as f64 / units as f64;
+    row_panels < threads || (panels >= threads && uneven(panels) <= uneven(row_panels))
 }
 
 /// How many threads a product of `macs` multiply-adds with `joins` fork-joins should use: all
@@ -713,8 +769,9 @@ pub(crate) mod tests {
     #[test]
     fn threads_do_not_change_the_bits() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        // Rows (B too narrow for three column tasks), columns, and either.
-        for (m, k, n) in [(300, 200, 40), (40, 200, 700), (130, 300, 260)] {
+        // Rows (B too narrow for three column tasks), columns, columns (evener), rows (evener:
+        // B packed in parallel, over blocks and over the panels of one block).
+        for (m, k, n) in [(300, 200, 40), (40, 200, 700), (130, 300, 260), (512, 600, 144), (512, 100, 144)] {
             let (a, ma) = operand::<f32>(m, k, false, 9);
             let (b, mb) = operand::<f32>(k, n, false, 10);
             let mut one = vec![0.0f32; m * n];
