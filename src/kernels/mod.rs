@@ -36,9 +36,10 @@ pub(crate) mod slice;
 pub(crate) const PAR_ELEMS: usize = 1 << 15;
 
 /// One thread's time per element of an elementwise pass, for [`Par::for_elems`]: a broadcast
-/// add or a vectorised sigmoid over 2^20 `f32` took 80–150 µs on one core of the machines
-/// measured, about 0.1 ns per element.
-pub(crate) const NS_PER_ELEM: f64 = 0.1;
+/// add and a vectorised sigmoid over 2^20 `f32` took 0.3–0.4 ns per element on one core of the
+/// Intel VM (0.08–0.15 on the AMD Zen 5). Taken from the slower machine: with 0.1, a sigmoid over
+/// 2^20 values stayed on one thread there and ran 1.9× slower than the split it had before.
+pub(crate) const NS_PER_ELEM: f64 = 0.3;
 
 /// Elements per parallel piece for elementwise kernels.
 pub(crate) const PAR_CHUNK: usize = 1 << 14;
