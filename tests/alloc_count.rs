@@ -64,5 +64,6 @@ fn batch1_inference_allocations_are_bounded() {
     });
 }
 
-/// The count when last measured (see the module doc); lower it when allocations go away.
-const BOUND: usize = 87;
+/// The count when last measured (87 on the Intel VM, after the tiny-op work), with a little room
+/// for a platform's own bookkeeping; lower it when allocations go away.
+const BOUND: usize = 90;
