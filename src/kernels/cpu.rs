@@ -74,11 +74,13 @@ pub(crate) fn cpu_name() -> String {
 }
 
 /// Nanoseconds one fork-join on the current rayon pool costs, seen from a thread outside the
-/// pool (how ops call the kernels): hand one empty task to each worker, wait for all. Measured
-/// once per process, the first time a kernel asks with a pool of two or more threads (the
-/// median of 31 runs after 8 warm-up runs, about a millisecond in all). It differs by more than
-/// ten times between machines: about 5 µs on a quiet bare-metal desktop, 30–100 µs on some VMs,
-/// where waking a sleeping worker goes through the hypervisor.
+/// pool (how ops call the kernels) with the pool's workers asleep (as they are after the serial
+/// work between two ops): hand one empty task to each worker, wait for all. Measured once per
+/// process, the first time a kernel asks with a pool of two or more threads: the median of 9
+/// runs, each after a 1 ms pause that lets the workers go to sleep (about 10 ms in all). It
+/// differs by an order of magnitude between machines. Measured back to back instead (workers
+/// still spinning), it read 6–19 µs on the Intel VM, and products split on that estimate ran
+/// slower on two threads than on one.
 pub(crate) fn fork_join_ns() -> f64 {
     static COST: OnceLock<f64> = OnceLock::new();
     *COST.get_or_init(|| {
@@ -87,6 +89,7 @@ pub(crate) fn fork_join_ns() -> f64 {
             return 0.0;
         }
         let once = || {
+            std::thread::sleep(std::time::Duration::from_millis(1));
             let t = Instant::now();
             rayon::scope(|s| {
                 for _ in 0..threads {
@@ -97,10 +100,8 @@ pub(crate) fn fork_join_ns() -> f64 {
             });
             t.elapsed().as_nanos() as f64
         };
-        for _ in 0..8 {
-            once();
-        }
-        let mut v: Vec<f64> = (0..31).map(|_| once()).collect();
+        once(); // the pool's threads start
+        let mut v: Vec<f64> = (0..9).map(|_| once()).collect();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     })
