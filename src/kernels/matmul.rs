@@ -24,7 +24,8 @@ pub(crate) struct MatRef {
     pub cs: usize,
 }
 
-/// Below this many multiply-adds (`m·k·n`) the products of a batch run one per task.
+/// Below this many multiply-adds (`m·k·n`) the products of a batch run one per task (and, on
+/// the `matrixmultiply` path, a product runs on the calling thread).
 const PAR_MIN_MACS: usize = 1 << 18;
 
 /// `C = A·B` with `A: m×k`, `B: k×n` strided, `C` a row-major `m×n` slice (overwritten).
@@ -51,22 +52,10 @@ pub(crate) fn gemm<E: Element>(
 #[cfg(not(target_arch = "x86_64"))]
 mod fallback {
     use super::*;
-    use crate::kernels::gemm::check_bounds;
-
-    /// Below this many multiply-adds (`m·k·n`) a product runs on the calling thread.
-    const PAR_MIN_MACS: usize = 1 << 18;
+    use crate::kernels::gemm::{SendPtr, check_bounds};
 
     /// Smallest block of rows or columns handed to one task.
     const MIN_BLOCK: usize = 16;
-
-    /// A raw pointer that may cross to rayon tasks; each task writes a disjoint block.
-    #[derive(Clone, Copy)]
-    struct SendPtr<E>(*mut E);
-    // SAFETY: only used to hand disjoint output blocks to tasks that all finish before the
-    // owning `&mut [E]` is used again (rayon's scope joins them).
-    unsafe impl<E> Send for SendPtr<E> {}
-    // SAFETY: as above; the pointer is only read (copied) from shared references.
-    unsafe impl<E> Sync for SendPtr<E> {}
 
     /// `C = A·B` with `matrixmultiply`, split into blocks of rows or columns.
     #[allow(clippy::too_many_arguments)]

@@ -37,7 +37,8 @@ pub(crate) const PAR_ELEMS: usize = 1 << 15;
 
 /// One thread's time per element of an elementwise pass, for [`Par::for_elems`]: a broadcast
 /// add and a vectorised sigmoid over 2^20 `f32` took 0.3–0.4 ns per element on one core of the
-/// Intel VM (0.08–0.15 on the AMD Zen 5). Taken from the slower machine: with 0.1, a sigmoid over
+/// Intel Xeon VM (family 6, model 207); the figures recorded for the AMD Zen 5 in `Par::current`
+/// and `kernels/math.rs` are about 0.1. Taken from the slower machine: with 0.1, a sigmoid over
 /// 2^20 values stayed on one thread there and ran 1.9× slower than the split it had before.
 pub(crate) const NS_PER_ELEM: f64 = 0.3;
 
@@ -74,10 +75,9 @@ impl Par {
 
     /// `self` if splitting work that takes about `alone_ns` on one thread saves at least twice
     /// what a fork-join costs on this machine ([`cpu::fork_join_ns`], measured once), else
-    /// `Seq`. Thresholds in elements or multiply-adds alone were right on one machine and wrong
-    /// on another: a fork-join costs ~5 µs on a quiet desktop and 20–30 µs on the Intel VM
-    /// this was measured on, where an op split above 2^15 elements ran slower on 2 threads
-    /// than on 1.
+    /// `Seq`. A threshold in elements or multiply-adds alone holds on one machine only: on the
+    /// Intel Xeon VM measured (family 6, model 207) a fork-join cost 21–65 µs with the workers
+    /// asleep, and a 256² product split on a 6–19 µs estimate ran 0.73× as fast on 2 threads.
     pub(crate) fn for_work(self, alone_ns: f64) -> Par {
         match self {
             Par::Seq => Par::Seq,

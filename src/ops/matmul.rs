@@ -5,6 +5,7 @@
 use crate::kernels::Par;
 use crate::kernels::gemm::{BOperand, PackedB};
 use crate::kernels::matmul::{MatRef, batched_gemm, gemm};
+use crate::kernels::slice::add_assign;
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
 use crate::tensor::layout::Layout;
@@ -220,9 +221,7 @@ impl<E: Element> Tensor<E> {
         let bias_v = bias.filter(|_| !graph).map(Tensor::to_vec);
         let add_bias = |_: usize, j0: usize, row: &mut [E]| {
             if let Some(bv) = &bias_v {
-                for (y, &v) in row.iter_mut().zip(&bv[j0..]) {
-                    *y += v;
-                }
+                add_assign(row, &bv[j0..j0 + row.len()]);
             }
         };
         let epilogue: Option<crate::kernels::gemm::Epilogue<'_, E>> =
@@ -248,9 +247,8 @@ impl<E: Element> Tensor<E> {
                 let (a, b) = (&c.inputs[0], &c.inputs[1]);
                 vec![
                     c.needs(0).then(|| c.grad().matmul(&b.t())),
-                    c.needs(1).then(|| {
-                        if is_transposed(b, 2) { t2(&t2(c.grad()).matmul(a)) } else { a.t().matmul(c.grad()) }
-                    }),
+                    c.needs(1)
+                        .then(|| if is_transposed(b, 2) { c.grad().t().matmul(a).t() } else { a.t().matmul(c.grad()) }),
                 ]
             });
             if let Some(bias) = bias {
@@ -259,11 +257,6 @@ impl<E: Element> Tensor<E> {
         }
         if lead.len() == 1 { y } else { y.reshape(&[lead.as_slice(), &[n]].concat()) }
     }
-}
-
-/// The transpose of a matrix.
-fn t2<E: Element>(x: &Tensor<E>) -> Tensor<E> {
-    x.t()
 }
 
 /// A packed form of some weights, kept between calls for inference and made again when any of

@@ -38,7 +38,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use self::micro::{Kernel, kernel};
-use self::pack::{pack_a, pack_b, pack_b_panel};
+use self::pack::{pack_a, pack_b};
 use super::matmul::MatRef;
 use super::{Par, cpu};
 use crate::tensor::element::Element;
@@ -98,41 +98,19 @@ pub(crate) struct PackedB<E> {
 impl<E: Element> PackedB<E> {
     /// Packs `B`, read with its strides at `mb` in `b`, for this thread's kernel.
     pub(crate) fn new(k: usize, n: usize, b: &[E], mb: MatRef) -> PackedB<E> {
-        check_bounds("B", b.len(), k, n, mb);
-        let (kernel, bl) = plan::<E>();
-        let nr = kernel.nr;
-        let len = n.div_ceil(nr) * nr * k;
-        let mut data = vec![E::zero(); len + ALIGN];
-        let start = data.as_ptr().align_offset(64).min(ALIGN);
-        let mut off = start;
-        for j0 in (0..n).step_by(bl.nc) {
-            let ncb = bl.nc.min(n - j0);
-            let width = ncb.div_ceil(nr) * nr;
-            for p0 in (0..k).step_by(bl.kc) {
-                let kcb = bl.kc.min(k - p0);
-                let block = &mut data[off..off + width * kcb];
-                for (panel, out) in block.chunks_exact_mut(nr * kcb).enumerate() {
-                    pack_b_panel(out, b, mb, p0..p0 + kcb, j0 + panel * nr, j0 + ncb, nr);
-                }
-                off += width * kcb;
-            }
-        }
-        PackedB { k, n, kernel, bl, data, start }
+        PackedB::new_par(Par::Seq, k, n, b, mb)
     }
 
-    /// [`PackedB::new`], with the blocks (or, for a single block, its panels) packed in
-    /// parallel when `par` allows.
+    /// [`PackedB::new`], with the blocks (or, for a single block, runs of its panels) packed
+    /// in parallel when `par` allows.
     pub(crate) fn new_par(par: Par, k: usize, n: usize, b: &[E], mb: MatRef) -> PackedB<E> {
-        if !par.is_parallel() {
-            return PackedB::new(k, n, b, mb);
-        }
         check_bounds("B", b.len(), k, n, mb);
         let (kernel, bl) = plan::<E>();
         let nr = kernel.nr;
         let len = n.div_ceil(nr) * nr * k;
         let mut data = vec![E::zero(); len + ALIGN];
         let start = data.as_ptr().align_offset(64).min(ALIGN);
-        // The blocks in packed order, each with its place in B.
+        // The blocks in packed order, each with the columns and steps of B it holds.
         let mut blocks = Vec::new();
         let mut rest = &mut data[start..start + len];
         for j0 in (0..n).step_by(bl.nc) {
@@ -141,21 +119,23 @@ impl<E: Element> PackedB<E> {
             for p0 in (0..k).step_by(bl.kc) {
                 let kcb = bl.kc.min(k - p0);
                 let (block, tail) = rest.split_at_mut(width * kcb);
-                blocks.push((block, j0, ncb, p0, kcb));
+                blocks.push((block, j0..j0 + ncb, p0..p0 + kcb));
                 rest = tail;
             }
         }
-        let pack_block = |(block, j0, ncb, p0, kcb): (&mut [E], usize, usize, usize, usize)| {
-            for (panel, out) in block.chunks_exact_mut(nr * kcb).enumerate() {
-                pack_b_panel(out, b, mb, p0..p0 + kcb, j0 + panel * nr, j0 + ncb, nr);
+        let threads = par.threads();
+        if threads < 2 {
+            for (block, cols, steps) in blocks {
+                pack_b(block, b, mb, steps, cols, nr);
             }
-        };
-        if blocks.len() >= 2 * par.threads() {
-            blocks.into_par_iter().for_each(pack_block);
+        } else if blocks.len() >= 2 * threads {
+            blocks.into_par_iter().for_each(|(block, cols, steps)| pack_b(block, b, mb, steps, cols, nr));
         } else {
-            for (block, j0, ncb, p0, kcb) in blocks {
-                block.par_chunks_exact_mut(nr * kcb).enumerate().for_each(|(panel, out)| {
-                    pack_b_panel(out, b, mb, p0..p0 + kcb, j0 + panel * nr, j0 + ncb, nr);
+            for (block, cols, steps) in blocks {
+                let per = cols.len().div_ceil(nr).div_ceil(threads) * nr; // columns per task
+                block.par_chunks_mut(per * steps.len()).enumerate().for_each(|(t, out)| {
+                    let c0 = cols.start + t * per;
+                    pack_b(out, b, mb, steps.clone(), c0..cols.end.min(c0 + per), nr);
                 });
             }
         }
@@ -195,7 +175,7 @@ pub(crate) fn check_bounds(what: &str, len: usize, rows: usize, cols: usize, m: 
 
 /// A raw pointer that may cross to rayon tasks; each task writes a disjoint part of C.
 #[derive(Clone, Copy)]
-struct SendPtr<E>(*mut E);
+pub(crate) struct SendPtr<E>(pub(crate) *mut E);
 // SAFETY: only used to hand disjoint tiles of C to tasks that all finish before the owning
 // `&mut [E]` is used again (rayon's `for_each` joins them).
 unsafe impl<E> Send for SendPtr<E> {}
@@ -770,8 +750,11 @@ pub(crate) mod tests {
     fn threads_do_not_change_the_bits() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         // Rows (B too narrow for three column tasks), columns, columns (evener), rows (evener:
-        // B packed in parallel, over blocks and over the panels of one block).
-        for (m, k, n) in [(300, 200, 40), (40, 200, 700), (130, 300, 260), (512, 600, 144), (512, 100, 144)] {
+        // B packed in parallel over the panels of each block), and rows with B packed in
+        // parallel over its many blocks.
+        for (m, k, n) in
+            [(300, 200, 40), (40, 200, 700), (130, 300, 260), (512, 600, 144), (512, 100, 144), (512, 2000, 40)]
+        {
             let (a, ma) = operand::<f32>(m, k, false, 9);
             let (b, mb) = operand::<f32>(k, n, false, 10);
             let mut one = vec![0.0f32; m * n];

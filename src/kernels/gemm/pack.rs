@@ -76,11 +76,7 @@ pub(crate) fn pack_a<E: Element>(
                 }
             }
         }
-        if h < mr {
-            for p in 0..kc {
-                out[p * mr + h..(p + 1) * mr].fill(E::zero());
-            }
-        }
+        zero_pad(out, mr, h);
     }
 }
 
@@ -115,15 +111,7 @@ pub(crate) fn pack_b<E: Element>(
 }
 
 /// One panel of B: columns `j0..min(j0 + nr, end)`, rows `rows`.
-pub(crate) fn pack_b_panel<E: Element>(
-    out: &mut [E],
-    b: &[E],
-    mb: MatRef,
-    rows: Range<usize>,
-    j0: usize,
-    end: usize,
-    nr: usize,
-) {
+fn pack_b_panel<E: Element>(out: &mut [E], b: &[E], mb: MatRef, rows: Range<usize>, j0: usize, end: usize, nr: usize) {
     let kc = rows.len();
     let w = nr.min(end - j0);
     if mb.cs <= mb.rs {
@@ -164,9 +152,15 @@ pub(crate) fn pack_b_panel<E: Element>(
             }
         }
     }
-    if w < nr {
-        for p in 0..kc {
-            out[p * nr + w..(p + 1) * nr].fill(E::zero());
+    zero_pad(out, nr, w);
+}
+
+/// Zeros the values past the first `used` of every step of a packed panel `width` wide, so a
+/// panel at the edge of the matrix adds nothing for the rows or columns it does not have.
+fn zero_pad<E: Element>(panel: &mut [E], width: usize, used: usize) {
+    if used < width {
+        for step in panel.chunks_exact_mut(width) {
+            step[used..].fill(E::zero());
         }
     }
 }
