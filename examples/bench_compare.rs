@@ -179,9 +179,9 @@ const LSTM_STEPS: usize = 100;
 
 impl LstmModel {
     fn new(fused: bool, rng: &mut StdRng) -> Self {
-        let emb = Embedding::new(10_000, 16, rng);
-        let lstm = Lstm::new(LstmConfig { fused, ..LstmConfig::new(16, 128) }, rng);
-        let fc = Linear::new(128, 1, rng);
+        let emb = Embedding::new(10_000, 16, &mut *rng);
+        let lstm = Lstm::new(LstmConfig { fused, ..LstmConfig::new(16, 128) }, &mut *rng);
+        let fc = Linear::new(128, 1, &mut *rng);
         let ids = (0..LSTM_BATCH * LSTM_STEPS).map(|_| rng.random_range(0..10_000)).collect();
         let labels = (0..LSTM_BATCH).map(|_| rng.random_range(0..2u8) as f32).collect();
         LstmModel { emb, lstm, fc, ids, labels: Tensor::from_vec(labels, &[LSTM_BATCH, 1]) }
@@ -231,12 +231,12 @@ fn lstm_predict1(rng: &mut StdRng) -> Workload {
 
 fn mlp_train(rng: &mut StdRng) -> Workload {
     let mlp: Sequential = Sequential::new()
-        .add(Linear::new(784, 512, rng))
+        .add(Linear::new(784, 512, &mut *rng))
         .add(Relu)
-        .add(Linear::new(512, 512, rng))
+        .add(Linear::new(512, 512, &mut *rng))
         .add(Relu)
-        .add(Linear::new(512, 10, rng));
-    let x = Tensor::randn(&[256, 784], 0.0, 1.0, rng);
+        .add(Linear::new(512, 10, &mut *rng));
+    let x = Tensor::randn(&[256, 784], 0.0, 1.0, &mut *rng);
     let targets: Vec<usize> = (0..256).map(|_| rng.random_range(0..10)).collect();
     let mut opt = Sgd::new(mlp.parameters(), SgdConfig { lr: 0.01, ..Default::default() });
     let run = move || {

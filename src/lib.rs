@@ -52,7 +52,23 @@ pub use tensor::gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradche
 pub use tensor::handle::{Tensor, TensorId};
 pub use tensor::layout::Layout;
 pub use tensor::mode::{detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad, set_detect_anomaly};
+pub use tensor::rng::RngSource;
 pub use tensor::{memory, shape};
+
+/// The [`rand`](https://docs.rs/rand/0.9) crate, version 0.9, which tensorgrad's constructors
+/// draw from (see [`RngSource`]).
+///
+/// Use it instead of adding `rand` to your own `Cargo.toml`: `cargo add rand` may pick a newer
+/// version whose generators are different types, and then `Linear::new(…, &mut rng)` does not
+/// compile. A plain `u64` seed works wherever a generator does.
+///
+/// ```
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
+/// let mut rng = StdRng::seed_from_u64(42);
+/// let w = tensorgrad::Tensor::<f32>::randn(&[2, 3], 0.0, 1.0, &mut rng);
+/// assert_eq!(w.shape(), &[2, 3]);
+/// ```
+pub use rand;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

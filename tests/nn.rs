@@ -907,3 +907,30 @@ fn lstm_dropout_above_one() {
     let cfg = LstmConfig { dropout: 1.5, ..LstmConfig::new(3, 2) };
     Lstm::<f32>::new(cfg, &mut rng(0));
 }
+
+/// A `u64` seed is a source of random numbers like `&mut StdRng::seed_from_u64(seed)`, for
+/// every constructor that draws, and the re-exported `rand` is the version they take.
+#[test]
+fn a_seed_initialises_like_a_generator_seeded_with_it() {
+    use tensorgrad::nn::{Dense, Embedding, Gru, GruConfig, Init, Linear, Lstm, LstmConfig, Module};
+    use tensorgrad::rand::{SeedableRng, rngs::StdRng};
+    let rng = || StdRng::seed_from_u64(11);
+    let params = |m: &dyn Module<f32>| m.parameters().iter().map(|p| p.to_vec()).collect::<Vec<_>>();
+    assert_eq!(params(&Linear::new(5, 3, 11)), params(&Linear::new(5, 3, &mut rng())));
+    assert_eq!(params(&Dense::new(5, 3, None, 11)), params(&Dense::new(5, 3, None, &mut rng())));
+    assert_eq!(params(&Embedding::new(9, 4, 11)), params(&Embedding::new(9, 4, &mut rng())));
+    assert_eq!(params(&Lstm::new(LstmConfig::new(3, 4), 11)), params(&Lstm::new(LstmConfig::new(3, 4), &mut rng())));
+    assert_eq!(params(&Gru::new(GruConfig::new(3, 4), 11)), params(&Gru::new(GruConfig::new(3, 4), &mut rng())));
+    let a: Tensor = Init::GlorotUniform.tensor(&[4, 6], 11);
+    assert_eq!(a.to_vec(), Init::GlorotUniform.tensor::<f32>(&[4, 6], &mut rng()).to_vec());
+    assert_eq!(
+        Tensor::<f64>::randn(&[7], 0.0, 1.0, 11).to_vec(),
+        Tensor::<f64>::randn(&[7], 0.0, 1.0, &mut rng()).to_vec()
+    );
+    let u = Tensor::<f32>::rand_uniform(&[7], -1.0, 1.0, 11);
+    assert_eq!(u.to_vec(), Tensor::<f32>::rand_uniform(&[7], -1.0, 1.0, &mut rng()).to_vec());
+    // One generator shared by two layers gives them different draws; the same seed twice does not.
+    let mut shared = rng();
+    let (first, second) = (Linear::<f32>::new(5, 3, &mut shared), Linear::<f32>::new(5, 3, &mut shared));
+    assert_ne!(params(&first), params(&second));
+}

@@ -1,6 +1,6 @@
 //! `Embedding`: a lookup table of vectors indexed by token id.
 
-use rand::Rng;
+use crate::RngSource;
 
 use super::init::Init;
 use super::module::{Mask, Module, Param, join};
@@ -35,20 +35,21 @@ pub struct Embedding<E: Element = f32> {
 
 impl<E: Element> Embedding<E> {
     /// A table with PyTorch's initialisation, `N(0, 1)`.
-    pub fn new(num_embeddings: usize, embedding_dim: usize, rng: &mut impl Rng) -> Self {
+    pub fn new(num_embeddings: usize, embedding_dim: usize, rng: impl RngSource) -> Self {
         Self::with_init(num_embeddings, embedding_dim, Init::Normal(0.0, 1.0), rng)
     }
 
     /// A table with the given initialiser (Keras uses `Init::Uniform(-0.05, 0.05)`).
     #[track_caller]
-    pub fn with_init(num_embeddings: usize, embedding_dim: usize, init: Init, rng: &mut impl Rng) -> Self {
+    pub fn with_init(num_embeddings: usize, embedding_dim: usize, init: Init, rng: impl RngSource) -> Self {
+        let mut rng = rng.into_rng();
         if num_embeddings == 0 || embedding_dim == 0 {
             panic!(
                 "Embedding: needs a vocabulary and a dimension of at least 1, got {num_embeddings} × {embedding_dim}"
             );
         }
         Embedding {
-            weight: Param::new(init.tensor(&[num_embeddings, embedding_dim], rng)),
+            weight: Param::new(init.tensor(&[num_embeddings, embedding_dim], &mut rng)),
             padding_idx: None,
             mask_zero: false,
         }

@@ -7,7 +7,7 @@
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 
-use crate::{Element, Tensor};
+use crate::{Element, RngSource, Tensor};
 
 /// How to initialise a tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,7 +35,9 @@ pub enum Init {
 impl Init {
     /// A tensor of `shape` initialised this way.
     #[track_caller]
-    pub fn tensor<E: Element>(self, shape: &[usize], rng: &mut impl Rng) -> Tensor<E> {
+    pub fn tensor<E: Element>(self, shape: &[usize], rng: impl RngSource) -> Tensor<E> {
+        let mut rng = rng.into_rng();
+        let rng = &mut rng;
         let (fan_in, fan_out) = fans(shape);
         let n: usize = shape.iter().product();
         let values: Vec<f64> = match self {

@@ -1,6 +1,6 @@
 //! `Linear` (PyTorch) and `Dense` (Keras: `Linear` plus an activation).
 
-use rand::Rng;
+use crate::RngSource;
 
 use super::activation::Activation;
 use super::init::Init;
@@ -41,7 +41,9 @@ pub struct Linear<E: Element = f32> {
 
 impl<E: Element> Linear<E> {
     /// A layer with PyTorch's default initialisation and a bias.
-    pub fn new(in_features: usize, out_features: usize, rng: &mut impl Rng) -> Self {
+    ///
+    /// `rng` is `&mut` a generator or a `u64` seed ([`RngSource`]).
+    pub fn new(in_features: usize, out_features: usize, rng: impl RngSource) -> Self {
         let a = 1.0 / (in_features.max(1) as f64).sqrt();
         Self::with_init(in_features, out_features, Init::Uniform(-a, a), Some(Init::Uniform(-a, a)), rng)
     }
@@ -52,11 +54,12 @@ impl<E: Element> Linear<E> {
         out_features: usize,
         weight: Init,
         bias: Option<Init>,
-        rng: &mut impl Rng,
+        rng: impl RngSource,
     ) -> Self {
+        let mut rng = rng.into_rng();
         Linear {
-            weight: Param::new(weight.tensor(&[out_features, in_features], rng)),
-            bias: bias.map(|b| Param::new(b.tensor(&[out_features], rng))),
+            weight: Param::new(weight.tensor(&[out_features, in_features], &mut rng)),
+            bias: bias.map(|b| Param::new(b.tensor(&[out_features], &mut rng))),
             packed: WeightPack::new(),
         }
     }
@@ -145,7 +148,7 @@ pub struct Dense<E: Element = f32> {
 
 impl<E: Element> Dense<E> {
     /// `units` outputs, PyTorch's default initialisation, and an optional activation.
-    pub fn new(in_features: usize, units: usize, activation: Option<Activation>, rng: &mut impl Rng) -> Self {
+    pub fn new(in_features: usize, units: usize, activation: Option<Activation>, rng: impl RngSource) -> Self {
         Dense { linear: Linear::new(in_features, units, rng), activation: activation.unwrap_or(Activation::Linear) }
     }
 

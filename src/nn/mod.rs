@@ -22,6 +22,7 @@ pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
 pub use attention::ScaledDotProductAttention;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use init::Init;
 pub use linear::{Dense, Linear};
 pub use module::{Mask, Module, Param};
 pub use rnn::{Gru, GruConfig, GruOutput, Lstm, LstmConfig, LstmOutput, LstmState, RnnConfig};

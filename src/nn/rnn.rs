@@ -4,6 +4,8 @@
 
 use rand::Rng;
 
+use crate::RngSource;
+
 use super::dropout::{Dropout, check_probability};
 use super::init::Init;
 use super::module::{Mask, Module, Param, derive_seed, join};
@@ -173,10 +175,10 @@ impl<E: Element> RecurrentStack<E> {
         for l in 0..config.num_layers {
             let inp = if l == 0 { config.input_size } else { h * dirs };
             for _ in 0..dirs {
-                let w_ih = Param::new(init.tensor(&[g, inp], rng));
-                let w_hh = Param::new(init.tensor(&[g, h], rng));
+                let w_ih = Param::new(init.tensor(&[g, inp], &mut *rng));
+                let w_hh = Param::new(init.tensor(&[g, h], &mut *rng));
                 let (b_ih, b_hh) = if config.bias {
-                    (Some(Param::new(init.tensor(&[g], rng))), Some(Param::new(init.tensor(&[g], rng))))
+                    (Some(Param::new(init.tensor(&[g], &mut *rng))), Some(Param::new(init.tensor(&[g], &mut *rng))))
                 } else {
                     (None, None)
                 };
@@ -445,8 +447,8 @@ pub struct Lstm<E: Element = f32>(RecurrentStack<E>);
 impl<E: Element> Lstm<E> {
     /// A new LSTM with PyTorch's initialisation.
     #[track_caller]
-    pub fn new(config: LstmConfig, rng: &mut impl Rng) -> Self {
-        Lstm(RecurrentStack::new(CellKind::Lstm, config, rng))
+    pub fn new(config: LstmConfig, rng: impl RngSource) -> Self {
+        Lstm(RecurrentStack::new(CellKind::Lstm, config, &mut rng.into_rng()))
     }
 
     /// The configuration.
@@ -492,8 +494,8 @@ pub struct Gru<E: Element = f32>(RecurrentStack<E>);
 impl<E: Element> Gru<E> {
     /// A new GRU with PyTorch's initialisation.
     #[track_caller]
-    pub fn new(config: GruConfig, rng: &mut impl Rng) -> Self {
-        Gru(RecurrentStack::new(CellKind::Gru, config, rng))
+    pub fn new(config: GruConfig, rng: impl RngSource) -> Self {
+        Gru(RecurrentStack::new(CellKind::Gru, config, &mut rng.into_rng()))
     }
 
     /// The configuration.

@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rand::Rng;
+use crate::tensor::rng::RngSource;
 use rand_distr::{Distribution, Normal, StandardNormal, Uniform};
 use smallvec::SmallVec;
 
@@ -464,23 +464,25 @@ impl<E: Element> Tensor<E> {
     /// assert!(w.to_vec().iter().all(|x| (-0.1..0.1).contains(x)));
     /// ```
     #[track_caller]
-    pub fn rand_uniform(shape: &[usize], low: E, high: E, rng: &mut impl Rng) -> Self
+    pub fn rand_uniform(shape: &[usize], low: E, high: E, rng: impl RngSource) -> Self
     where
         E: rand_distr::uniform::SampleUniform,
     {
         let dist =
             Uniform::new(low, high).unwrap_or_else(|e| panic!("rand_uniform: invalid range [{low}, {high}): {e}"));
-        Self::from_data((0..numel(shape)).map(|_| dist.sample(rng)).collect(), shape)
+        let mut rng = rng.into_rng();
+        Self::from_data((0..numel(shape)).map(|_| dist.sample(&mut rng)).collect(), shape)
     }
 
     /// Values drawn from a normal distribution with the given mean and standard deviation.
     #[track_caller]
-    pub fn randn(shape: &[usize], mean: E, std: E, rng: &mut impl Rng) -> Self
+    pub fn randn(shape: &[usize], mean: E, std: E, rng: impl RngSource) -> Self
     where
         StandardNormal: Distribution<E>,
     {
         let dist = Normal::new(mean, std).unwrap_or_else(|e| panic!("randn: invalid standard deviation {std}: {e}"));
-        Self::from_data((0..numel(shape)).map(|_| dist.sample(rng)).collect(), shape)
+        let mut rng = rng.into_rng();
+        Self::from_data((0..numel(shape)).map(|_| dist.sample(&mut rng)).collect(), shape)
     }
 }
 

@@ -14,5 +14,6 @@ pub(crate) mod handle;
 pub(crate) mod layout;
 pub mod memory;
 pub(crate) mod mode;
+pub(crate) mod rng;
 pub mod shape;
 pub(crate) mod storage;
