@@ -148,6 +148,11 @@ impl<E: Element> Mask<E> {
 /// ```
 pub trait Module<E: Element = f32>: Send + Sync {
     /// The forward pass. Shapes are documented on each module.
+    ///
+    /// Every implementation is `#[track_caller]` (the attribute on this declaration applies to
+    /// all of them), so a panic over a wrong input reports the line that called `forward`, also
+    /// through containers and `dyn Module`.
+    #[track_caller]
     fn forward(&self, x: &Tensor<E>) -> Tensor<E>;
 
     /// The forward pass of a module with several inputs, in the order the module documents
@@ -171,6 +176,7 @@ pub trait Module<E: Element = f32>: Send + Sync {
     /// The forward pass with a padding mask alongside the input (Keras masking). Modules that
     /// make a mask (an `Embedding` with `mask_zero`) or consume one (an `Lstm`) override this;
     /// the default passes the mask through unchanged.
+    #[track_caller]
     fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
         (self.forward(x), mask.cloned())
     }
@@ -295,6 +301,7 @@ impl<E: Element, M: Module<E> + ?Sized> Module<E> for Box<M> {
     fn forward_many(&self, inputs: &[&Tensor<E>]) -> Tensor<E> {
         (**self).forward_many(inputs)
     }
+    #[track_caller]
     fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
         (**self).forward_masked(x, mask)
     }

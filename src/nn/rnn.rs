@@ -271,6 +271,7 @@ impl<E: Element> RecurrentStack<E> {
     }
 
     /// One layer in one direction: `[B, T, in]` → (`[B, T, H]`, final h, final c for an LSTM).
+    #[track_caller]
     fn run_cell(
         &self,
         cell: &Cell<E>,
@@ -379,6 +380,7 @@ impl<E: Element> RecurrentStack<E> {
         if d == 1 { last.squeeze(0) } else { Tensor::cat(&[last.narrow(0, 0, 1), last.narrow(0, 1, 1)], 2).squeeze(0) }
     }
 
+    #[track_caller]
     fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
         let out = self.forward_full(x, None, None, mask);
         if self.config.return_sequences { (out.output, mask.cloned()) } else { (self.last_state(&out.h), None) }
