@@ -222,7 +222,7 @@ fn cat_rank_mismatch() {
 #[test]
 #[should_panic(expected = "cat: needs at least one tensor")]
 fn cat_of_an_empty_list() {
-    let _ = Tensor::<f32>::cat(&[], 0);
+    let _ = Tensor::<f32>::cat::<Tensor<f32>>(&[], 0);
 }
 
 #[test]
@@ -240,7 +240,7 @@ fn stack_shape_mismatch() {
 #[test]
 #[should_panic(expected = "stack: needs at least one tensor")]
 fn stack_of_an_empty_list() {
-    let _ = Tensor::<f64>::stack(&[], 0);
+    let _ = Tensor::<f64>::stack::<Tensor<f64>>(&[], 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -649,6 +649,45 @@ proptest! {
     }
 
     #[test]
+    fn gradcheck_log_sin_cos(vs in any_views(0..=3, Vals::Pos)) {
+        check_unary("log", &vs, |x| x.log())?;
+        check_unary("sin", &vs, |x| x.sin())?;
+        check_unary("cos", &vs, |x| x.cos())?;
+        gradgrad_unary("sin", &vs, |x| x.sin())?;
+        gradgrad_unary("cos", &vs, |x| x.cos())?;
+    }
+
+    #[test]
+    fn gradcheck_pow_views(c in bin_case(Vals::Pos, Vals::Any)) {
+        check_binary_same_shape("pow", &c, |a, b| a.pow(b))?;
+    }
+
+    #[test]
+    fn gradcheck_pow_broadcasting(c in bin_case(Vals::Pos, Vals::Any)) {
+        // Every broadcasting pattern with the positive operand as the base (the row-on-the-left
+        // case of `check_binary_broadcasting` would put the exponent's values in the base).
+        let pow = |a: &T, b: &T| a.pow(b);
+        check_pairs("pow", &c.a, &c.b_small, pow)?;
+        check_pairs("pow", &c.a_small, &c.b, pow)?;
+        check_pairs("pow", &c.a_small, &c.b_small, pow)?;
+        check_pairs("pow", &c.col, &c.row, pow)?;
+        gradgrad_pairs("pow", &c.a, &c.b_small, |a, b| a.pow(b))?;
+    }
+
+    #[test]
+    fn gradcheck_min_dim(vs in any_views(1..=3, Vals::Distinct)) {
+        for d in 0..vs[0].shape.len() {
+            check_unary(&format!("min_dim({d})"), &vs, |x| x.min_dim(d, false).0)?;
+        }
+    }
+
+    #[test]
+    fn gradcheck_flatten(vs in any_views(2..=3, Vals::Any)) {
+        check_unary("flatten(0, 1)", &vs, |x| x.flatten(0, 1))?;
+        check_unary("flatten(1, last)", &vs, |x| x.flatten(1, x.ndim() - 1))?;
+    }
+
+    #[test]
     fn gradcheck_sqrt(vs in any_views(0..=3, Vals::Pos)) {
         check_unary("sqrt", &vs, |x| x.sqrt())?;
     }

@@ -38,6 +38,21 @@ impl Activation {
     }
 }
 
+impl Activation {
+    /// PyTorch's name for the activation (`ReLU`, `Sigmoid`, …), used in model descriptions.
+    pub fn name(self) -> String {
+        match self {
+            Activation::Linear => "Identity".into(),
+            Activation::Sigmoid => "Sigmoid".into(),
+            Activation::Relu => "ReLU".into(),
+            Activation::Tanh => "Tanh".into(),
+            Activation::Softmax => "Softmax(dim=-1)".into(),
+            Activation::LeakyRelu(s) => format!("LeakyReLU(negative_slope={s})"),
+            Activation::Gelu => "GELU".into(),
+        }
+    }
+}
+
 macro_rules! activation_module {
     ($(#[$doc:meta])* $name:ident, $act:expr) => {
         $(#[$doc])*
@@ -49,6 +64,9 @@ macro_rules! activation_module {
                 $act.apply(x)
             }
             fn visit_params(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Param<E>)) {}
+            fn describe(&self) -> String {
+                $act.name()
+            }
         }
     };
 }
@@ -94,4 +112,7 @@ impl<E: Element> Module<E> for LeakyRelu {
         x.leaky_relu(E::of(self.0))
     }
     fn visit_params(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Param<E>)) {}
+    fn describe(&self) -> String {
+        Activation::LeakyRelu(self.0).name()
+    }
 }

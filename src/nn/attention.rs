@@ -129,5 +129,12 @@ impl<E: Element> Module<E> for ScaledDotProductAttention {
         }
     }
 
+    fn describe(&self) -> String {
+        match self.scale {
+            Some(scale) => format!("ScaledDotProductAttention(scale={scale})"),
+            None => "ScaledDotProductAttention".into(),
+        }
+    }
+
     fn visit_params(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Param<E>)) {}
 }

@@ -112,6 +112,10 @@ impl<E: Element> Module<E> for Dropout {
 
     fn visit_params(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Param<E>)) {}
 
+    fn describe(&self) -> String {
+        format!("Dropout(p={})", self.p)
+    }
+
     fn set_training(&mut self, training: bool) {
         self.training = training;
     }

@@ -169,4 +169,15 @@ impl<E: Element> Module<E> for Embedding<E> {
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
         f(join(prefix, "weight"), &self.weight);
     }
+
+    fn describe(&self) -> String {
+        let mut s = format!("Embedding({}, {}", self.num_embeddings(), self.embedding_dim());
+        if let Some(p) = self.padding_idx {
+            s += &format!(", padding_idx={p}");
+        }
+        if self.mask_zero {
+            s += ", mask_zero=true";
+        }
+        s + ")"
+    }
 }

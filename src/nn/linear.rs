@@ -119,6 +119,15 @@ impl<E: Element> Module<E> for Linear<E> {
         if x.ndim() == 2 { y } else { y.reshape(&[lead, &[outf]].concat()) }
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "Linear(in_features={}, out_features={}, bias={})",
+            self.in_features(),
+            self.out_features(),
+            self.bias.is_some()
+        )
+    }
+
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
         f(join(prefix, "weight"), &self.weight);
         if let Some(b) = &self.bias {
@@ -166,5 +175,13 @@ impl<E: Element> Module<E> for Dense<E> {
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
         self.linear.visit_params(prefix, f)
+    }
+
+    fn describe(&self) -> String {
+        let act = match self.activation {
+            Activation::Linear => String::new(),
+            a => format!(", activation={}", a.name()),
+        };
+        format!("Dense(in_features={}, units={}{act})", self.linear.in_features(), self.linear.out_features())
     }
 }

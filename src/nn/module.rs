@@ -181,9 +181,17 @@ pub trait Module<E: Element = f32>: Send + Sync {
         (self.forward(x), mask.cloned())
     }
 
-    /// Calls `f` with each parameter and its dotted name (`prefix` + local name), in a fixed
-    /// order.
+    /// Calls `f` with each parameter and its dotted name (`prefix` + local name, joined with
+    /// [`param_name`](super::param_name)), in a fixed order.
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>));
+
+    /// A one-line description in PyTorch's style, `Linear(in_features=4, out_features=2,
+    /// bias=true)`, used by `Display` and [`summary`](super::Sequential::summary) of containers.
+    /// The default is the type's name without its path; containers describe their children on
+    /// the following lines.
+    fn describe(&self) -> String {
+        short_type_name(std::any::type_name::<Self>())
+    }
 
     /// Switches training behaviour (dropout) on or off. Containers forward it to children.
     fn set_training(&mut self, _training: bool) {}
@@ -269,8 +277,18 @@ pub trait Module<E: Element = f32>: Send + Sync {
     }
 }
 
+/// `tensorgrad::nn::Linear<f32>` → `Linear`: a type's name without its module path and, for the
+/// default description, without its element type.
+pub(crate) fn short_type_name(full: &str) -> String {
+    let name = short_type_path(full);
+    match name.split_once('<') {
+        Some((base, _)) if !base.is_empty() => base.to_string(),
+        _ => name,
+    }
+}
+
 /// `tensorgrad::nn::Linear<f32>` → `Linear<f32>`: a type's name without its module path.
-fn short_type_name(full: &str) -> String {
+fn short_type_path(full: &str) -> String {
     let mut out = String::with_capacity(full.len());
     let mut segment = String::new();
     for c in full.chars() {
@@ -293,6 +311,39 @@ pub(crate) fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
 }
 
+/// The dotted name of a parameter or child called `name` inside a module whose own name is
+/// `prefix`, as [`Module::visit_params`] passes it on: `"" + "weight"` → `"weight"`,
+/// `"encoder.0" + "bias"` → `"encoder.0.bias"`. Use it in a hand-written `visit_params` so names
+/// match PyTorch's `state_dict` keys.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module, Param, param_name};
+/// use tensorgrad::Tensor;
+///
+/// /// A linear layer plus a learned offset.
+/// struct Shifted {
+///     inner: Linear,
+///     shift: Param,
+/// }
+///
+/// impl Module for Shifted {
+///     fn forward(&self, x: &Tensor) -> Tensor {
+///         self.inner.forward(x) + &self.shift.tensor()
+///     }
+///     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param)) {
+///         self.inner.visit_params(&param_name(prefix, "inner"), f);
+///         f(param_name(prefix, "shift"), &self.shift);
+///     }
+/// }
+///
+/// let m = Shifted { inner: Linear::new(3, 2, 0), shift: Param::new(Tensor::zeros(&[2])) };
+/// let names: Vec<String> = m.named_parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["inner.weight", "inner.bias", "shift"]);
+/// ```
+pub fn param_name(prefix: &str, name: &str) -> String {
+    join(prefix, name)
+}
+
 impl<E: Element, M: Module<E> + ?Sized> Module<E> for Box<M> {
     fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
         (**self).forward(x)
@@ -307,6 +358,9 @@ impl<E: Element, M: Module<E> + ?Sized> Module<E> for Box<M> {
     }
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
         (**self).visit_params(prefix, f)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
     }
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)

@@ -373,6 +373,35 @@ impl<E: Element> RecurrentStack<E> {
         (Tensor::stack(&outs, 1), hcur, c)
     }
 
+    /// `LSTM(16, 128, num_layers=2, …)`: PyTorch's description, with the settings that differ
+    /// from [`RnnConfig::new`]'s.
+    fn describe(&self) -> String {
+        let c = &self.config;
+        let d = RnnConfig::new(c.input_size, c.hidden_size);
+        let mut s =
+            format!("{}({}, {}", if self.kind == CellKind::Lstm { "LSTM" } else { "GRU" }, c.input_size, c.hidden_size);
+        if c.num_layers != d.num_layers {
+            s += &format!(", num_layers={}", c.num_layers);
+        }
+        if c.bidirectional {
+            s += ", bidirectional=true";
+        }
+        if !c.bias {
+            s += ", bias=false";
+        }
+        for (name, v) in
+            [("dropout", c.dropout), ("recurrent_dropout", c.recurrent_dropout), ("layer_dropout", c.layer_dropout)]
+        {
+            if v != 0.0 {
+                s += &format!(", {name}={v}");
+            }
+        }
+        if c.return_sequences {
+            s += ", return_sequences=true";
+        }
+        s + ")"
+    }
+
     /// The last layer's final hidden state, directions side by side: `[B, H·dirs]`.
     fn last_state(&self, h: &Tensor<E>) -> Tensor<E> {
         let d = self.dirs();
@@ -550,6 +579,10 @@ macro_rules! recurrent_module {
 
             fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
                 self.0.visit_params(prefix, f)
+            }
+
+            fn describe(&self) -> String {
+                self.0.describe()
             }
 
             fn set_training(&mut self, training: bool) {

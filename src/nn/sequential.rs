@@ -1,5 +1,6 @@
-//! `Sequential`: modules applied one after another.
+//! `Sequential`: modules applied one after another, and its Keras-style [`Summary`].
 
+use super::StepKey;
 use super::module::{Mask, Module, Param, derive_seed, join};
 use crate::{Element, Tensor};
 
@@ -32,9 +33,31 @@ impl<E: Element> Default for Sequential<E> {
     }
 }
 
+/// The layers with their names and settings, in PyTorch's layout (nested containers indented).
+///
+/// ```
+/// use tensorgrad::nn::{Activation, Dense, Dropout, Linear, Relu, Sequential};
+/// let model: Sequential = Sequential::new()
+///     .add_named("hidden", Linear::new(4, 8, 0))
+///     .add(Relu)
+///     .add(Dropout::new(0.5, 0))
+///     .add_named("out", Dense::new(8, 1, Some(Activation::Sigmoid), 1));
+/// assert_eq!(
+///     model.to_string(),
+///     "Sequential(\n  (hidden): Linear(in_features=4, out_features=8, bias=true)\n  (1): ReLU\n  \
+///      (2): Dropout(p=0.5)\n  (out): Dense(in_features=8, units=1, activation=Sigmoid)\n)"
+/// );
+/// ```
+impl<E: Element> std::fmt::Display for Sequential<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&Module::describe(self))
+    }
+}
+
+/// The same text as `Display`.
 impl<E: Element> std::fmt::Debug for Sequential<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.layers.iter().map(|(n, _)| n)).finish()
+        f.write_str(&Module::describe(self))
     }
 }
 
@@ -80,6 +103,141 @@ impl<E: Element> Sequential<E> {
     /// True when there are no modules.
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
+    }
+
+    /// Keras's `model.summary()`: each layer with its name, kind and output shape for an input of
+    /// `input_shape`, and its parameter count, split into trainable and frozen. The output
+    /// shapes come from one forward pass over an input of ones (valid ids for an `Embedding`),
+    /// without recording a graph and without moving any dropout generator on, so calling it
+    /// changes nothing about later training. `Display` prints the table.
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Activation, Dense, Embedding, Lstm, LstmConfig, Sequential};
+    /// let model: Sequential = Sequential::new()
+    ///     .add_named("embedding", Embedding::new(10_000, 16, 0).with_mask_zero(true))
+    ///     .add_named("lstm", Lstm::new(LstmConfig::new(16, 128), 1))
+    ///     .add_named("dense", Dense::new(128, 1, Some(Activation::Sigmoid), 2));
+    /// let summary = model.summary(&[1, 100]);
+    /// assert_eq!(summary.layers[1].output_shape, [1, 128]);
+    /// assert_eq!(summary.total_params(), 160_000 + 74_752 + 129);
+    /// println!("{summary}");
+    /// ```
+    ///
+    /// # Panics
+    /// As the model's forward pass does if it cannot take an input of that shape, at the caller's
+    /// line.
+    #[track_caller]
+    pub fn summary(&self, input_shape: &[usize]) -> Summary {
+        let scope = StepKey::new(0, 0, 0, 0);
+        let mut layers = Vec::with_capacity(self.layers.len());
+        crate::no_grad(|| {
+            scope.scope(|| {
+                let mut h = Tensor::<E>::ones(input_shape);
+                let mut m = None;
+                for (name, layer) in &self.layers {
+                    let (y, next) = layer.forward_masked(&h, m.as_ref());
+                    let (mut params, mut trainable) = (0, 0);
+                    layer.visit_params("", &mut |_, p| {
+                        let n = p.value().numel();
+                        params += n;
+                        if p.is_trainable() {
+                            trainable += n;
+                        }
+                    });
+                    let describe = layer.describe();
+                    let kind = describe.split(['(', '\n']).next().unwrap_or_default().to_string();
+                    layers.push(LayerSummary {
+                        name: name.clone(),
+                        kind,
+                        output_shape: y.shape().to_vec(),
+                        params,
+                        trainable,
+                    });
+                    h = y;
+                    m = next;
+                }
+            })
+        });
+        Summary { input_shape: input_shape.to_vec(), layers }
+    }
+}
+
+/// One row of a [`Summary`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerSummary {
+    /// The layer's name in its `Sequential` (its position if added with `add`).
+    pub name: String,
+    /// The layer's kind (`Linear`, `LSTM`, …).
+    pub kind: String,
+    /// The shape the layer returned for the summary's input.
+    pub output_shape: Vec<usize>,
+    /// Scalar parameters, frozen ones included.
+    pub params: usize,
+    /// The trainable part of `params`.
+    pub trainable: usize,
+}
+
+/// A model's layers, output shapes and parameter counts: what
+/// [`Sequential::summary`] returns. `Display` prints it as Keras does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// The input shape the output shapes were computed for.
+    pub input_shape: Vec<usize>,
+    /// One entry per layer, in order.
+    pub layers: Vec<LayerSummary>,
+}
+
+impl Summary {
+    /// Every scalar parameter.
+    pub fn total_params(&self) -> usize {
+        self.layers.iter().map(|l| l.params).sum()
+    }
+
+    /// The parameters an optimizer would update.
+    pub fn trainable_params(&self) -> usize {
+        self.layers.iter().map(|l| l.trainable).sum()
+    }
+
+    /// The frozen parameters.
+    pub fn frozen_params(&self) -> usize {
+        self.total_params() - self.trainable_params()
+    }
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows: Vec<[String; 3]> = self
+            .layers
+            .iter()
+            .map(|l| [format!("{} ({})", l.name, l.kind), format!("{:?}", l.output_shape), thousands(l.params)])
+            .collect();
+        let head = ["Layer (type)".to_string(), "Output shape".to_string(), "Param #".to_string()];
+        let w: Vec<usize> =
+            (0..3).map(|c| rows.iter().chain([&head]).map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        let rule = "=".repeat(w[0] + w[1] + w[2] + 6);
+        writeln!(f, "Input shape: {:?}", self.input_shape)?;
+        writeln!(f, "{:<a$}   {:<b$}   {:>c$}", head[0], head[1], head[2], a = w[0], b = w[1], c = w[2])?;
+        writeln!(f, "{rule}")?;
+        for r in &rows {
+            writeln!(f, "{:<a$}   {:<b$}   {:>c$}", r[0], r[1], r[2], a = w[0], b = w[1], c = w[2])?;
+        }
+        writeln!(f, "{rule}")?;
+        writeln!(f, "Total params: {}", thousands(self.total_params()))?;
+        writeln!(f, "Trainable params: {}", thousands(self.trainable_params()))?;
+        write!(f, "Non-trainable params: {}", thousands(self.frozen_params()))
     }
 }
 
@@ -127,6 +285,14 @@ impl<E: Element> Module<E> for Sequential<E> {
         for (name, layer) in &self.layers {
             layer.visit_params(&join(prefix, name), f);
         }
+    }
+
+    fn describe(&self) -> String {
+        let mut s = String::from("Sequential(");
+        for (name, layer) in &self.layers {
+            s += &format!("\n  ({name}): {}", layer.describe().replace('\n', "\n  "));
+        }
+        s + if self.layers.is_empty() { ")" } else { "\n)" }
     }
 
     fn set_training(&mut self, training: bool) {

@@ -1,5 +1,6 @@
 //! Elementwise arithmetic: `+ - * /` with NumPy broadcasting and with scalars, and the unary
-//! math functions `neg`, `exp`, `ln`, `powf`, `sqrt`, `abs`, `clamp`.
+//! math functions `neg`, `exp`, `ln` (also `log`), `powf`, `pow`, `sin`, `cos`, `sqrt`, `abs`,
+//! `clamp`.
 //!
 //! Broadcasting is a view: a binary op first broadcasts both operands to the common shape with
 //! [`Tensor::broadcast_to`] (whose backward sums over the stretched dims) and then works on equal
@@ -161,6 +162,7 @@ impl<E: Element> Tensor<E> {
     /// let y = a.ln().to_vec();
     /// assert!(y[0].abs() < 1e-12 && (y[1] - 1.0).abs() < 1e-12);
     /// ```
+    #[doc(alias = "log")]
     #[track_caller]
     pub fn ln(&self) -> Tensor<E> {
         self.map(|x| x.ln()).record("ln", [self.clone()], |c| vec![Some(c.grad() / &c.inputs[0])])
@@ -177,6 +179,71 @@ impl<E: Element> Tensor<E> {
         self.map(|x| x.powf(p)).record("powf", [self.clone()], move |c| {
             vec![Some(c.grad() * &c.inputs[0].powf(p - E::one()).mul_scalar(p))]
         })
+    }
+
+    /// Natural logarithm: the same op as [`ln`](Self::ln), under PyTorch's and NumPy's name.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![1.0f32, 4.0], &[2]);
+    /// assert_eq!(a.log().to_vec(), a.ln().to_vec());
+    /// ```
+    #[track_caller]
+    pub fn log(&self) -> Tensor<E> {
+        self.ln()
+    }
+
+    /// `selfᵉˣᵖᵒⁿᵉⁿᵗ` element by element, with broadcasting (PyTorch's `pow` with a tensor
+    /// exponent; [`powf`](Self::powf) takes a constant). ∂/∂a = b·aᵇ⁻¹, ∂/∂b = aᵇ·ln a, taken as 0
+    /// where a = 0 and b ≥ 0 (as PyTorch does), so a zero base does not make the exponent's
+    /// gradient NaN.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// let base = Tensor::from_vec(vec![2.0f64, 3.0, 0.0], &[3]).requires_grad();
+    /// let exponent = Tensor::from_vec(vec![3.0f64, 0.5, 2.0], &[3]).requires_grad();
+    /// let y = base.pow(&exponent);
+    /// assert_eq!(y.to_vec()[0], 8.0);
+    /// let g = y.sum().backward();
+    /// assert_eq!(g.get(&base).unwrap().to_vec()[0], 12.0); // 3 · 2²
+    /// assert_eq!(g.get(&exponent).unwrap().to_vec()[2], 0.0); // 0² · ln 0, taken as 0
+    /// ```
+    #[track_caller]
+    pub fn pow(&self, exponent: &Tensor<E>) -> Tensor<E> {
+        let (a, b) = self.broadcast_pair(exponent, "pow");
+        a.zip(&b, |x, y| x.powf(y)).record("pow", [a, b], |c| {
+            let (a, b) = (&c.inputs[0], &c.inputs[1]);
+            let da = c.needs(0).then(|| c.grad() * &(b * &a.pow(&b.add_scalar(-E::one()))));
+            let db = c.needs(1).then(|| {
+                // 1 where ln a counts, 0 where a = 0 and b ≥ 0; a is replaced by 1 there, so the
+                // logarithm (and its own derivatives) stay finite.
+                let keep = a.zip(b, |x, y| if x == E::zero() && y >= E::zero() { E::zero() } else { E::one() });
+                let safe_a = &(a * &keep) + &Tensor::neg(&keep).add_scalar(E::one());
+                c.grad() * &(&(c.out() * &safe_a.ln()) * &keep)
+            });
+            vec![da, db]
+        })
+    }
+
+    /// `sin x`. ∂/∂x = cos x.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![0.0f64, std::f64::consts::FRAC_PI_2], &[2]);
+    /// assert_eq!(a.sin().to_vec(), vec![0.0, 1.0]);
+    /// ```
+    #[track_caller]
+    pub fn sin(&self) -> Tensor<E> {
+        self.map(|x| x.sin()).record("sin", [self.clone()], |c| vec![Some(c.grad() * &c.inputs[0].cos())])
+    }
+
+    /// `cos x`. ∂/∂x = −sin x.
+    ///
+    /// ```
+    /// let a = tensorgrad::Tensor::from_vec(vec![0.0f64, std::f64::consts::PI], &[2]);
+    /// assert_eq!(a.cos().to_vec(), vec![1.0, -1.0]);
+    /// ```
+    #[track_caller]
+    pub fn cos(&self) -> Tensor<E> {
+        self.map(|x| x.cos()).record("cos", [self.clone()], |c| vec![Some((c.grad() * &c.inputs[0].sin()).neg())])
     }
 
     /// `√x`. ∂/∂x = 1/(2√x) (from the output).

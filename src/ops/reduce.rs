@@ -1,4 +1,4 @@
-//! Reductions: `sum`, `sum_dim`, `mean`, `mean_dim`, `max_dim`, and `sum_to_shape` (the backward
+//! Reductions: `sum`, `sum_dim`, `mean`, `mean_dim`, `max_dim`, `min_dim`, `argmax`, `argmin`, and `sum_to_shape` (the backward
 //! of broadcasting).
 
 use crate::kernels::{Par, reduce};
@@ -107,6 +107,53 @@ impl<E: Element> Tensor<E> {
         (out, std::sync::Arc::try_unwrap(idx).unwrap_or_else(|a| (*a).clone()))
     }
 
+    /// Minimum along `dim` and the index of the minimum of each slice (the first one on ties);
+    /// gradients flow to the minimum, like [`max_dim`](Self::max_dim)'s.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![1.0f32, 5.0, 3.0, 2.0], &[2, 2]);
+    /// let (m, idx) = x.min_dim(1, false);
+    /// assert_eq!(m.to_vec(), vec![1.0, 2.0]);
+    /// assert_eq!(idx, vec![0, 1]);
+    /// ```
+    #[track_caller]
+    pub fn min_dim(&self, dim: usize, keepdim: bool) -> (Tensor<E>, Vec<usize>) {
+        check_nonempty("min_dim", dim, self.shape());
+        let (m, idx) = self.neg().max_dim(dim, keepdim);
+        (m.neg(), idx)
+    }
+
+    /// The index of the largest value along `dim` (the first one on ties), as a tensor of whole
+    /// numbers: `[N, C].argmax(1, false)` is the predicted class of each row, ready to compare
+    /// with a tensor of class labels. Not differentiable (the result is a constant). Indices are
+    /// exact up to 2²⁴ in `f32`.
+    ///
+    /// ```
+    /// let logits = tensorgrad::Tensor::from_vec(vec![0.1f32, 2.0, -1.0, 3.0, 0.0, 1.0], &[2, 3]);
+    /// assert_eq!(logits.argmax(1, false).to_vec(), vec![1.0, 0.0]);
+    /// assert_eq!(logits.argmax(1, true).shape(), &[2, 1]);
+    /// ```
+    #[track_caller]
+    pub fn argmax(&self, dim: usize, keepdim: bool) -> Tensor<E> {
+        check_nonempty("argmax", dim, self.shape());
+        let idx = crate::no_grad(|| self.max_dim(dim, keepdim).1);
+        index_tensor(idx, self.shape(), dim, keepdim)
+    }
+
+    /// The index of the smallest value along `dim` (the first one on ties), as a tensor of whole
+    /// numbers; see [`argmax`](Self::argmax).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![0.1f32, 2.0, -1.0, 3.0, 0.0, 1.0], &[2, 3]);
+    /// assert_eq!(x.argmin(1, false).to_vec(), vec![2.0, 1.0]);
+    /// ```
+    #[track_caller]
+    pub fn argmin(&self, dim: usize, keepdim: bool) -> Tensor<E> {
+        check_nonempty("argmin", dim, self.shape());
+        let idx = crate::no_grad(|| self.min_dim(dim, keepdim).1);
+        index_tensor(idx, self.shape(), dim, keepdim)
+    }
+
     /// Sums a broadcast tensor back down to `shape` (the adjoint of
     /// [`broadcast_to`](Self::broadcast_to)).
     ///
@@ -127,4 +174,27 @@ impl<E: Element> Tensor<E> {
             (0..self.ndim()).filter(|&d| d < lead || (shape[d - lead] == 1 && self.shape()[d] != 1)).collect();
         self.sum_dims_keepdim(&dims).reshape(shape)
     }
+}
+
+/// Panics unless `dim` is a dim of `shape` with at least one element (the extreme of nothing
+/// is undefined).
+#[track_caller]
+fn check_nonempty(op: &str, dim: usize, shape: &[usize]) {
+    check_dim(op, dim, shape);
+    if shape[dim] == 0 {
+        panic!("{op}: dim {dim} of shape {shape:?} is empty; the extreme of nothing is undefined");
+    }
+}
+
+/// Indices along `dim` of a tensor of `shape`, as a tensor of whole numbers shaped like the
+/// reduction's output.
+fn index_tensor<E: Element>(idx: Vec<usize>, shape: &[usize], dim: usize, keepdim: bool) -> Tensor<E> {
+    let mut out_shape = shape.to_vec();
+    if keepdim {
+        out_shape[dim] = 1;
+    } else {
+        out_shape.remove(dim);
+    }
+    let values = idx.into_iter().map(|i| E::from_usize(i).unwrap_or_else(E::nan)).collect();
+    Tensor::from_data(values, &out_shape)
 }

@@ -2,7 +2,10 @@
 //! `unsqueeze`, `reshape` of contiguous data) share the buffer and copy nothing; `cat` and
 //! `stack` copy. Each backward is the adjoint view or op.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use crate::kernels::slice::{add_strided, copy_strided};
 use crate::tensor::element::Element;
@@ -132,10 +135,15 @@ impl<E: Element> Tensor<E> {
     /// The same elements in a new shape with the same number of elements. A view whenever the
     /// strides can express it (always for contiguous data), otherwise a copy.
     ///
+    /// This is PyTorch's `view` as well as its `reshape`: where `view` would refuse a layout the
+    /// strides cannot express, this copies instead. There is no `-1` for an inferred dim: the
+    /// shape is `&[usize]`; [`flatten`](Self::flatten) covers the common case.
+    ///
     /// ```
     /// let x = tensorgrad::Tensor::<f32>::arange(6).reshape(&[2, 3]);
     /// assert_eq!(x.get(&[1, 0]), 3.0);
     /// ```
+    #[doc(alias = "view")]
     #[track_caller]
     pub fn reshape(&self, shape: &[usize]) -> Tensor<E> {
         if numel(shape) != self.numel() {
@@ -157,24 +165,54 @@ impl<E: Element> Tensor<E> {
         out.record("reshape", [self.clone()], move |c| vec![Some(c.grad().reshape(&in_shape))])
     }
 
-    /// Joins tensors along an existing dim; all other dims must agree.
-    /// Its backward hands each input its `narrow` of the gradient.
+    /// Dims `start_dim..=end_dim` merged into one (PyTorch's `flatten`): `[N, C, H, W]` with
+    /// `flatten(1, 3)` is `[N, C·H·W]`. A view for contiguous data, like [`reshape`](Self::reshape).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::zeros(&[2, 3, 4, 5]);
+    /// assert_eq!(x.flatten(1, 3).shape(), &[2, 60]);
+    /// assert_eq!(x.flatten(0, 1).shape(), &[6, 4, 5]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `start_dim > end_dim` or `end_dim` is not a dim of the tensor.
+    #[track_caller]
+    pub fn flatten(&self, start_dim: usize, end_dim: usize) -> Tensor<E> {
+        if self.ndim() == 0 && start_dim == 0 && end_dim == 0 {
+            return self.reshape(&[1]);
+        }
+        check_dim("flatten", end_dim, self.shape());
+        if start_dim > end_dim {
+            panic!("flatten: start_dim {start_dim} is after end_dim {end_dim} (shape {:?})", self.shape());
+        }
+        let s = self.shape();
+        let merged: usize = s[start_dim..=end_dim].iter().product();
+        let shape: Vec<usize> =
+            s[..start_dim].iter().copied().chain([merged]).chain(s[end_dim + 1..].iter().copied()).collect();
+        self.reshape(&shape)
+    }
+
+    /// Joins tensors along an existing dim; all other dims must agree. Takes owned handles
+    /// (`&[a, b]`) or references (`&[&a, &b]`). Its backward hands each input its `narrow` of the
+    /// gradient.
     ///
     /// ```
     /// use tensorgrad::Tensor;
     /// let a = Tensor::from_vec(vec![1.0f32, 2.0], &[1, 2]);
     /// let b = Tensor::from_vec(vec![3.0f32, 4.0], &[1, 2]);
+    /// assert_eq!(Tensor::cat(&[&a, &b], 1).shape(), &[1, 4]);
     /// assert_eq!(Tensor::cat(&[a, b], 0).shape(), &[2, 2]);
     /// ```
     #[track_caller]
-    pub fn cat(tensors: &[Tensor<E>], dim: usize) -> Tensor<E> {
-        let Some(first) = tensors.first() else {
+    pub fn cat<T: Borrow<Tensor<E>>>(tensors: &[T], dim: usize) -> Tensor<E> {
+        let tensors: SmallVec<[&Tensor<E>; 8]> = tensors.iter().map(Borrow::borrow).collect();
+        let Some(&first) = tensors.first() else {
             panic!("cat: needs at least one tensor");
         };
         check_dim("cat", dim, first.shape());
         let mut shape = first.shape().to_vec();
         shape[dim] = 0;
-        for t in tensors {
+        for t in &tensors {
             let ok = t.ndim() == first.ndim()
                 && t.shape().iter().zip(first.shape()).enumerate().all(|(d, (a, b))| d == dim || a == b);
             if !ok {
@@ -187,27 +225,30 @@ impl<E: Element> Tensor<E> {
         let full = Layout::contiguous(&shape);
         let mut starts = Vec::with_capacity(tensors.len());
         let mut start = 0;
-        for t in tensors {
+        for t in &tensors {
             starts.push(start);
             copy_strided(&mut out, &full.narrow(dim, start, t.shape()[dim]), &t.data(), t.layout());
             start += t.shape()[dim];
         }
         let lens: Vec<usize> = tensors.iter().map(|t| t.shape()[dim]).collect();
-        Tensor::from_data(out, &shape).record("cat", tensors.to_vec(), move |c| {
+        Tensor::from_data(out, &shape).record("cat", tensors.iter().map(|&t| t.clone()).collect::<Vec<_>>(), move |c| {
             (0..lens.len()).map(|i| c.needs(i).then(|| c.grad().narrow(dim, starts[i], lens[i]))).collect()
         })
     }
 
-    /// Joins tensors of equal shape along a new dim `dim`.
+    /// Joins tensors of equal shape along a new dim `dim`; owned handles or references, as
+    /// [`cat`](Self::cat).
     ///
     /// ```
     /// use tensorgrad::Tensor;
     /// let (a, b) = (Tensor::from_vec(vec![1.0f32, 2.0], &[2]), Tensor::from_vec(vec![3.0f32, 4.0], &[2]));
+    /// assert_eq!(Tensor::stack(&[&a, &b], 0).shape(), &[2, 2]);
     /// assert_eq!(Tensor::stack(&[a, b], 1).to_vec(), vec![1.0, 3.0, 2.0, 4.0]);
     /// ```
     #[track_caller]
-    pub fn stack(tensors: &[Tensor<E>], dim: usize) -> Tensor<E> {
-        let Some(first) = tensors.first() else {
+    pub fn stack<T: Borrow<Tensor<E>>>(tensors: &[T], dim: usize) -> Tensor<E> {
+        let tensors: SmallVec<[&Tensor<E>; 8]> = tensors.iter().map(Borrow::borrow).collect();
+        let Some(&first) = tensors.first() else {
             panic!("stack: needs at least one tensor");
         };
         if let Some(t) = tensors.iter().find(|t| t.shape() != first.shape()) {

@@ -496,7 +496,7 @@ impl<E: Element> Tensor<E> {
         self.inner.id
     }
 
-    /// The shape.
+    /// The shape (PyTorch's `x.shape` or `x.size()`).
     pub fn shape(&self) -> &[usize] {
         self.inner.layout.shape()
     }
@@ -521,10 +521,23 @@ impl<E: Element> Tensor<E> {
         self.inner.layout.numel()
     }
 
-    /// Size of dimension `dim`.
+    /// Size of dimension `dim`; the same as [`size`](Self::size).
     #[track_caller]
     pub fn dim(&self, dim: usize) -> usize {
         check_dim("dim", dim, self.shape());
+        self.shape()[dim]
+    }
+
+    /// Size of dimension `dim` (PyTorch's `x.size(dim)`; `x.size()` with no argument is
+    /// [`shape`](Self::shape), and PyTorch's `x.dim()` is [`ndim`](Self::ndim)).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::zeros(&[4, 3]);
+    /// assert_eq!((x.size(0), x.size(1), x.ndim(), x.numel()), (4, 3, 2, 12));
+    /// ```
+    #[track_caller]
+    pub fn size(&self, dim: usize) -> usize {
+        check_dim("size", dim, self.shape());
         self.shape()[dim]
     }
 
