@@ -21,6 +21,7 @@
 
 use rayon::prelude::*;
 
+use super::entry::instance;
 use super::gemm::{self, BOperand, PackedB};
 use super::matmul::{MatRef, gemm};
 use super::simd_dispatch;
@@ -135,6 +136,21 @@ pub(crate) struct LstmOut<E> {
 /// through all steps by one rayon task: one fork-join per sequence instead of one per step. Every
 /// row is computed the same way whatever the blocks, so the bits do not depend on the threads.
 pub(crate) fn forward<E: Element>(
+    par: Par,
+    d: LstmDims,
+    inputs: LstmInputs<'_, E>,
+    save: bool,
+    packed: Option<&PackedB<E>>,
+) -> (LstmOut<E>, Option<LstmSaved<E>>) {
+    // The instances compiled in this crate (see `kernels::entry`).
+    type F<T> = fn(Par, LstmDims, LstmInputs<'_, T>, bool, Option<&PackedB<T>>) -> (LstmOut<T>, Option<LstmSaved<T>>);
+    static F32: F<f32> = forward_impl::<f32>;
+    static F64: F<f64> = forward_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, d, inputs, save, packed)
+}
+
+/// [`forward`]'s body, instantiated in this crate only.
+fn forward_impl<E: Element>(
     par: Par,
     d: LstmDims,
     inputs: LstmInputs<'_, E>,
@@ -354,6 +370,22 @@ pub(crate) struct LstmGrads<E> {
 /// summed per batch row while `dZ` is written, then over the rows in order, so its bits do not
 /// depend on the blocks either.
 pub(crate) fn backward<E: Element>(
+    par: Par,
+    d: LstmDims,
+    saved: &LstmSaved<E>,
+    inputs: LstmInputs<'_, E>,
+    dout: LstmOutGrads<'_, E>,
+    need_dx: bool,
+) -> LstmGrads<E> {
+    // The instances compiled in this crate (see `kernels::entry`).
+    type F<T> = fn(Par, LstmDims, &LstmSaved<T>, LstmInputs<'_, T>, LstmOutGrads<'_, T>, bool) -> LstmGrads<T>;
+    static F32: F<f32> = backward_impl::<f32>;
+    static F64: F<f64> = backward_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, d, saved, inputs, dout, need_dx)
+}
+
+/// [`backward`]'s body, instantiated in this crate only.
+fn backward_impl<E: Element>(
     par: Par,
     d: LstmDims,
     saved: &LstmSaved<E>,

@@ -22,6 +22,7 @@
 //! busy machine (tried for the elementwise maps: no faster).
 
 pub(crate) mod cpu;
+pub(crate) mod entry;
 pub(crate) mod gemm;
 pub(crate) mod index;
 pub(crate) mod info;

@@ -4,6 +4,7 @@
 //! is summed with eight accumulators, a contiguous row reduced into an output row (an outer dim)
 //! is added element by element, both compiled for the widest vector unit the CPU has.
 
+use super::entry::instance;
 use rayon::prelude::*;
 
 use super::slice::add_assign;
@@ -19,6 +20,15 @@ use crate::tensor::shape::numel;
 /// input adds fixed-size pieces first and then the pieces in order, so the result does not
 /// depend on the number of threads.
 pub(crate) fn sum_to<E: Element>(par: Par, a: &[E], la: &Layout, out_shape: &[usize]) -> Vec<E> {
+    // The instances compiled in this crate (see `kernels::entry`).
+    type F<T> = fn(Par, &[T], &Layout, &[usize]) -> Vec<T>;
+    static F32: F<f32> = sum_to_impl::<f32>;
+    static F64: F<f64> = sum_to_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, a, la, out_shape)
+}
+
+/// [`sum_to`]'s body, instantiated in this crate only.
+fn sum_to_impl<E: Element>(par: Par, a: &[E], la: &Layout, out_shape: &[usize]) -> Vec<E> {
     let n = la.numel();
     if numel(out_shape) == 1 && la.is_contiguous() {
         let src = &a[la.offset()..la.offset() + n];

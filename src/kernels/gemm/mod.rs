@@ -39,6 +39,7 @@ use rayon::prelude::*;
 
 use self::micro::{Kernel, kernel};
 use self::pack::{pack_a, pack_b};
+use super::entry::instance;
 use super::matmul::MatRef;
 use super::{Par, cpu};
 use crate::tensor::element::Element;
@@ -104,6 +105,15 @@ impl<E: Element> PackedB<E> {
     /// [`PackedB::new`], with the blocks (or, for a single block, runs of its panels) packed
     /// in parallel when `par` allows.
     pub(crate) fn new_par(par: Par, k: usize, n: usize, b: &[E], mb: MatRef) -> PackedB<E> {
+        // The instances compiled in this crate (see `kernels::entry`).
+        type F<T> = fn(Par, usize, usize, &[T], MatRef) -> PackedB<T>;
+        static F32: F<f32> = PackedB::<f32>::new_par_impl;
+        static F64: F<f64> = PackedB::<f64>::new_par_impl;
+        instance::<E, F<E>>(&F32, &F64)(par, k, n, b, mb)
+    }
+
+    /// [`PackedB::new_par`]'s body, instantiated in this crate only.
+    fn new_par_impl(par: Par, k: usize, n: usize, b: &[E], mb: MatRef) -> PackedB<E> {
         check_bounds("B", b.len(), k, n, mb);
         let (kernel, bl) = plan::<E>();
         let nr = kernel.nr;
@@ -189,6 +199,29 @@ unsafe impl<E> Sync for SendPtr<E> {}
 /// overwritten (and need not be initialised).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm<E: Element>(
+    par: Par,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[E],
+    ma: MatRef,
+    b: BOperand<'_, E>,
+    c: &mut [E],
+    rsc: usize,
+    accumulate: bool,
+    epilogue: Option<Epilogue<'_, E>>,
+) {
+    // The instances compiled in this crate (see `kernels::entry`).
+    type F<T> =
+        fn(Par, usize, usize, usize, &[T], MatRef, BOperand<'_, T>, &mut [T], usize, bool, Option<Epilogue<'_, T>>);
+    static F32: F<f32> = gemm_impl::<f32>;
+    static F64: F<f64> = gemm_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, m, k, n, a, ma, b, c, rsc, accumulate, epilogue)
+}
+
+/// [`gemm`]'s body, instantiated in this crate only.
+#[allow(clippy::too_many_arguments)]
+fn gemm_impl<E: Element>(
     par: Par,
     m: usize,
     k: usize,
