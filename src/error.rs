@@ -227,5 +227,115 @@ fn describe_optimizer_state(missing: &[String], unexpected: &[String], invalid: 
     parts.join("; ")
 }
 
+/// How much escaped text an error message quotes from user data before cutting it, in bytes.
+pub(crate) const EXCERPT_LIMIT: usize = 100;
+
+/// User data (a line, a field, a name, another library's message that embeds them) as an error
+/// message shows it: escaped, so control bytes and invisible characters show as `\n`, `\u{1b}`,
+/// …, and cut after about [`EXCERPT_LIMIT`] bytes of escaped text, in which case it is followed
+/// by `… (N bytes in all)`. A 48 MB line then makes a message of a few hundred bytes, not 48 MB.
+///
+/// Made by [`quoted`], [`backticked`] or [`bare`]; used through `Display`, so nothing is
+/// allocated for the text.
+pub(crate) struct Excerpt<'a> {
+    text: &'a str,
+    marks: Marks,
+}
+
+/// How an [`Excerpt`] is delimited.
+#[derive(Clone, Copy)]
+enum Marks {
+    /// `"text"`, escaped exactly as `{:?}` escapes a `str`.
+    Quotes,
+    /// `` `text` ``, for names; quotes and backslashes are shown as they are.
+    Backticks,
+    /// The text alone, escaped like a name.
+    Bare,
+}
+
+/// `text` in double quotes, escaped as `{:?}` escapes it, cut if long: `"n/a"`.
+pub(crate) fn quoted(text: &str) -> Excerpt<'_> {
+    Excerpt { text, marks: Marks::Quotes }
+}
+
+/// `text` in backticks, for a name from a file (a column, a key, a tensor), escaped and cut like
+/// [`quoted`] but with quotes and backslashes as they are: `` `age` ``.
+pub(crate) fn backticked(text: &str) -> Excerpt<'_> {
+    Excerpt { text, marks: Marks::Backticks }
+}
+
+/// `text` without delimiters, escaped and cut like [`backticked`]: for a message of another
+/// library that may hold user data (a JSON parser quoting a string of the file).
+pub(crate) fn bare(text: &str) -> Excerpt<'_> {
+    Excerpt { text, marks: Marks::Bare }
+}
+
+impl Excerpt<'_> {
+    /// The length of the longest prefix whose escaped form fits in [`EXCERPT_LIMIT`] bytes.
+    fn kept(&self) -> usize {
+        let mut width = 0;
+        for (i, c) in self.text.char_indices() {
+            width += c.escape_debug().len();
+            if width > EXCERPT_LIMIT {
+                return i;
+            }
+        }
+        self.text.len()
+    }
+}
+
+impl std::fmt::Display for Excerpt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        let kept = self.kept();
+        let head = &self.text[..kept];
+        let escaped = |f: &mut std::fmt::Formatter<'_>| -> std::fmt::Result {
+            for c in head.chars() {
+                if matches!(c, '"' | '\'' | '\\') {
+                    f.write_char(c)?;
+                } else {
+                    write!(f, "{}", c.escape_debug())?;
+                }
+            }
+            Ok(())
+        };
+        match self.marks {
+            Marks::Quotes => write!(f, "{head:?}")?,
+            Marks::Backticks => {
+                f.write_char('`')?;
+                escaped(f)?;
+                f.write_char('`')?;
+            }
+            Marks::Bare => escaped(f)?,
+        }
+        if kept < self.text.len() {
+            write!(f, "… ({} bytes in all)", self.text.len())?;
+        }
+        Ok(())
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_escape_and_cut_user_data() {
+        assert_eq!(quoted("n/a").to_string(), "\"n/a\"");
+        assert_eq!(quoted("say \"hi\"\n").to_string(), "\"say \\\"hi\\\"\\n\"");
+        assert_eq!(backticked("a\"b\\c\u{1b}[31m").to_string(), "`a\"b\\c\\u{1b}[31m`");
+        assert_eq!(bare("tab\there").to_string(), "tab\\there");
+
+        let long = "x".repeat(48_000_000);
+        let shown = quoted(&long).to_string();
+        assert_eq!(shown, format!("\"{}\"… (48000000 bytes in all)", "x".repeat(EXCERPT_LIMIT)));
+        // Escapes count towards the limit, and a cut never splits a character or an escape.
+        let controls = "\u{1}é".repeat(1000);
+        let shown = backticked(&controls).to_string();
+        assert!(shown.len() < EXCERPT_LIMIT + 40, "{shown}");
+        assert!(shown.starts_with("`\\u{1}é\\u{1}é") && shown.ends_with("é`… (3000 bytes in all)"), "{shown}");
+    }
+}
