@@ -577,7 +577,11 @@ fn skip_mode_counts_and_lists_bad_rows() {
 }
 
 /// Reads `contents` as a labelled CSV file named `name` in a fresh directory.
-fn read_labelled_bytes(test: &str, contents: &[u8], skip: bool) -> (PathBuf, Result<tensorgrad::data::TextDataset, Error>) {
+fn read_labelled_bytes(
+    test: &str,
+    contents: &[u8],
+    skip: bool,
+) -> (PathBuf, Result<tensorgrad::data::TextDataset, Error>) {
     let dir = temp_dir(test);
     let path = dir.join("reviews.csv");
     std::fs::write(&path, contents).unwrap();
@@ -618,7 +622,8 @@ fn csv_quote_that_never_closes_is_an_error_not_a_merged_row() {
     assert_eq!((data.texts, data.skipped), (vec!["a".to_owned()], 1));
 
     // The line is the one where the bad quote opens, after blank lines and a good multi-line field.
-    let (_, result) = read_labelled_bytes("csv_unclosed_late", b"label,text\n\n\r\n1,\"two\nlines\"\n0,\"open\n", false);
+    let (_, result) =
+        read_labelled_bytes("csv_unclosed_late", b"label,text\n\n\r\n1,\"two\nlines\"\n0,\"open\n", false);
     let e = result.unwrap_err();
     assert!(matches!(&e, Error::DataFile { line: Some(6), .. }), "{e}");
     // In the header it is an error even when skipping.
@@ -673,7 +678,12 @@ fn read_csv_rejects_malformed_quotes_too() {
     let target = CsvOptions::new().with_target("y");
     let (line, msg) = table_error("table_unclosed", b"x,y\n1,0\n\"2,1\n3,0\n", &target);
     assert_eq!(line, Some(3));
-    assert!(msg.ends_with(":3: field 1 opens a quote that is never closed (it would take the rest of the file, 9 bytes, as its text)"), "{msg}");
+    assert!(
+        msg.ends_with(
+            ":3: field 1 opens a quote that is never closed (it would take the rest of the file, 9 bytes, as its text)"
+        ),
+        "{msg}"
+    );
     let (line, msg) = table_error("table_after_quote", b"x,y\n1,0\n\"2\"5,1\n", &target);
     assert_eq!(line, Some(3));
     assert!(msg.contains("field 1 has text after its closing quote: \"5\""), "{msg}");
@@ -684,6 +694,75 @@ fn read_csv_rejects_malformed_quotes_too() {
     assert!(msg.contains("field 1 has text after its closing quote: \" \""), "{msg}");
     let (_, table) = read_table("table_quotes_ok", "t.tsv", b"x\ty\n\"1\"\t\"0\"\n\"2\"\t1\n", &tabs);
     assert_eq!(table.unwrap().feature_values(), [1.0, 2.0]);
+}
+
+/// Asserts that an error message is short, names `line`, and shows no raw control byte.
+fn assert_short_message(e: &Error, line: usize) {
+    let msg = e.to_string();
+    assert!(msg.len() < 400, "{} bytes: {}", msg.len(), &msg[..msg.len().min(1000)]);
+    assert!(msg.contains(&format!(":{line}: ")), "{msg}");
+    assert!(!msg.chars().any(|c| c.is_control() && c != '\n'), "{msg:?}");
+}
+
+#[test]
+fn errors_quote_at_most_an_escaped_excerpt_of_a_huge_line() {
+    // Issue 12: a 48 MiB malformed line made a 50 MB message.
+    let dir = temp_dir("huge_lines");
+    let huge = "x".repeat(48 << 20);
+
+    // A vocabulary file: the line is quoted cut, with its full length.
+    let path = dir.join("vocab.txt");
+    std::fs::write(&path, format!("tensorgrad tokenizer vocabulary v1\n{huge}\n")).unwrap();
+    let e = Tokenizer::load(&path).unwrap_err();
+    assert!(matches!(&e, Error::Vocabulary { line: Some(2), .. }), "{}", &e.to_string()[..200]);
+    assert_short_message(&e, 2);
+    assert!(e.to_string().ends_with(&format!("found \"{}\"… (50331648 bytes in all)", "x".repeat(100))), "{e}");
+
+    // A labelled TSV file with a huge label, a CSV table with a huge field.
+    let path = dir.join("huge.tsv");
+    std::fs::write(&path, format!("label\ttext\n1\tok\n{huge}\ttext\n")).unwrap();
+    let e = read_labelled(&path, &ReadOptions::new()).unwrap_err();
+    assert_short_message(&e, 3);
+    assert!(e.to_string().contains("(50331648 bytes in all) is not a number"), "{e}");
+    let path = dir.join("huge.csv");
+    std::fs::write(&path, format!("x,y\n1,2\n3,\"{huge}\"\n")).unwrap();
+    let e = read_csv(&path, &CsvOptions::new()).unwrap_err();
+    assert_short_message(&e, 3);
+    // A quote that never closes in a huge file: the message only counts the bytes.
+    std::fs::write(&path, format!("x,y\n1,\"{huge}\n")).unwrap();
+    let e = read_csv(&path, &CsvOptions::new()).unwrap_err();
+    assert_short_message(&e, 2);
+    // A header of a million columns lists twenty of them.
+    let header: Vec<String> = (0..1_000_000).map(|i| format!("c{i}")).collect();
+    std::fs::write(&path, format!("{}\n", header.join(","))).unwrap();
+    let e = read_csv(&path, &CsvOptions::new().with_target("y")).unwrap_err();
+    assert_short_message(&e, 1);
+    assert!(e.to_string().ends_with("`c18`, `c19`, … (1000000 in all))"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn header_errors_escape_control_bytes() {
+    // Issue 12: a header with control bytes was printed raw (a terminal would run the escapes).
+    let dir = temp_dir("control_bytes");
+    let path = dir.join("ctrl.tsv");
+    std::fs::write(&path, "lab\x1b[31mel\ttext\x07\n1\ta\n").unwrap();
+    let e = read_labelled(&path, &ReadOptions::new()).unwrap_err();
+    assert_short_message(&e, 1);
+    assert!(
+        e.to_string().ends_with(
+            "ctrl.tsv:1: the header has no `label` column (found `lab\\u{1b}[31mel`, `text\\u{7}`; is this tab-separated data?)"
+        ),
+        "{e}"
+    );
+    let path = dir.join("ctrl.csv");
+    std::fs::write(&path, "a\x1b]0;pwned\x07,y\n1,2\n").unwrap();
+    let e = read_csv(&path, &CsvOptions::new().with_target("z")).unwrap_err();
+    assert!(e.to_string().ends_with("the header has no `z` column (found `a\\u{1b}]0;pwned\\u{7}`, `y`)"), "{e}");
+    std::fs::write(&path, "a\t\x08,y\n1,2\nq,3\n").unwrap();
+    let e = read_csv(&path, &CsvOptions::new()).unwrap_err();
+    assert!(e.to_string().ends_with("ctrl.csv:3: column `a\\t\\u{8}`: \"q\" is not a number"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

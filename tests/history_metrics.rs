@@ -311,6 +311,35 @@ fn corrupt_csv_is_an_error() {
     assert!(matches!(History::load_csv(&path), Err(Error::History { .. })));
 }
 
+#[test]
+fn history_errors_quote_a_short_escaped_excerpt() {
+    // Issue 12: errors quoted whole fields, names and strings of the file.
+    let dir = temp_dir("huge");
+    let huge = "9x\u{1b}".repeat(1 << 20);
+    let path = dir.as_ref().join("history.csv");
+    std::fs::write(&path, format!("epoch,seconds,loss\n1,1.0,{huge}\n")).unwrap();
+    let msg = History::load_csv(&path).unwrap_err().to_string();
+    assert!(
+        msg.len() < 400 && msg.contains("history.csv:2: not a valid training history: column `loss`: `9x\\u{1b}9x"),
+        "{msg}"
+    );
+    assert!(msg.ends_with("… (3145728 bytes in all) is not a number"), "{msg}");
+    std::fs::write(&path, format!("epoch,seconds,{huge},{huge}\n")).unwrap();
+    let msg = History::load_csv(&path).unwrap_err().to_string();
+    assert!(
+        msg.len() < 400
+            && msg.contains(":1: not a valid training history: series `9x\\u{1b}")
+            && msg.ends_with("is given twice"),
+        "{msg}"
+    );
+    // serde_json quotes the offending string; the message keeps only its start.
+    let json_huge = huge.replace('\u{1b}', "\\u001b");
+    let msg =
+        History::from_json(&format!("{{\"seconds\": [\"{json_huge}\"], \"history\": {{}}}}")).unwrap_err().to_string();
+    assert!(msg.len() < 400 && msg.contains("bytes in all)") && msg.contains("9x\\u{1b}"), "{msg}");
+    assert!(!msg.contains('\u{1b}'), "{msg:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // History: plots
 // ---------------------------------------------------------------------------------------------

@@ -316,6 +316,26 @@ fn load_model_with_the_wrong_dtype_lists_every_tensor_and_changes_nothing() {
 }
 
 #[test]
+fn load_model_errors_list_names_from_the_file_short_and_escaped() {
+    // Issue 12: names from a (possibly hostile) file are quoted cut and escaped, and a long list
+    // stops after twenty entries with the count of all.
+    let dir = Scratch::new("model_many_names");
+    let path = dir.path("model.safetensors");
+    let mut tensors = seq_model::<f32>(5, 7, 1).named_parameters();
+    tensors.extend((0..1000).map(|i| (format!("extra{i:04}"), Tensor::<f32>::zeros(&[1]))));
+    tensors.push((format!("\u{1b}[2J{}", "n".repeat(100_000)), Tensor::zeros(&[1])));
+    io::save_tensors(&path, &tensors, &[]).unwrap();
+    let err = io::load_model(&seq_model::<f32>(5, 7, 2), &path).unwrap_err();
+    let Error::StateMismatch { unexpected, .. } = &err else { panic!("expected StateMismatch, got {err:?}") };
+    assert_eq!(unexpected.len(), 1001);
+    let msg = err.to_string();
+    assert!(msg.len() < 1000, "{} bytes: {}", msg.len(), &msg[..msg.len().min(2000)]);
+    assert!(msg.contains("not in the model (1001): \\u{1b}[2Jnnn"), "{msg}");
+    assert!(msg.contains("(100004 bytes in all), extra0000, extra0001"), "{msg}");
+    assert!(msg.ends_with("extra0018, … (1001 in all)"), "{msg}");
+}
+
+#[test]
 fn load_model_into_a_non_contiguous_parameter_is_an_error() {
     let dir = Scratch::new("non_contiguous");
     let path = dir.path("model.safetensors");

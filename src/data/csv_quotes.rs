@@ -135,9 +135,11 @@ impl<'a> LineCounter<'a> {
 mod tests {
     use super::*;
 
-    /// The offsets of the records `csv` reads from `input`, and its fields, with the check's
-    /// verdict on each.
-    fn records(input: &[u8]) -> Vec<(Vec<String>, Result<(), (usize, bool)>)> {
+    /// The check's verdict on a record: `Err((offset, unclosed))` for a bad one.
+    type Verdict = Result<(), (usize, bool)>;
+
+    /// The fields of each record `csv` reads from `input`, with the check's verdict on it.
+    fn records(input: &[u8]) -> Vec<(Vec<String>, Verdict)> {
         let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
         let mut record = csv::ByteRecord::new();
         let mut out = Vec::new();
@@ -173,7 +175,10 @@ mod tests {
         assert_eq!(got[0].1, Err((2, false)));
         assert!(got[1].1.is_ok());
         let e = check_quotes(b"\"ab\"cd\tef,g", 0, b'\t').unwrap_err();
-        assert_eq!(e.reason, "field 1 has text after its closing quote: \"cd\" (write a `\"` inside a quoted field as `\"\"`)");
+        assert_eq!(
+            e.reason,
+            "field 1 has text after its closing quote: \"cd\" (write a `\"` inside a quoted field as `\"\"`)"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::csv_quotes::{LineCounter, check_quotes};
 use super::split;
+use crate::error::{backticked, bare, listed, quoted};
 use crate::{Error, Result};
 
 /// The layout of a labelled text file.
@@ -251,7 +252,10 @@ pub fn read_labelled(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Te
                         Err(e) => {
                             // Reading from memory, only malformed input can fail (the parser is
                             // lenient).
-                            return Err(reader.error(lines.record_line(start), format!("cannot parse the CSV: {e}")));
+                            return Err(reader.error(
+                                lines.record_line(start),
+                                format!("cannot parse the CSV: {}", bare(&e.to_string())),
+                            ));
                         }
                     }
                     let record_start = record.position().map_or(start, |p| base as u64 + p.byte());
@@ -368,7 +372,7 @@ impl Reader<'_> {
                     n,
                     format!(
                         "the header has no `{wanted}` column (found {}; is this {} data?)",
-                        names.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "),
+                        listed(names.iter().map(|s| backticked(s))),
                         match self.format {
                             Format::Tsv => "tab-separated",
                             Format::Csv => "comma-separated",
@@ -408,9 +412,9 @@ impl Reader<'_> {
         if label.is_empty() {
             return Err("the label is empty".to_owned());
         }
-        let value: f32 = label.parse().map_err(|_| format!("label {raw:?} is not a number"))?;
+        let value: f32 = label.parse().map_err(|_| format!("label {} is not a number", quoted(raw)))?;
         if !value.is_finite() {
-            return Err(format!("label {raw:?} is not a finite number"));
+            return Err(format!("label {} is not a finite number", quoted(raw)));
         }
         Ok((value, texts[columns.text].to_owned()))
     }

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::csv_quotes::{LineCounter, check_quotes};
+use crate::error::{backticked, bare, listed, quoted};
 use crate::{Element, Error, Result, Tensor};
 
 /// A column of a CSV file, chosen by its header name or by its 0-based position.
@@ -244,8 +245,10 @@ impl Table {
                 if v >= 0.0 && v < limit && v.fract() == 0.0 {
                     Ok(v as usize)
                 } else {
-                    Err(self
-                        .row_error(i, format!("column `{name}`: {v} is not a class index (a whole number {range})")))
+                    Err(self.row_error(
+                        i,
+                        format!("column {}: {v} is not a class index (a whole number {range})", backticked(name)),
+                    ))
                 }
             })
             .collect()
@@ -389,7 +392,7 @@ pub fn read_csv_from_reader(mut reader: impl Read, name: impl AsRef<Path>, optio
             Err(e) => {
                 // Reading from memory, only malformed input can fail (the parser is lenient).
                 let line = lines.record_line(e.position().map_or(start, |p| p.byte()));
-                return Err(error(Some(line), format!("cannot parse the CSV: {e}")));
+                return Err(error(Some(line), format!("cannot parse the CSV: {}", bare(&e.to_string()))));
             }
         }
         let record_start = record.position().map_or(start, |p| p.byte());
@@ -473,7 +476,7 @@ impl Layout {
                         (Some(_), Some(_)) => Err(format!("the header has more than one `{name}` column")),
                         (None, _) if options.has_header => Err(format!(
                             "the header has no `{name}` column (found {})",
-                            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                            listed(names.iter().map(|n| backticked(n)))
                         )),
                         (None, _) => Err(format!(
                             "there is no column `{name}`: without a header the columns are named 0..{count}"
@@ -493,12 +496,12 @@ impl Layout {
         for (k, &c) in chosen.iter().enumerate() {
             if chosen[..k].contains(&c) {
                 return Err(format!(
-                    "column `{}` is chosen twice (as a feature, the target or a text column)",
-                    names[c]
+                    "column {} is chosen twice (as a feature, the target or a text column)",
+                    backticked(&names[c])
                 ));
             }
             if chosen[..k].iter().any(|&d| names[d] == names[c]) {
-                return Err(format!("two of the chosen columns are named `{}`", names[c]));
+                return Err(format!("two of the chosen columns are named {}", backticked(&names[c])));
             }
         }
         let first = if options.has_header { "the header" } else { "the first row" };
@@ -513,18 +516,19 @@ impl Layout {
         }
         let field = |c: usize| -> Result<&str, String> {
             let bytes = record.get(c).unwrap_or_default();
-            std::str::from_utf8(bytes).map_err(|e| format!("column `{}` is not valid UTF-8 ({e})", self.names[c]))
+            std::str::from_utf8(bytes)
+                .map_err(|e| format!("column {} is not valid UTF-8 ({e})", backticked(&self.names[c])))
         };
         let number = |c: usize| -> Result<f64, String> {
             let raw = field(c)?;
             let s = raw.trim();
             if s.is_empty() {
-                return Err(format!("column `{}` is empty", self.names[c]));
+                return Err(format!("column {} is empty", backticked(&self.names[c])));
             }
             match s.parse::<f64>() {
                 Ok(v) if v.is_finite() => Ok(v),
-                Ok(_) => Err(format!("column `{}`: {raw:?} is not a finite number", self.names[c])),
-                Err(_) => Err(format!("column `{}`: {raw:?} is not a number", self.names[c])),
+                Ok(_) => Err(format!("column {}: {} is not a finite number", backticked(&self.names[c]), quoted(raw))),
+                Err(_) => Err(format!("column {}: {} is not a number", backticked(&self.names[c]), quoted(raw))),
             }
         };
         let features = self.features.iter().map(|&c| number(c)).collect::<Result<Vec<_>, _>>()?;

@@ -10,6 +10,7 @@ use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
 
 use super::write_atomically;
+use crate::error::{backticked, bare};
 use crate::nn::Module;
 use crate::{Element, Error, Result, Tensor};
 
@@ -328,7 +329,8 @@ impl<'a> Parsed<'a> {
             _ => Err(Error::Format {
                 path: self.path.map(Path::to_path_buf),
                 reason: format!(
-                    "tensor `{name}` of shape {:?} declares bytes {start}..{end}, which do not hold it within the {} data bytes",
+                    "tensor {} of shape {:?} declares bytes {start}..{end}, which do not hold it within the {} data bytes",
+                    backticked(name),
                     info.shape,
                     self.data.len()
                 ),
@@ -375,7 +377,7 @@ fn check_numbers(header: &[u8], file_len: usize) -> Result<(), String> {
 /// problems of the JSON are left to the safetensors parser to report.
 fn check_unique_keys(header: &[u8]) -> Result<(), String> {
     match serde_json::from_slice::<UniqueKeys>(header) {
-        Err(e) if e.classify() == serde_json::error::Category::Data => Err(e.to_string()),
+        Err(e) if e.classify() == serde_json::error::Category::Data => Err(bare(&e.to_string()).to_string()),
         _ => Ok(()),
     }
 }
@@ -431,7 +433,7 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             if seen.contains(&key) {
-                return Err(serde::de::Error::custom(format_args!("the header names `{key}` twice")));
+                return Err(serde::de::Error::custom(format_args!("the header names {} twice", backticked(&key))));
             }
             map.next_value::<UniqueKeys>()?;
             seen.insert(key);
@@ -447,7 +449,7 @@ fn describe(e: &SafeTensorError, data_len: usize) -> String {
             "the tensors' declared sizes do not add up to the {data_len} data bytes in the file (truncated or corrupt)"
         ),
         SafeTensorError::TensorInvalidInfo => "a tensor's byte range does not match its shape and dtype".to_string(),
-        other => other.to_string(),
+        other => bare(&other.to_string()).to_string(),
     }
 }
 

@@ -7,7 +7,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, backticked, bare};
 use crate::io::write_atomically;
 
 /// The values a training run recorded at the end of each epoch, keyed by name (`"loss"`,
@@ -242,8 +242,9 @@ impl History {
     fn parse_json(bytes: &[u8], path: Option<&Path>) -> Result<History> {
         let err = |line, reason| Error::History { path: path.map(Path::to_path_buf), line, reason };
         let doc: JsonIn = serde_json::from_slice(bytes).map_err(|e| {
-            // serde_json's message ends in "at line L column C"; keep it, it is the clearest.
-            err(None, e.to_string())
+            // serde_json's message ends in "at line L column C"; keep it, it is the clearest
+            // (cut if it quotes a long string of the file).
+            err(None, bare(&e.to_string()).to_string())
         })?;
         let epochs = doc.seconds.len();
         let mut history = History {
@@ -255,7 +256,11 @@ impl History {
             if values.len() != epochs {
                 return Err(err(
                     None,
-                    format!("series `{name}` has {} values but `seconds` has {epochs} epochs", values.len()),
+                    format!(
+                        "series {} has {} values but `seconds` has {epochs} epochs",
+                        backticked(&name),
+                        values.len()
+                    ),
                 ));
             }
             history.names.push(name);
@@ -309,7 +314,7 @@ impl<'de> Deserialize<'de> for SeriesIn {
                 let mut out: Vec<(String, Vec<JsonF64>)> = Vec::new();
                 while let Some((name, values)) = map.next_entry::<String, Vec<JsonF64>>()? {
                     if out.iter().any(|(n, _)| *n == name) {
-                        return Err(de::Error::custom(format_args!("series `{name}` is given twice")));
+                        return Err(de::Error::custom(format_args!("series {} is given twice", backticked(&name))));
                     }
                     out.push((name, values));
                 }
@@ -429,7 +434,7 @@ impl History {
                     format!("a row has {len} fields, the header has {expected_len}")
                 }
                 csv::ErrorKind::Utf8 { .. } => "the file is not UTF-8".to_string(),
-                _ => e.to_string(),
+                _ => bare(&e.to_string()).to_string(),
             };
             err(line, reason)
         };
@@ -440,13 +445,13 @@ impl History {
             let found: Vec<&str> = header.iter().take(3).collect();
             return Err(err(
                 Some(1),
-                format!("the header must start with `epoch,seconds`, found `{}`", found.join(",")),
+                format!("the header must start with `epoch,seconds`, found {}", backticked(&found.join(","))),
             ));
         }
         let names: Vec<String> = header.iter().skip(2).map(str::to_string).collect();
         for (i, name) in names.iter().enumerate() {
             if names[..i].contains(name) {
-                return Err(err(Some(1), format!("series `{name}` is given twice")));
+                return Err(err(Some(1), format!("series {} is given twice", backticked(name))));
             }
         }
 
@@ -457,10 +462,12 @@ impl History {
             let expected = history.epochs() + 1;
             let epoch = record[0].trim();
             if epoch.parse::<usize>().ok() != Some(expected) {
-                return Err(err(line, format!("expected epoch {expected}, found `{epoch}`")));
+                return Err(err(line, format!("expected epoch {expected}, found {}", backticked(epoch))));
             }
             let value = |column: &str, field: &str| {
-                parse_value(field).ok_or_else(|| err(line, format!("column `{column}`: `{field}` is not a number")))
+                parse_value(field).ok_or_else(|| {
+                    err(line, format!("column {}: {} is not a number", backticked(column), backticked(field)))
+                })
             };
             history.seconds.push(value("seconds", &record[1])?);
             for (i, name) in names.iter().enumerate() {
