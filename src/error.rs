@@ -77,8 +77,8 @@ pub enum Error {
         describe_state_mismatch(.path, .missing, .unexpected, .mismatched, .wrong_dtype)
     )]
     StateMismatch {
-        /// The weight file.
-        path: std::path::PathBuf,
+        /// The weight file, or `None` for bytes given in memory.
+        path: Option<std::path::PathBuf>,
         /// Parameters of the model that the file does not have.
         missing: Vec<String>,
         /// Tensors of the file that the model has no parameter for.
@@ -171,13 +171,17 @@ fn describe_origin(path: &Option<PathBuf>) -> String {
 /// The multi-line listing of [`Error::StateMismatch`]: names from the file are escaped and cut,
 /// and each list stops after [`LIST_LIMIT`] entries with the count of all.
 fn describe_state_mismatch(
-    path: &Path,
+    path: &Option<PathBuf>,
     missing: &[String],
     unexpected: &[String],
     mismatched: &[(String, Vec<usize>, Vec<usize>)],
     wrong_dtype: &[(String, String, String)],
 ) -> String {
-    let mut s = format!("the tensors in `{}` do not match the model's parameters; nothing was loaded", path.display());
+    let origin = match path {
+        Some(p) => format!("the tensors in `{}`", p.display()),
+        None => "the tensors in the safetensors bytes".to_string(),
+    };
+    let mut s = format!("{origin} do not match the model's parameters; nothing was loaded");
     if !missing.is_empty() {
         s += &format!("\n  missing from the file ({}): {}", missing.len(), listed(missing.iter().map(|n| bare(n))));
     }

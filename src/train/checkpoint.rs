@@ -105,7 +105,7 @@ pub fn load_checkpoint<E: Element>(
     unexpected.sort();
     if !(missing.is_empty() && mismatched.is_empty() && unexpected.is_empty()) {
         return Err(Error::StateMismatch {
-            path: path.to_path_buf(),
+            path: Some(path.to_path_buf()),
             missing,
             unexpected,
             mismatched,
