@@ -219,6 +219,41 @@ fn fitted() -> Tokenizer {
     t
 }
 
+#[test]
+fn tokenizer_equality_compares_settings_and_what_was_learned() {
+    // Issue 12: `Tokenizer` is comparable.
+    let t = fitted();
+    assert_eq!(t, t.clone());
+    assert_eq!(t, fitted());
+    let dir = temp_dir("tokenizer_eq");
+    let path = dir.join("vocab.txt");
+    t.save(&path).unwrap();
+    assert_eq!(Tokenizer::load(&path).unwrap(), t);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(Tokenizer::new(), Tokenizer::default());
+
+    let fit = |t: Tokenizer, texts: &[&str]| {
+        let mut t = t;
+        t.fit_on_texts(texts);
+        t
+    };
+    let base = fit(Tokenizer::new(), &["a b b", "c"]);
+    assert_eq!(base, fit(Tokenizer::new(), &["a b b", "c"]));
+    // Another count, order of first appearance, document count, or setting: not equal.
+    for other in [
+        fit(Tokenizer::new(), &["a b b b", "c"]),
+        fit(Tokenizer::new(), &["b a b", "c"]),
+        fit(Tokenizer::new(), &["a b b c"]),
+        fit(Tokenizer::new().with_num_words(3), &["a b b", "c"]),
+        fit(Tokenizer::new().with_oov_token("<unk>"), &["a b b", "c"]),
+        fit(Tokenizer::new().with_filters("!"), &["a b b", "c"]),
+        fit(Tokenizer::new().with_lower(false), &["a b b", "c"]),
+        Tokenizer::new(),
+    ] {
+        assert_ne!(other, base, "{other:?}");
+    }
+}
+
 fn assert_same(a: &Tokenizer, b: &Tokenizer) {
     assert_eq!(a.word_index(), b.word_index());
     assert_eq!(a.index_word(), b.index_word());

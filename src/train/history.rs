@@ -21,6 +21,11 @@ use crate::io::write_atomically;
 /// It saves to and loads from JSON (for programs) and CSV (for spreadsheets and pandas), and with
 /// the `plot` feature draws the loss and accuracy curves to a PNG or SVG file.
 ///
+/// Two histories are equal (`==`) when they have the same series names in the same order and
+/// the same values, compared exactly: bit for bit, except that any `NaN` equals any `NaN` (so a
+/// history with missing values equals itself, and its copy saved and loaded again), while `0.0`
+/// and `-0.0` differ.
+///
 /// ```
 /// use tensorgrad::train::History;
 ///
@@ -48,6 +53,27 @@ pub struct History {
     /// Wall-clock seconds of each epoch.
     seconds: Vec<f64>,
 }
+
+/// Exact equality of values: the same bits, or both `NaN`.
+fn same_value(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// Exact equality of two series of values (see [`same_value`]).
+fn same_values(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| same_value(x, y))
+}
+
+impl PartialEq for History {
+    fn eq(&self, other: &History) -> bool {
+        self.names == other.names
+            && same_values(&self.seconds, &other.seconds)
+            && self.series.iter().zip(&other.series).all(|(a, b)| same_values(a, b))
+    }
+}
+
+/// The equality is reflexive, `NaN` included.
+impl Eq for History {}
 
 impl History {
     /// An empty history: no epochs, no names.
