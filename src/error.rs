@@ -48,7 +48,7 @@ pub enum Error {
         reason: String,
     },
     /// A stored tensor whose element type is not the one asked for (loading never converts).
-    #[error("{}: tensor `{name}` is stored as {found}, expected {expected}", describe_origin(.path))]
+    #[error("{}: tensor {} is stored as {found}, expected {expected}", describe_origin(.path), backticked(.name))]
     DType {
         /// The file, or `None` for bytes given in memory.
         path: Option<std::path::PathBuf>,
@@ -61,7 +61,7 @@ pub enum Error {
     },
     /// A tensor or metadata name that cannot be saved: a duplicate, or the reserved
     /// `"__metadata__"`.
-    #[error("cannot save {kind} named {name:?}: {reason}")]
+    #[error("cannot save {kind} named {}: {reason}", quoted(.name))]
     InvalidName {
         /// `"tensor"` or `"metadata key"`.
         kind: &'static str,
@@ -71,14 +71,14 @@ pub enum Error {
         reason: &'static str,
     },
     /// The tensors of a weight file do not match a model's parameters; nothing was loaded.
-    /// Lists every difference at once.
+    /// The fields list every difference at once; the message shows up to 20 of each kind.
     #[error(
         "{}",
         describe_state_mismatch(.path, .missing, .unexpected, .mismatched, .wrong_dtype)
     )]
     StateMismatch {
-        /// The weight file.
-        path: std::path::PathBuf,
+        /// The weight file, or `None` for bytes given in memory.
+        path: Option<std::path::PathBuf>,
         /// Parameters of the model that the file does not have.
         missing: Vec<String>,
         /// Tensors of the file that the model has no parameter for.
@@ -97,7 +97,7 @@ pub enum Error {
         shape: Vec<usize>,
     },
     /// An optimizer's saved state does not fit the optimizer loading it; nothing was changed.
-    /// Lists every problem at once.
+    /// The fields list every problem at once; the message shows up to 20 of each kind.
     #[error(
         "{optimizer}: cannot load the optimizer state: {}",
         describe_optimizer_state(.missing, .unexpected, .invalid)
@@ -168,32 +168,53 @@ fn describe_origin(path: &Option<PathBuf>) -> String {
     }
 }
 
-/// The multi-line listing of [`Error::StateMismatch`].
+/// The multi-line listing of [`Error::StateMismatch`]: names from the file are escaped and cut,
+/// and each list stops after [`LIST_LIMIT`] entries with the count of all.
 fn describe_state_mismatch(
-    path: &Path,
+    path: &Option<PathBuf>,
     missing: &[String],
     unexpected: &[String],
     mismatched: &[(String, Vec<usize>, Vec<usize>)],
     wrong_dtype: &[(String, String, String)],
 ) -> String {
-    let mut s = format!("the tensors in `{}` do not match the model's parameters; nothing was loaded", path.display());
+    let origin = match path {
+        Some(p) => format!("the tensors in `{}`", p.display()),
+        None => "the tensors in the safetensors bytes".to_string(),
+    };
+    let mut s = format!("{origin} do not match the model's parameters; nothing was loaded");
     if !missing.is_empty() {
-        s += &format!("\n  missing from the file ({}): {}", missing.len(), missing.join(", "));
+        s += &format!("\n  missing from the file ({}): {}", missing.len(), listed(missing.iter().map(|n| bare(n))));
     }
     if !unexpected.is_empty() {
-        s += &format!("\n  not in the model ({}): {}", unexpected.len(), unexpected.join(", "));
+        s += &format!("\n  not in the model ({}): {}", unexpected.len(), listed(unexpected.iter().map(|n| bare(n))));
     }
+    let lines = |s: &mut String, entries: Vec<String>| {
+        for entry in entries.iter().take(LIST_LIMIT) {
+            *s += &format!("\n    {entry}");
+        }
+        if entries.len() > LIST_LIMIT {
+            *s += &format!("\n    … ({} in all)", entries.len());
+        }
+    };
     if !mismatched.is_empty() {
         s += &format!("\n  wrong shape ({}):", mismatched.len());
-        for (name, model, file) in mismatched {
-            s += &format!("\n    {name}: model {model:?}, file {file:?}");
-        }
+        lines(
+            &mut s,
+            mismatched
+                .iter()
+                .map(|(name, model, file)| format!("{}: model {model:?}, file {file:?}", bare(name)))
+                .collect(),
+        );
     }
     if !wrong_dtype.is_empty() {
         s += &format!("\n  wrong dtype ({}):", wrong_dtype.len());
-        for (name, model, file) in wrong_dtype {
-            s += &format!("\n    {name}: model {model}, file {file}");
-        }
+        lines(
+            &mut s,
+            wrong_dtype
+                .iter()
+                .map(|(name, model, file)| format!("{}: model {model}, file {}", bare(name), bare(file)))
+                .collect(),
+        );
     }
     s
 }
@@ -222,10 +243,155 @@ fn describe_optimizer_state(missing: &[String], unexpected: &[String], invalid: 
     let parts: Vec<String> = [("missing", missing), ("unexpected", unexpected), ("invalid", invalid)]
         .into_iter()
         .filter(|(_, list)| !list.is_empty())
-        .map(|(what, list)| format!("{what} {}", list.join(", ")))
+        .map(|(what, list)| format!("{what} {}", listed(list.iter().map(|entry| bare(entry)))))
         .collect();
     parts.join("; ")
 }
 
+/// How much escaped text an error message quotes from user data before cutting it, in bytes
+/// (twice as much for a whole message of another library, see [`bare`]).
+pub(crate) const EXCERPT_LIMIT: usize = 100;
+
+/// How many entries an error message lists before it only counts the rest (see [`listed`]).
+pub(crate) const LIST_LIMIT: usize = 20;
+
+/// User data (a line, a field, a name, another library's message that embeds them) as an error
+/// message shows it: escaped, so control bytes and invisible characters show as `\n`, `\u{1b}`,
+/// …, and cut after about [`EXCERPT_LIMIT`] bytes of escaped text, in which case it is followed
+/// by `… (N bytes in all)`. A 48 MB line then makes a message of a few hundred bytes, not 48 MB.
+///
+/// Made by [`quoted`], [`backticked`] or [`bare`]; used through `Display`, so nothing is
+/// allocated for the text.
+pub(crate) struct Excerpt<'a> {
+    text: &'a str,
+    marks: Marks,
+    limit: usize,
+}
+
+/// How an [`Excerpt`] is delimited.
+#[derive(Clone, Copy)]
+enum Marks {
+    /// `"text"`, escaped exactly as `{:?}` escapes a `str`.
+    Quotes,
+    /// `` `text` ``, for names; quotes and backslashes are shown as they are.
+    Backticks,
+    /// The text alone, escaped like a name.
+    Bare,
+}
+
+/// `text` in double quotes, escaped as `{:?}` escapes it, cut if long: `"n/a"`.
+pub(crate) fn quoted(text: &str) -> Excerpt<'_> {
+    Excerpt { text, marks: Marks::Quotes, limit: EXCERPT_LIMIT }
+}
+
+/// `text` in backticks, for a name from a file (a column, a key, a tensor), escaped and cut like
+/// [`quoted`] but with quotes and backslashes as they are: `` `age` ``.
+pub(crate) fn backticked(text: &str) -> Excerpt<'_> {
+    Excerpt { text, marks: Marks::Backticks, limit: EXCERPT_LIMIT }
+}
+
+/// `text` without delimiters, escaped like [`backticked`], cut after twice
+/// [`EXCERPT_LIMIT`]: for an entry of a list, or a message of another library that may hold
+/// user data (a JSON parser quoting a string of the file).
+pub(crate) fn bare(text: &str) -> Excerpt<'_> {
+    Excerpt { text, marks: Marks::Bare, limit: 2 * EXCERPT_LIMIT }
+}
+
+/// At most [`LIST_LIMIT`] items joined by `, `, then `, … (N in all)` if there are more.
+pub(crate) fn listed<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    for item in items {
+        if count < LIST_LIMIT {
+            if count > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&item.to_string());
+        }
+        count += 1;
+    }
+    if count > LIST_LIMIT {
+        out.push_str(&format!(", … ({count} in all)"));
+    }
+    out
+}
+
+impl Excerpt<'_> {
+    /// The length of the longest prefix whose escaped form fits in the limit.
+    fn kept(&self) -> usize {
+        let mut width = 0;
+        for (i, c) in self.text.char_indices() {
+            width += c.escape_debug().len();
+            if width > self.limit {
+                return i;
+            }
+        }
+        self.text.len()
+    }
+}
+
+impl std::fmt::Display for Excerpt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        let kept = self.kept();
+        let head = &self.text[..kept];
+        let escaped = |f: &mut std::fmt::Formatter<'_>| -> std::fmt::Result {
+            for c in head.chars() {
+                if matches!(c, '"' | '\'' | '\\') {
+                    f.write_char(c)?;
+                } else {
+                    write!(f, "{}", c.escape_debug())?;
+                }
+            }
+            Ok(())
+        };
+        match self.marks {
+            Marks::Quotes => write!(f, "{head:?}")?,
+            Marks::Backticks => {
+                f.write_char('`')?;
+                escaped(f)?;
+                f.write_char('`')?;
+            }
+            Marks::Bare => escaped(f)?,
+        }
+        if kept < self.text.len() {
+            write!(f, "… ({} bytes in all)", self.text.len())?;
+        }
+        Ok(())
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_escape_and_cut_user_data() {
+        assert_eq!(quoted("n/a").to_string(), "\"n/a\"");
+        assert_eq!(quoted("say \"hi\"\n").to_string(), "\"say \\\"hi\\\"\\n\"");
+        assert_eq!(backticked("a\"b\\c\u{1b}[31m").to_string(), "`a\"b\\c\\u{1b}[31m`");
+        assert_eq!(bare("tab\there").to_string(), "tab\\there");
+        assert_eq!(
+            bare(&"y".repeat(500)).to_string(),
+            format!("{}… (500 bytes in all)", "y".repeat(2 * EXCERPT_LIMIT))
+        );
+        assert_eq!(listed(["a", "b"]), "a, b");
+        assert_eq!(
+            listed((0..1000).map(|i| backticked("n").to_string() + &i.to_string())).matches('`').count(),
+            2 * LIST_LIMIT
+        );
+        assert!(listed(0..1000).ends_with("19, … (1000 in all)"));
+
+        let long = "x".repeat(48_000_000);
+        let shown = quoted(&long).to_string();
+        assert_eq!(shown, format!("\"{}\"… (48000000 bytes in all)", "x".repeat(EXCERPT_LIMIT)));
+        // Escapes count towards the limit, and a cut never splits a character or an escape.
+        let controls = "\u{1}é".repeat(1000);
+        let shown = backticked(&controls).to_string();
+        assert!(shown.len() < EXCERPT_LIMIT + 40, "{shown}");
+        assert!(shown.starts_with("`\\u{1}é\\u{1}é") && shown.ends_with("é`… (3000 bytes in all)"), "{shown}");
+    }
+}

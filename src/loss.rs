@@ -100,7 +100,11 @@ pub fn bce<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, reduction: Reductio
 ///
 /// `pos_weight` (broadcast against the logits, e.g. one per class) multiplies the loss of
 /// positive targets, as PyTorch's `pos_weight`:
-/// `(1 − y)·x + (1 + (w − 1)·y)·softplus(−x)`.
+/// `(1 − y)·softplus(x) + w·y·softplus(−x)`.
+///
+/// The gradient is computed as `(1 − y)·σ(x) − w·y·σ(−x)`, so it keeps its full relative
+/// precision for confident predictions (a target of 0 at a very negative logit, 1 at a very
+/// positive one), where the loss and the gradient are tiny but not zero.
 ///
 /// ```
 /// use tensorgrad::{Tensor, loss::{bce_with_logits, Reduction}};

@@ -319,12 +319,13 @@ fn check_weights(dir: &Scratch, bytes: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// `load_model` into the small model: all or nothing.
+/// `load_model` into the small model: all or nothing; `load_model_from_bytes` does the same.
 fn check_model(dir: &Scratch, bytes: &[u8]) -> Result<(), TestCaseError> {
     let model = small_model(7);
     let before = bits(&model.named_parameters());
     let path = dir.write("model.safetensors", bytes);
-    match no_panic("load_model", || io::load_model(&model, &path))? {
+    let from_file = no_panic("load_model", || io::load_model(&model, &path))?;
+    match &from_file {
         Ok(()) => {
             let file = io::load_tensors::<f32>(&path).expect("a file load_model accepts loads as tensors");
             prop_assert_eq!(bits(&model.named_parameters()), bits(&file));
@@ -333,6 +334,10 @@ fn check_model(dir: &Scratch, bytes: &[u8]) -> Result<(), TestCaseError> {
             prop_assert!(bits(&model.named_parameters()) == before, "a failed load_model changed the model: {}", e);
         }
     }
+    let in_memory = small_model(7);
+    let from_bytes = no_panic("load_model_from_bytes", || io::load_model_from_bytes(&in_memory, bytes))?;
+    prop_assert_eq!(from_bytes.is_ok(), from_file.is_ok());
+    prop_assert_eq!(bits(&in_memory.named_parameters()), bits(&model.named_parameters()));
     Ok(())
 }
 

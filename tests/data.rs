@@ -219,6 +219,41 @@ fn fitted() -> Tokenizer {
     t
 }
 
+#[test]
+fn tokenizer_equality_compares_settings_and_what_was_learned() {
+    // Issue 12: `Tokenizer` is comparable.
+    let t = fitted();
+    assert_eq!(t, t.clone());
+    assert_eq!(t, fitted());
+    let dir = temp_dir("tokenizer_eq");
+    let path = dir.join("vocab.txt");
+    t.save(&path).unwrap();
+    assert_eq!(Tokenizer::load(&path).unwrap(), t);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(Tokenizer::new(), Tokenizer::default());
+
+    let fit = |t: Tokenizer, texts: &[&str]| {
+        let mut t = t;
+        t.fit_on_texts(texts);
+        t
+    };
+    let base = fit(Tokenizer::new(), &["a b b", "c"]);
+    assert_eq!(base, fit(Tokenizer::new(), &["a b b", "c"]));
+    // Another count, order of first appearance, document count, or setting: not equal.
+    for other in [
+        fit(Tokenizer::new(), &["a b b b", "c"]),
+        fit(Tokenizer::new(), &["b a b", "c"]),
+        fit(Tokenizer::new(), &["a b b c"]),
+        fit(Tokenizer::new().with_num_words(3), &["a b b", "c"]),
+        fit(Tokenizer::new().with_oov_token("<unk>"), &["a b b", "c"]),
+        fit(Tokenizer::new().with_filters("!"), &["a b b", "c"]),
+        fit(Tokenizer::new().with_lower(false), &["a b b", "c"]),
+        Tokenizer::new(),
+    ] {
+        assert_ne!(other, base, "{other:?}");
+    }
+}
+
 fn assert_same(a: &Tokenizer, b: &Tokenizer) {
     assert_eq!(a.word_index(), b.word_index());
     assert_eq!(a.index_word(), b.index_word());
@@ -574,6 +609,195 @@ fn skip_mode_counts_and_lists_bad_rows() {
     let data = read_labelled(fixture("non_utf8.tsv"), &skip).unwrap();
     assert_eq!(data.texts, ["valid", "valid again"]);
     assert_eq!(data.skipped, 1);
+}
+
+/// Reads `contents` as a labelled CSV file named `name` in a fresh directory.
+fn read_labelled_bytes(
+    test: &str,
+    contents: &[u8],
+    skip: bool,
+) -> (PathBuf, Result<tensorgrad::data::TextDataset, Error>) {
+    let dir = temp_dir(test);
+    let path = dir.join("reviews.csv");
+    std::fs::write(&path, contents).unwrap();
+    let result = read_labelled(&path, &ReadOptions::new().with_skip_bad_rows(skip));
+    (path, result)
+}
+
+#[test]
+fn csv_quote_that_never_closes_is_an_error_not_a_merged_row() {
+    // Issue 12: the csv crate reads `"oops` to the end of the file, so three rows became one.
+    let contents = b"label,text\n1,\"oops\n0,second\n1,third\n";
+    let (path, result) = read_labelled_bytes("csv_unclosed", contents, false);
+    let e = result.unwrap_err();
+    assert!(matches!(&e, Error::DataFile { line: Some(2), .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:2: field 2 opens a quote that is never closed (it would take the rest of the file, 23 bytes, as its text)",
+            path.display()
+        )
+    );
+    // Skipping drops the bad row only and reads on from the next line.
+    let (_, result) = read_labelled_bytes("csv_unclosed_skip", contents, true);
+    let data = result.unwrap();
+    assert_eq!(data.texts, ["second", "third"]);
+    assert_eq!(data.labels, [0.0, 1.0]);
+    assert_eq!(data.skipped, 1);
+    assert_eq!(data.skipped_rows[0].line, 2);
+    assert!(data.skipped_rows[0].reason.contains("never closed"), "{:?}", data.skipped_rows);
+
+    // A lone quote at the very end is not an empty text.
+    let (_, result) = read_labelled_bytes("csv_lone_quote", b"label,text\n1,\"", false);
+    let e = result.unwrap_err();
+    assert!(matches!(&e, Error::DataFile { line: Some(2), .. }), "{e}");
+    assert!(e.to_string().contains("field 2 opens a quote that is never closed"), "{e}");
+    let (_, result) = read_labelled_bytes("csv_lone_quote_skip", b"label,text\n1,a\n1,\"", true);
+    let data = result.unwrap();
+    assert_eq!((data.texts, data.skipped), (vec!["a".to_owned()], 1));
+
+    // The line is the one where the bad quote opens, after blank lines and a good multi-line field.
+    let (_, result) =
+        read_labelled_bytes("csv_unclosed_late", b"label,text\n\n\r\n1,\"two\nlines\"\n0,\"open\n", false);
+    let e = result.unwrap_err();
+    assert!(matches!(&e, Error::DataFile { line: Some(6), .. }), "{e}");
+    // In the header it is an error even when skipping.
+    let (_, result) = read_labelled_bytes("csv_unclosed_header", b"\"label,text\n1,a\n", true);
+    let e = result.unwrap_err();
+    assert!(matches!(&e, Error::DataFile { line: Some(1), .. }), "{e}");
+}
+
+#[test]
+fn csv_text_after_a_closing_quote_is_an_error() {
+    // Issue 12: `"fine"x` was read as `finex`.
+    let contents = b"label,text\n1,\"fine\"x\n0,next\n";
+    let (path, result) = read_labelled_bytes("csv_after_quote", contents, false);
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        format!(
+            "{}:2: field 2 has text after its closing quote: \"x\" (write a `\"` inside a quoted field as `\"\"`)",
+            path.display()
+        )
+    );
+    let (_, result) = read_labelled_bytes("csv_after_quote_skip", contents, true);
+    let data = result.unwrap();
+    assert_eq!(data.texts, ["next"]);
+    assert_eq!(data.skipped_rows.len(), 1);
+    assert_eq!(data.skipped_rows[0].line, 2);
+    // A quoted field spanning lines is reported where it opens.
+    let (_, result) = read_labelled_bytes("csv_after_quote_multiline", b"label,text\n1,\"a\nb\" c\n", false);
+    let e = result.unwrap_err();
+    assert!(matches!(&e, Error::DataFile { line: Some(2), .. }), "{e}");
+    assert!(e.to_string().contains("text after its closing quote: \" c\""), "{e}");
+}
+
+#[test]
+fn csv_quoted_newlines_and_doubled_quotes_still_read() {
+    let contents = b"label,text\r\n1,\"two\nlines, \"\"quoted\"\"\"\r\n0,\"\"\r\n1,plain \"inch\" mark\n0,\"\"\"\"\n";
+    let (_, result) = read_labelled_bytes("csv_valid_quotes", contents, false);
+    let data = result.unwrap();
+    assert_eq!(data.texts, ["two\nlines, \"quoted\"", "", "plain \"inch\" mark", "\""]);
+    assert_eq!(data.labels, [1.0, 0.0, 1.0, 0.0]);
+}
+
+#[test]
+fn labelled_csv_lines_count_blank_lines_and_crlf() {
+    // The csv crate's own line numbers skip blank lines; errors name the file's real lines.
+    let (_, result) = read_labelled_bytes("csv_blank_lines", b"label,text\n\n\r\nx,a\r\n\r\n\"y\nz\",b\n", true);
+    let lines: Vec<usize> = result.unwrap().skipped_rows.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [4, 6]);
+}
+
+#[test]
+fn read_csv_rejects_malformed_quotes_too() {
+    let target = CsvOptions::new().with_target("y");
+    let (line, msg) = table_error("table_unclosed", b"x,y\n1,0\n\"2,1\n3,0\n", &target);
+    assert_eq!(line, Some(3));
+    assert!(
+        msg.ends_with(
+            ":3: field 1 opens a quote that is never closed (it would take the rest of the file, 9 bytes, as its text)"
+        ),
+        "{msg}"
+    );
+    let (line, msg) = table_error("table_after_quote", b"x,y\n1,0\n\"2\"5,1\n", &target);
+    assert_eq!(line, Some(3));
+    assert!(msg.contains("field 1 has text after its closing quote: \"5\""), "{msg}");
+    // Other delimiters share the check.
+    let tabs = CsvOptions::new().with_delimiter(b'\t').with_target("y");
+    let (line, msg) = table_error("table_after_quote_tab", b"x\ty\n\"1\" \t0\n", &tabs);
+    assert_eq!(line, Some(2));
+    assert!(msg.contains("field 1 has text after its closing quote: \" \""), "{msg}");
+    let (_, table) = read_table("table_quotes_ok", "t.tsv", b"x\ty\n\"1\"\t\"0\"\n\"2\"\t1\n", &tabs);
+    assert_eq!(table.unwrap().feature_values(), [1.0, 2.0]);
+}
+
+/// Asserts that an error message is short, names `line`, and shows no raw control byte.
+fn assert_short_message(e: &Error, line: usize) {
+    let msg = e.to_string();
+    assert!(msg.len() < 400, "{} bytes: {}", msg.len(), &msg[..msg.len().min(1000)]);
+    assert!(msg.contains(&format!(":{line}: ")), "{msg}");
+    assert!(!msg.chars().any(|c| c.is_control() && c != '\n'), "{msg:?}");
+}
+
+#[test]
+fn errors_quote_at_most_an_escaped_excerpt_of_a_huge_line() {
+    // Issue 12: a 48 MiB malformed line made a 50 MB message.
+    let dir = temp_dir("huge_lines");
+    let huge = "x".repeat(48 << 20);
+
+    // A vocabulary file: the line is quoted cut, with its full length.
+    let path = dir.join("vocab.txt");
+    std::fs::write(&path, format!("tensorgrad tokenizer vocabulary v1\n{huge}\n")).unwrap();
+    let e = Tokenizer::load(&path).unwrap_err();
+    assert!(matches!(&e, Error::Vocabulary { line: Some(2), .. }), "{}", &e.to_string()[..200]);
+    assert_short_message(&e, 2);
+    assert!(e.to_string().ends_with(&format!("found \"{}\"… (50331648 bytes in all)", "x".repeat(100))), "{e}");
+
+    // A labelled TSV file with a huge label, a CSV table with a huge field.
+    let path = dir.join("huge.tsv");
+    std::fs::write(&path, format!("label\ttext\n1\tok\n{huge}\ttext\n")).unwrap();
+    let e = read_labelled(&path, &ReadOptions::new()).unwrap_err();
+    assert_short_message(&e, 3);
+    assert!(e.to_string().contains("(50331648 bytes in all) is not a number"), "{e}");
+    let path = dir.join("huge.csv");
+    std::fs::write(&path, format!("x,y\n1,2\n3,\"{huge}\"\n")).unwrap();
+    let e = read_csv(&path, &CsvOptions::new()).unwrap_err();
+    assert_short_message(&e, 3);
+    // A quote that never closes in a huge file: the message only counts the bytes.
+    std::fs::write(&path, format!("x,y\n1,\"{huge}\n")).unwrap();
+    let e = read_csv(&path, &CsvOptions::new()).unwrap_err();
+    assert_short_message(&e, 2);
+    // A header of a million columns lists twenty of them.
+    let header: Vec<String> = (0..1_000_000).map(|i| format!("c{i}")).collect();
+    std::fs::write(&path, format!("{}\n", header.join(","))).unwrap();
+    let e = read_csv(&path, &CsvOptions::new().with_target("y")).unwrap_err();
+    assert_short_message(&e, 1);
+    assert!(e.to_string().ends_with("`c18`, `c19`, … (1000000 in all))"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn header_errors_escape_control_bytes() {
+    // Issue 12: a header with control bytes was printed raw (a terminal would run the escapes).
+    let dir = temp_dir("control_bytes");
+    let path = dir.join("ctrl.tsv");
+    std::fs::write(&path, "lab\x1b[31mel\ttext\x07\n1\ta\n").unwrap();
+    let e = read_labelled(&path, &ReadOptions::new()).unwrap_err();
+    assert_short_message(&e, 1);
+    assert!(
+        e.to_string().ends_with(
+            "ctrl.tsv:1: the header has no `label` column (found `lab\\u{1b}[31mel`, `text\\u{7}`; is this tab-separated data?)"
+        ),
+        "{e}"
+    );
+    let path = dir.join("ctrl.csv");
+    std::fs::write(&path, "a\x1b]0;pwned\x07,y\n1,2\n").unwrap();
+    let e = read_csv(&path, &CsvOptions::new().with_target("z")).unwrap_err();
+    assert!(e.to_string().ends_with("the header has no `z` column (found `a\\u{1b}]0;pwned\\u{7}`, `y`)"), "{e}");
+    std::fs::write(&path, "a\t\x08,y\n1,2\nq,3\n").unwrap();
+    let e = read_csv(&path, &CsvOptions::new()).unwrap_err();
+    assert!(e.to_string().ends_with("ctrl.csv:3: column `a\\t\\u{8}`: \"q\" is not a number"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

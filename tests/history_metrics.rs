@@ -311,6 +311,78 @@ fn corrupt_csv_is_an_error() {
     assert!(matches!(History::load_csv(&path), Err(Error::History { .. })));
 }
 
+#[test]
+fn history_equality_is_exact_with_nan_equal_to_nan() {
+    // Issue 12: `History` is comparable. `sample()` has NaN (missing values), so a derived
+    // `f64` comparison would make it unequal to itself.
+    let h = sample();
+    assert_eq!(h, h.clone());
+    assert_eq!(awkward(), awkward());
+    assert_eq!(History::from_json(&h.to_json()).unwrap(), h);
+    let dir = temp_dir("equality");
+    let path = dir.as_ref().join("h.csv");
+    awkward().save_csv(&path).unwrap();
+    assert_eq!(History::load_csv(&path).unwrap(), awkward());
+
+    // A value, a second count, a name, the order of names, one more epoch: all differ.
+    let mut other = History::new();
+    other.push_epoch(&[("loss".into(), 0.9), ("accuracy".into(), 0.5)], 1.25);
+    let mut same_start = History::new();
+    same_start.push_epoch(&[("loss".into(), 0.9), ("accuracy".into(), 0.5)], 1.25);
+    assert_eq!(other, same_start);
+    let variants = [
+        vec![("loss".into(), 0.9000000000000001), ("accuracy".into(), 0.5)],
+        vec![("loss".into(), 0.9), ("acc".into(), 0.5)],
+        vec![("accuracy".into(), 0.5), ("loss".into(), 0.9)],
+        vec![("loss".into(), 0.9)],
+    ];
+    for values in variants {
+        let mut v = History::new();
+        v.push_epoch(&values, 1.25);
+        assert_ne!(v, other, "{values:?}");
+    }
+    let mut slower = History::new();
+    slower.push_epoch(&[("loss".into(), 0.9), ("accuracy".into(), 0.5)], 1.5);
+    assert_ne!(slower, other);
+    let mut zero = History::new();
+    zero.push_epoch(&[("loss".into(), 0.0)], 1.0);
+    let mut negative_zero = History::new();
+    negative_zero.push_epoch(&[("loss".into(), -0.0)], 1.0);
+    assert_ne!(zero, negative_zero);
+    same_start.push_epoch(&[], 1.0);
+    assert_ne!(same_start, other);
+    assert_ne!(History::new(), other);
+}
+
+#[test]
+fn history_errors_quote_a_short_escaped_excerpt() {
+    // Issue 12: errors quoted whole fields, names and strings of the file.
+    let dir = temp_dir("huge");
+    let huge = "9x\u{1b}".repeat(1 << 20);
+    let path = dir.as_ref().join("history.csv");
+    std::fs::write(&path, format!("epoch,seconds,loss\n1,1.0,{huge}\n")).unwrap();
+    let msg = History::load_csv(&path).unwrap_err().to_string();
+    assert!(
+        msg.len() < 400 && msg.contains("history.csv:2: not a valid training history: column `loss`: `9x\\u{1b}9x"),
+        "{msg}"
+    );
+    assert!(msg.ends_with("… (3145728 bytes in all) is not a number"), "{msg}");
+    std::fs::write(&path, format!("epoch,seconds,{huge},{huge}\n")).unwrap();
+    let msg = History::load_csv(&path).unwrap_err().to_string();
+    assert!(
+        msg.len() < 400
+            && msg.contains(":1: not a valid training history: series `9x\\u{1b}")
+            && msg.ends_with("is given twice"),
+        "{msg}"
+    );
+    // serde_json quotes the offending string; the message keeps only its start.
+    let json_huge = huge.replace('\u{1b}', "\\u001b");
+    let msg =
+        History::from_json(&format!("{{\"seconds\": [\"{json_huge}\"], \"history\": {{}}}}")).unwrap_err().to_string();
+    assert!(msg.len() < 400 && msg.contains("bytes in all)") && msg.contains("9x\\u{1b}"), "{msg}");
+    assert!(!msg.contains('\u{1b}'), "{msg:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // History: plots
 // ---------------------------------------------------------------------------------------------

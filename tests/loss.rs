@@ -244,3 +244,94 @@ fn cross_entropy_class_out_of_range() {
 fn cross_entropy_wrong_target_count() {
     cross_entropy(&x(), &[0, 1, 2], 0.0, Reduction::Mean);
 }
+
+/// σ(x) without cancellation or overflow, for reference values.
+fn stable_sigmoid(x: f64) -> f64 {
+    if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { x.exp() / (1.0 + x.exp()) }
+}
+
+/// ln(1 + eˣ) without cancellation or overflow, for reference values.
+fn stable_softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// The per-element loss and ∂/∂x of `bce_with_logits` (f64) at each logit with one target.
+fn bce_with_logits_tail(logits: &[f64], y: f64, pos_weight: Option<f64>) -> (Vec<f64>, Vec<f64>) {
+    let n = logits.len();
+    let leaf = t(logits, &[n]).requires_grad();
+    let w = pos_weight.map(|w| t(&[w], &[1]));
+    let l = bce_with_logits(&leaf, &t(&vec![y; n], &[n]), w.as_ref(), Reduction::None);
+    let values = l.to_vec();
+    let grads = l.sum().backward().get(&leaf).unwrap().to_vec();
+    (values, grads)
+}
+
+#[test]
+fn bce_with_logits_is_accurate_in_the_tails() {
+    // Issue 12: ∂/∂x was computed as (1 − y) − σ(−x), which cancels when the loss is nearly 0.
+    let far: Vec<f64> = [10.0, 17.0, 30.0, 40.0, 100.0, 500.0].to_vec();
+    let negative: Vec<f64> = far.iter().map(|x| -x).collect();
+    for w in [None, Some(0.3), Some(4.0)] {
+        let wv = w.unwrap_or(1.0);
+        // Target 0, very negative logits: loss softplus(x), gradient σ(x).
+        let (values, grads) = bce_with_logits_tail(&negative, 0.0, w);
+        for ((&x, v), g) in negative.iter().zip(&values).zip(&grads) {
+            assert!(*g > 0.0, "x = {x}, w = {w:?}: gradient {g}");
+            assert_relative_eq!(*g, stable_sigmoid(x), max_relative = 1e-12);
+            assert_relative_eq!(*v, stable_softplus(x), max_relative = 1e-12);
+        }
+        // Target 1, very positive logits: loss w·softplus(−x), gradient −w·σ(−x).
+        let (values, grads) = bce_with_logits_tail(&far, 1.0, w);
+        for ((&x, v), g) in far.iter().zip(&values).zip(&grads) {
+            assert!(*g < 0.0, "x = {x}, w = {w:?}: gradient {g}");
+            assert_relative_eq!(*g, -wv * stable_sigmoid(-x), max_relative = 1e-12);
+            assert_relative_eq!(*v, wv * stable_softplus(-x), max_relative = 1e-12);
+        }
+    }
+    // The case of the report: σ(−30) = 9.3576229688393e-14.
+    let leaf = t(&[-30.0], &[1]).requires_grad();
+    let g = bce_with_logits(&leaf, &t(&[0.0], &[1]), None, Reduction::Sum).backward();
+    assert_relative_eq!(g.get(&leaf).unwrap().item(), 9.3576229688393e-14, max_relative = 1e-12);
+}
+
+#[test]
+fn bce_with_logits_f32_gradient_does_not_vanish_in_the_tails() {
+    let logits = [-10.0f32, -17.0, -20.0, -40.0];
+    for w in [None, Some(2.5f32)] {
+        let leaf = Tensor::<f32>::from_vec(logits.to_vec(), &[4]).requires_grad();
+        let pos_weight = w.map(|w| Tensor::<f32>::from_vec(vec![w], &[1]));
+        let zeros = Tensor::<f32>::zeros(&[4]);
+        let l = bce_with_logits(&leaf, &zeros, pos_weight.as_ref(), Reduction::None);
+        let grads = l.sum().backward().get(&leaf).unwrap().to_vec();
+        for ((&x, &v), g) in logits.iter().zip(&l.to_vec()).zip(grads) {
+            let exact = stable_sigmoid(f64::from(x));
+            assert!(g > 0.0, "x = {x}: gradient {g}");
+            assert_relative_eq!(f64::from(g), exact, max_relative = 1e-5);
+            assert_relative_eq!(f64::from(v), stable_softplus(f64::from(x)), max_relative = 1e-5);
+        }
+        // Target 1 at the mirrored logits.
+        let leaf = Tensor::<f32>::from_vec(logits.iter().map(|x| -x).collect(), &[4]).requires_grad();
+        let ones = Tensor::<f32>::ones(&[4]);
+        let l = bce_with_logits(&leaf, &ones, pos_weight.as_ref(), Reduction::Sum);
+        let grads = l.backward().get(&leaf).unwrap().to_vec();
+        for (&x, g) in logits.iter().zip(grads) {
+            let exact = -f64::from(w.unwrap_or(1.0)) * stable_sigmoid(f64::from(x));
+            assert!(g < 0.0, "x = {}: gradient {g}", -x);
+            assert_relative_eq!(f64::from(g), exact, max_relative = 1e-5);
+        }
+    }
+}
+
+#[test]
+fn second_derivative_of_bce_with_logits_with_pos_weight() {
+    // The weighted gradient (1 − y)·σ(x) − w·y·σ(−x) is itself recorded, in x and in y.
+    let r = gradcheck(
+        |v| {
+            let g = bce_with_logits(&v[0], &v[1], Some(&w()), Reduction::Sum).backward_with_graph();
+            let dx = g.get(&v[0]).unwrap();
+            (dx * dx).sum()
+        },
+        &[x(), p()],
+    );
+    assert!(r.is_ok(), "{}", r.unwrap_err());
+}

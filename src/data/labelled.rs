@@ -3,7 +3,9 @@
 use std::fs;
 use std::path::Path;
 
+use super::csv_quotes::{LineCounter, check_quotes};
 use super::split;
+use crate::error::{backticked, bare, listed, quoted};
 use crate::{Error, Result};
 
 /// The layout of a labelled text file.
@@ -13,7 +15,9 @@ pub enum Format {
     /// text, and fields cannot contain tabs or newlines.
     Tsv,
     /// Comma-separated with RFC 4180 quoting: a field in double quotes may hold commas, newlines
-    /// and doubled quotes (`""` for `"`).
+    /// and doubled quotes (`""` for `"`). A quote that is never closed, or text after a closing
+    /// quote, makes the row malformed. A `"` inside a field that does not start with one is
+    /// text.
     Csv,
 }
 
@@ -173,9 +177,11 @@ impl TextDataset {
 /// they are (no trimming); labels are parsed as `f32` after trimming spaces.
 ///
 /// A malformed row — a wrong number of fields, a label that is not a finite number, bytes that
-/// are not UTF-8 — is an error naming the file, the line where the row starts and the problem,
-/// e.g. `reviews.tsv:7: label "good" is not a number`; with
-/// [`skip_bad_rows`](ReadOptions::skip_bad_rows) it is skipped and counted instead.
+/// are not UTF-8, in CSV a quote that is never closed or text after a closing quote (`"fine"x`)
+/// — is an error naming the file, the line where the row starts (for a quoting error, where the
+/// bad field's quote opens) and the problem, e.g. `reviews.tsv:7: label "good" is not a number`;
+/// with [`skip_bad_rows`](ReadOptions::skip_bad_rows) it is skipped and counted instead. After a
+/// quote that is never closed, reading goes on at the next line.
 ///
 /// ```
 /// use tensorgrad::data::{ReadOptions, read_labelled};
@@ -231,30 +237,53 @@ pub fn read_labelled(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Te
             }
         }
         Format::Csv => {
-            let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
-            let mut record = csv::ByteRecord::new();
-            loop {
-                let start = csv.position().line() as usize;
-                match csv.read_byte_record(&mut record) {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        return Err(Error::DataFile {
-                            path: path.to_path_buf(),
-                            line: Some(start),
-                            reason: format!("cannot parse the CSV: {e}"),
-                        });
+            let mut lines = LineCounter::new(bytes);
+            // Where the CSV reader starts: after a quote that is never closed, skip mode reads on
+            // from the line after the quote's, with a new reader.
+            let mut base = 0;
+            'reading: while base < bytes.len() {
+                let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&bytes[base..]);
+                let mut record = csv::ByteRecord::new();
+                loop {
+                    let start = base as u64 + csv.position().byte();
+                    match csv.read_byte_record(&mut record) {
+                        Ok(true) => {}
+                        Ok(false) => break 'reading,
+                        Err(e) => {
+                            // Reading from memory, only malformed input can fail (the parser is
+                            // lenient).
+                            return Err(reader.error(
+                                lines.record_line(start),
+                                format!("cannot parse the CSV: {}", bare(&e.to_string())),
+                            ));
+                        }
                     }
+                    let record_start = record.position().map_or(start, |p| base as u64 + p.byte());
+                    let n = lines.record_line(record_start);
+                    match check_quotes(bytes, record_start, b',') {
+                        Ok(()) => {}
+                        Err(bad) => {
+                            // Reported (and skipped) at the line of the bad field's opening quote.
+                            reader.bad_record(lines.line_at(bad.offset), bad.reason)?;
+                            if bad.unclosed {
+                                match bytes[bad.offset..].iter().position(|&b| b == b'\n') {
+                                    Some(k) => base = bad.offset + k + 1,
+                                    None => base = bytes.len(),
+                                }
+                                continue 'reading;
+                            }
+                            continue;
+                        }
+                    }
+                    let fields = record
+                        .iter()
+                        .map(|f| match std::str::from_utf8(f) {
+                            Ok(s) => Field::Text(s),
+                            Err(e) => Field::Invalid(e.to_string()),
+                        })
+                        .collect();
+                    reader.record(n, fields)?;
                 }
-                let n = record.position().map_or(start, |p| p.line() as usize);
-                let fields = record
-                    .iter()
-                    .map(|f| match std::str::from_utf8(f) {
-                        Ok(s) => Field::Text(s),
-                        Err(e) => Field::Invalid(e.to_string()),
-                    })
-                    .collect();
-                reader.record(n, fields)?;
             }
         }
     }
@@ -310,12 +339,19 @@ impl Reader<'_> {
                 self.data.texts.push(text);
                 Ok(())
             }
-            Err(reason) if self.options.skip_bad_rows => {
-                self.data.skipped += 1;
-                self.data.skipped_rows.push(super::SkippedRow { line: n, reason });
-                Ok(())
-            }
-            Err(reason) => Err(self.error(n, reason)),
+            Err(reason) => self.bad_record(n, reason),
+        }
+    }
+
+    /// A record that cannot be read, on line `n`: an error, or skipped and counted with
+    /// [`ReadOptions::skip_bad_rows`] (never the header: a bad header is always an error).
+    fn bad_record(&mut self, n: usize, reason: String) -> Result<()> {
+        if self.columns.is_some() && self.options.skip_bad_rows {
+            self.data.skipped += 1;
+            self.data.skipped_rows.push(super::SkippedRow { line: n, reason });
+            Ok(())
+        } else {
+            Err(self.error(n, reason))
         }
     }
 
@@ -336,7 +372,7 @@ impl Reader<'_> {
                     n,
                     format!(
                         "the header has no `{wanted}` column (found {}; is this {} data?)",
-                        names.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "),
+                        listed(names.iter().map(|s| backticked(s))),
                         match self.format {
                             Format::Tsv => "tab-separated",
                             Format::Csv => "comma-separated",
@@ -376,9 +412,9 @@ impl Reader<'_> {
         if label.is_empty() {
             return Err("the label is empty".to_owned());
         }
-        let value: f32 = label.parse().map_err(|_| format!("label {raw:?} is not a number"))?;
+        let value: f32 = label.parse().map_err(|_| format!("label {} is not a number", quoted(raw)))?;
         if !value.is_finite() {
-            return Err(format!("label {raw:?} is not a finite number"));
+            return Err(format!("label {} is not a finite number", quoted(raw)));
         }
         Ok((value, texts[columns.text].to_owned()))
     }

@@ -31,6 +31,7 @@
 //! }
 //! ```
 
+mod csv_quotes;
 mod labelled;
 mod sequence;
 mod split;

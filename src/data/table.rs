@@ -4,6 +4,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::csv_quotes::{LineCounter, check_quotes};
+use crate::error::{backticked, bare, listed, quoted};
 use crate::{Element, Error, Result, Tensor};
 
 /// A column of a CSV file, chosen by its header name or by its 0-based position.
@@ -243,8 +245,10 @@ impl Table {
                 if v >= 0.0 && v < limit && v.fract() == 0.0 {
                     Ok(v as usize)
                 } else {
-                    Err(self
-                        .row_error(i, format!("column `{name}`: {v} is not a class index (a whole number {range})")))
+                    Err(self.row_error(
+                        i,
+                        format!("column {}: {v} is not a class index (a whole number {range})", backticked(name)),
+                    ))
                 }
             })
             .collect()
@@ -300,8 +304,9 @@ impl Table {
 /// Anything wrong is an [`Error::DataFile`] naming the file, the 1-based line (counting the
 /// header, and where a quoted record starts) and the problem, with the column where it is about
 /// one: a field that is not a finite number (`data.csv:7: column `age`: "n/a" is not a number`),
-/// a record with another number of fields than the header, bytes that are not UTF-8, a column
-/// the header does not have, an empty file or one without data rows. A bad file never panics.
+/// a record with another number of fields than the header, a quote that is never closed or text
+/// after a closing quote, bytes that are not UTF-8, a column the header does not have, an empty
+/// file or one without data rows. A bad file never panics.
 ///
 /// ```
 /// use tensorgrad::Tensor;
@@ -363,7 +368,7 @@ pub fn read_csv_from_reader(mut reader: impl Read, name: impl AsRef<Path>, optio
         .flexible(true)
         .delimiter(options.delimiter)
         .from_reader(bytes.as_slice());
-    let mut lines = LineCounter { bytes: &bytes, pos: 0, line: 1 };
+    let mut lines = LineCounter::new(&bytes);
     let mut record = csv::ByteRecord::new();
     let mut layout: Option<Layout> = None;
     let mut table = Table {
@@ -386,11 +391,17 @@ pub fn read_csv_from_reader(mut reader: impl Read, name: impl AsRef<Path>, optio
             Ok(false) => break,
             Err(e) => {
                 // Reading from memory, only malformed input can fail (the parser is lenient).
-                let line = lines.line_at(e.position().map_or(start, |p| p.byte()));
-                return Err(error(Some(line), format!("cannot parse the CSV: {e}")));
+                let line = lines.record_line(e.position().map_or(start, |p| p.byte()));
+                return Err(error(Some(line), format!("cannot parse the CSV: {}", bare(&e.to_string()))));
             }
         }
-        let line = lines.line_at(record.position().map_or(start, |p| p.byte()));
+        let record_start = record.position().map_or(start, |p| p.byte());
+        let line = lines.record_line(record_start);
+        // The reader accepts any quoting; a quote left open or text after a closing one is an
+        // error, at the line of the bad field's opening quote.
+        if let Err(bad) = check_quotes(&bytes, record_start, options.delimiter) {
+            return Err(error(Some(lines.line_at(bad.offset)), bad.reason));
+        }
         let layout = match &layout {
             Some(layout) => layout,
             None => {
@@ -422,32 +433,6 @@ pub fn read_csv_from_reader(mut reader: impl Read, name: impl AsRef<Path>, optio
             },
         )),
         Some(_) => Ok(table),
-    }
-}
-
-/// The 1-based line of a byte offset of the input, counted forward from the last call.
-struct LineCounter<'a> {
-    bytes: &'a [u8],
-    /// The offset counted up to, and the line it is on.
-    pos: usize,
-    line: usize,
-}
-
-impl LineCounter<'_> {
-    /// The line of the record the CSV reader places at `offset`. The reader's own line numbers
-    /// are off after blank lines and `\r\n`, and its offsets point before the line breaks it
-    /// skips, so those are skipped here.
-    fn line_at(&mut self, offset: u64) -> usize {
-        let mut start = usize::try_from(offset).map_or(self.bytes.len(), |o| o.min(self.bytes.len()));
-        while start < self.bytes.len() && matches!(self.bytes[start], b'\n' | b'\r') {
-            start += 1;
-        }
-        if start < self.pos {
-            (self.pos, self.line) = (0, 1);
-        }
-        self.line += self.bytes[self.pos..start].iter().filter(|&&b| b == b'\n').count();
-        self.pos = start;
-        self.line
     }
 }
 
@@ -491,7 +476,7 @@ impl Layout {
                         (Some(_), Some(_)) => Err(format!("the header has more than one `{name}` column")),
                         (None, _) if options.has_header => Err(format!(
                             "the header has no `{name}` column (found {})",
-                            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                            listed(names.iter().map(|n| backticked(n)))
                         )),
                         (None, _) => Err(format!(
                             "there is no column `{name}`: without a header the columns are named 0..{count}"
@@ -511,12 +496,12 @@ impl Layout {
         for (k, &c) in chosen.iter().enumerate() {
             if chosen[..k].contains(&c) {
                 return Err(format!(
-                    "column `{}` is chosen twice (as a feature, the target or a text column)",
-                    names[c]
+                    "column {} is chosen twice (as a feature, the target or a text column)",
+                    backticked(&names[c])
                 ));
             }
             if chosen[..k].iter().any(|&d| names[d] == names[c]) {
-                return Err(format!("two of the chosen columns are named `{}`", names[c]));
+                return Err(format!("two of the chosen columns are named {}", backticked(&names[c])));
             }
         }
         let first = if options.has_header { "the header" } else { "the first row" };
@@ -531,18 +516,19 @@ impl Layout {
         }
         let field = |c: usize| -> Result<&str, String> {
             let bytes = record.get(c).unwrap_or_default();
-            std::str::from_utf8(bytes).map_err(|e| format!("column `{}` is not valid UTF-8 ({e})", self.names[c]))
+            std::str::from_utf8(bytes)
+                .map_err(|e| format!("column {} is not valid UTF-8 ({e})", backticked(&self.names[c])))
         };
         let number = |c: usize| -> Result<f64, String> {
             let raw = field(c)?;
             let s = raw.trim();
             if s.is_empty() {
-                return Err(format!("column `{}` is empty", self.names[c]));
+                return Err(format!("column {} is empty", backticked(&self.names[c])));
             }
             match s.parse::<f64>() {
                 Ok(v) if v.is_finite() => Ok(v),
-                Ok(_) => Err(format!("column `{}`: {raw:?} is not a finite number", self.names[c])),
-                Err(_) => Err(format!("column `{}`: {raw:?} is not a number", self.names[c])),
+                Ok(_) => Err(format!("column {}: {} is not a finite number", backticked(&self.names[c]), quoted(raw))),
+                Err(_) => Err(format!("column {}: {} is not a number", backticked(&self.names[c]), quoted(raw))),
             }
         };
         let features = self.features.iter().map(|&c| number(c)).collect::<Result<Vec<_>, _>>()?;

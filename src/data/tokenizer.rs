@@ -89,6 +89,11 @@ pub fn text_to_word_sequence(text: &str, filters: &str, lower: bool) -> Vec<Stri
 /// needs for the ids `texts_to_sequences` can emit. [`save`](Self::save) and
 /// [`load`](Self::load) store the whole tokenizer in a small text file.
 ///
+/// Two tokenizers are equal (`==`) when they have the same settings (`num_words`, filters,
+/// lower-casing, OOV token) and have learned the same thing: the same document count and the
+/// same word counts in the same order of first appearance, hence the same ids. A tokenizer
+/// equals its copy saved and loaded again.
+///
 /// ```
 /// use tensorgrad::data::Tokenizer;
 ///
@@ -125,6 +130,20 @@ impl Default for Tokenizer {
         Self::new()
     }
 }
+
+impl PartialEq for Tokenizer {
+    fn eq(&self, other: &Tokenizer) -> bool {
+        // The maps and the filter set are derived from these fields.
+        self.num_words == other.num_words
+            && self.filters == other.filters
+            && self.lower == other.lower
+            && self.oov_token == other.oov_token
+            && self.document_count == other.document_count
+            && self.word_counts == other.word_counts
+    }
+}
+
+impl Eq for Tokenizer {}
 
 impl Tokenizer {
     /// A tokenizer with Keras's defaults: no `num_words` cap, [`DEFAULT_FILTERS`], lower-casing

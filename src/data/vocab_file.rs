@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use super::Tokenizer;
+use crate::error::quoted;
 use crate::{Error, Result};
 
 /// The first line of every vocabulary file.
@@ -43,8 +44,8 @@ fn unescape(s: &str) -> Result<String, String> {
             Some('t') => out.push('\t'),
             Some('n') => out.push('\n'),
             Some('r') => out.push('\r'),
-            Some(other) => return Err(format!("unknown escape `\\{other}` in {s:?}")),
-            None => return Err(format!("dangling `\\` at the end of {s:?}")),
+            Some(other) => return Err(format!("unknown escape `\\{}` in {}", other.escape_debug(), quoted(s))),
+            None => return Err(format!("dangling `\\` at the end of {}", quoted(s))),
         }
     }
     Ok(out)
@@ -108,20 +109,20 @@ fn decode(bytes: &[u8], path: &Path) -> Result<Tokenizer> {
 
     let (n, first) = next_line("the header line")?;
     if first.strip_prefix('\u{feff}').unwrap_or(first) != MAGIC {
-        return Err(err(Some(n), format!("the first line is {first:?}, expected {MAGIC:?}")));
+        return Err(err(Some(n), format!("the first line is {}, expected {MAGIC:?}", quoted(first))));
     }
 
     let (mut lower, mut filters, mut num_words, mut oov_token, mut document_count) = (None, None, None, None, None);
     let word_total = loop {
         let (n, line) = next_line("the `words` line")?;
         let Some((key, value)) = line.split_once('\t') else {
-            return Err(err(Some(n), format!("expected `key<TAB>value`, found {line:?}")));
+            return Err(err(Some(n), format!("expected `key<TAB>value`, found {}", quoted(line))));
         };
         let duplicate = match key {
             "lower" => lower.replace(match value {
                 "true" => true,
                 "false" => false,
-                _ => return Err(err(Some(n), format!("`lower` must be `true` or `false`, found {value:?}"))),
+                _ => return Err(err(Some(n), format!("`lower` must be `true` or `false`, found {}", quoted(value)))),
             }),
             "filters" => filters.replace(unescape(value).map_err(|e| err(Some(n), e))?).map(|_| true),
             "num_words" => num_words
@@ -137,7 +138,7 @@ fn decode(bytes: &[u8], path: &Path) -> Result<Tokenizer> {
             "words" => {
                 break parse_count(value).map_err(|e| err(Some(n), format!("`words`: {e}")))?;
             }
-            _ => return Err(err(Some(n), format!("unknown key {key:?}"))),
+            _ => return Err(err(Some(n), format!("unknown key {}", quoted(key)))),
         };
         if duplicate.is_some() {
             return Err(err(Some(n), format!("`{key}` is given twice")));
@@ -159,27 +160,27 @@ fn decode(bytes: &[u8], path: &Path) -> Result<Tokenizer> {
         let [id, count, word] = fields[..] else {
             return Err(err(
                 Some(n),
-                format!("expected `id<TAB>count<TAB>word` (word {} of {word_total}), found {line:?}", k + 1),
+                format!("expected `id<TAB>count<TAB>word` (word {} of {word_total}), found {}", k + 1, quoted(line)),
             ));
         };
         let id = parse_count(id).map_err(|e| err(Some(n), format!("id: {e}")))?;
         let count = parse_count(count).map_err(|e| err(Some(n), format!("count: {e}")))?;
         let word = unescape(word).map_err(|e| err(Some(n), e))?;
         if count == 0 {
-            return Err(err(Some(n), format!("word {word:?} has a count of 0")));
+            return Err(err(Some(n), format!("word {} has a count of 0", quoted(&word))));
         }
         if word.is_empty() {
             return Err(err(Some(n), "empty word".to_owned()));
         }
         if !seen.insert(word.clone()) {
-            return Err(err(Some(n), format!("word {word:?} is listed twice")));
+            return Err(err(Some(n), format!("word {} is listed twice", quoted(&word))));
         }
         word_counts.push((word, count));
         stored_ids.push((id, n));
     }
     let (n, last) = next_line("the `end` line")?;
     if last != "end" {
-        return Err(err(Some(n), format!("expected `end` after {word_total} words, found {last:?}")));
+        return Err(err(Some(n), format!("expected `end` after {word_total} words, found {}", quoted(last))));
     }
     if n < total_lines {
         return Err(err(Some(n + 1), "unexpected content after `end`".to_owned()));
@@ -191,7 +192,7 @@ fn decode(bytes: &[u8], path: &Path) -> Result<Tokenizer> {
         if id != expected {
             return Err(err(
                 Some(n),
-                format!("word {word:?} is stored with id {id}, but its count and position give id {expected}"),
+                format!("word {} is stored with id {id}, but its count and position give id {expected}", quoted(word)),
             ));
         }
     }
@@ -201,9 +202,9 @@ fn decode(bytes: &[u8], path: &Path) -> Result<Tokenizer> {
 /// A non-negative decimal integer.
 fn parse_count(s: &str) -> Result<usize, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{s:?} is not a non-negative integer"));
+        return Err(format!("{} is not a non-negative integer", quoted(s)));
     }
-    s.parse().map_err(|_| format!("{s:?} is too large"))
+    s.parse().map_err(|_| format!("{} is too large", quoted(s)))
 }
 
 /// Writes `bytes` atomically (temporary file, sync, rename), as every save in the crate does.

@@ -9,6 +9,9 @@
 //! - [`save_tensors`] / [`load_tensors`]: named tensors, plus string metadata.
 //! - [`save_model`] / [`load_model`]: a [`Module`](crate::nn::Module)'s parameters, by their
 //!   dotted names.
+//! - [`save_tensors_to_bytes`], [`load_tensors_from_bytes`], [`save_model_to_bytes`],
+//!   [`load_model_from_bytes`], [`load_metadata_from_bytes`]: the same in memory, for files
+//!   that do not live on disk; the loaders check the bytes as strictly as a file's.
 //!
 //! Saving is crash-safe: the file is written to a temporary file in the same directory, synced
 //! to disk, then renamed over the target, so an interrupted save leaves the previous file whole.
@@ -24,6 +27,7 @@ mod atomic;
 mod safetensors;
 
 pub use self::safetensors::{
-    load_metadata, load_model, load_tensors, load_tensors_from_bytes, save_model, save_tensors, save_tensors_to_bytes,
+    load_metadata, load_metadata_from_bytes, load_model, load_model_from_bytes, load_tensors, load_tensors_from_bytes,
+    save_model, save_model_to_bytes, save_tensors, save_tensors_to_bytes,
 };
 pub(crate) use atomic::write_atomically;

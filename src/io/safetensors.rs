@@ -10,6 +10,7 @@ use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
 
 use super::write_atomically;
+use crate::error::{backticked, bare};
 use crate::nn::Module;
 use crate::{Element, Error, Result, Tensor};
 
@@ -138,7 +139,31 @@ impl<E: Element> View for Encoded<'_, E> {
 /// # Errors
 /// As [`save_tensors`]; [`Error::InvalidName`] if two parameters share a name.
 pub fn save_model<E: Element, M: Module<E> + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<()> {
-    save_tensors(path, &model.named_parameters(), &[("format".to_string(), "pt".to_string())])
+    write_atomically(path.as_ref(), &save_model_to_bytes(model)?)
+}
+
+/// The bytes of the safetensors file [`save_model`] would write, to keep in memory, send over a
+/// network or write with your own I/O; [`load_model_from_bytes`] reads them back.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tensorgrad::{Tensor, io, nn::{Linear, Module}};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let trained = Linear::<f32>::new(3, 2, &mut rng);
+/// let bytes = io::save_model_to_bytes(&trained)?;
+///
+/// let fresh = Linear::<f32>::new(3, 2, &mut rng);
+/// io::load_model_from_bytes(&fresh, &bytes)?;
+/// let x = Tensor::ones(&[1, 3]);
+/// assert_eq!(fresh.forward(&x).to_vec(), trained.forward(&x).to_vec());
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidName`] if two parameters share a name.
+pub fn save_model_to_bytes<E: Element, M: Module<E> + ?Sized>(model: &M) -> Result<Vec<u8>> {
+    save_tensors_to_bytes(&model.named_parameters(), &[("format".to_string(), "pt".to_string())])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,11 +211,15 @@ pub fn load_tensors_from_bytes<E: Element>(bytes: &[u8]) -> Result<Vec<(String, 
 pub fn load_metadata(path: impl AsRef<Path>) -> Result<Vec<(String, String)>> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
-    let parsed = Parsed::new(&bytes, Some(path))?;
-    let mut out: Vec<(String, String)> =
-        parsed.meta.metadata().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
-    out.sort();
-    Ok(out)
+    Ok(Parsed::new(&bytes, Some(path))?.metadata())
+}
+
+/// [`load_metadata`] from the bytes of a file held in memory.
+///
+/// # Errors
+/// [`Error::Format`] if the bytes are not a valid safetensors file.
+pub fn load_metadata_from_bytes(bytes: &[u8]) -> Result<Vec<(String, String)>> {
+    Ok(Parsed::new(bytes, None)?.metadata())
 }
 
 /// Loads a safetensors file into the parameters of `model`, matching them by name
@@ -227,7 +256,35 @@ pub fn load_metadata(path: impl AsRef<Path>) -> Result<Vec<(String, String)>> {
 pub fn load_model<E: Element, M: Module<E> + ?Sized>(model: &M, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
-    let parsed = Parsed::new(&bytes, Some(path))?;
+    load_parsed_model(model, &Parsed::new(&bytes, Some(path))?)
+}
+
+/// [`load_model`] from the bytes of a safetensors file held in memory (read from an archive, a
+/// network, [`save_model_to_bytes`]), with the same checks: corrupt or hostile bytes are an
+/// [`Error::Format`], never a panic, and the model changes only if everything matches.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tensorgrad::{Error, io, nn::Linear};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+/// let bytes = io::save_model_to_bytes(&Linear::<f32>::new(4, 2, &mut rng))?;
+/// let model = Linear::<f32>::new(4, 2, &mut rng);
+/// let err = io::load_model_from_bytes(&model, &bytes[..bytes.len() - 1]).unwrap_err();
+/// assert!(matches!(err, Error::Format { path: None, .. }));
+/// io::load_model_from_bytes(&model, &bytes)?;
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`load_model`], without [`Error::Io`]; the errors name no file (`path` is `None`).
+pub fn load_model_from_bytes<E: Element, M: Module<E> + ?Sized>(model: &M, bytes: &[u8]) -> Result<()> {
+    load_parsed_model(model, &Parsed::new(bytes, None)?)
+}
+
+/// The shared part of [`load_model`] and [`load_model_from_bytes`]: checks every name, shape
+/// and dtype against the model, decodes everything, and only then writes the parameters.
+fn load_parsed_model<E: Element, M: Module<E> + ?Sized>(model: &M, parsed: &Parsed<'_>) -> Result<()> {
     let params = model.named_parameters();
     let file = parsed.meta.tensors();
     let expected = dtype_of::<E>();
@@ -249,7 +306,13 @@ pub fn load_model<E: Element, M: Module<E> + ?Sized>(model: &M, path: impl AsRef
     let mut unexpected: Vec<String> = file.keys().filter(|n| !names.contains(n.as_str())).cloned().collect();
     unexpected.sort();
     if !(missing.is_empty() && unexpected.is_empty() && mismatched.is_empty() && wrong_dtype.is_empty()) {
-        return Err(Error::StateMismatch { path: path.to_path_buf(), missing, unexpected, mismatched, wrong_dtype });
+        return Err(Error::StateMismatch {
+            path: parsed.path.map(Path::to_path_buf),
+            missing,
+            unexpected,
+            mismatched,
+            wrong_dtype,
+        });
     }
     if let Some((name, t)) = params.iter().find(|(_, t)| !t.is_contiguous()) {
         return Err(Error::NotContiguous { name: name.clone(), shape: t.shape().to_vec() });
@@ -293,6 +356,14 @@ impl<'a> Parsed<'a> {
         Ok(Parsed { data, meta, path })
     }
 
+    /// The header's string metadata, sorted by key.
+    fn metadata(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            self.meta.metadata().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        out.sort();
+        out
+    }
+
     /// The tensors in data order (ties, which only zero-sized tensors can have, by name).
     fn tensors<E: Element>(&self) -> Result<Vec<(String, Tensor<E>)>> {
         let mut entries: Vec<(String, &TensorInfo)> = self.meta.tensors().into_iter().collect();
@@ -328,7 +399,8 @@ impl<'a> Parsed<'a> {
             _ => Err(Error::Format {
                 path: self.path.map(Path::to_path_buf),
                 reason: format!(
-                    "tensor `{name}` of shape {:?} declares bytes {start}..{end}, which do not hold it within the {} data bytes",
+                    "tensor {} of shape {:?} declares bytes {start}..{end}, which do not hold it within the {} data bytes",
+                    backticked(name),
                     info.shape,
                     self.data.len()
                 ),
@@ -375,7 +447,7 @@ fn check_numbers(header: &[u8], file_len: usize) -> Result<(), String> {
 /// problems of the JSON are left to the safetensors parser to report.
 fn check_unique_keys(header: &[u8]) -> Result<(), String> {
     match serde_json::from_slice::<UniqueKeys>(header) {
-        Err(e) if e.classify() == serde_json::error::Category::Data => Err(e.to_string()),
+        Err(e) if e.classify() == serde_json::error::Category::Data => Err(bare(&e.to_string()).to_string()),
         _ => Ok(()),
     }
 }
@@ -431,7 +503,7 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             if seen.contains(&key) {
-                return Err(serde::de::Error::custom(format_args!("the header names `{key}` twice")));
+                return Err(serde::de::Error::custom(format_args!("the header names {} twice", backticked(&key))));
             }
             map.next_value::<UniqueKeys>()?;
             seen.insert(key);
@@ -447,7 +519,7 @@ fn describe(e: &SafeTensorError, data_len: usize) -> String {
             "the tensors' declared sizes do not add up to the {data_len} data bytes in the file (truncated or corrupt)"
         ),
         SafeTensorError::TensorInvalidInfo => "a tensor's byte range does not match its shape and dtype".to_string(),
-        other => other.to_string(),
+        other => bare(&other.to_string()).to_string(),
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::callbacks::{Callback, Control, TrainContext};
 use super::history::History;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, quoted};
 use crate::io::{load_metadata, load_tensors, save_tensors};
 use crate::nn::Module;
 use crate::optim::Optimizer;
@@ -69,7 +69,8 @@ pub fn load_checkpoint<E: Element>(
     let bad = |reason: String| Error::Format { path: Some(path.to_path_buf()), reason };
     let meta: HashMap<String, String> = load_metadata(path)?.into_iter().collect();
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(bad(format!("not a tensorgrad checkpoint (format {:?})", meta.get("format"))));
+        let found = meta.get("format").map_or_else(|| "none".to_string(), |f| quoted(f).to_string());
+        return Err(bad(format!("not a tensorgrad checkpoint (format {found})")));
     }
     let epoch: usize = meta
         .get("epoch")
@@ -83,7 +84,7 @@ pub fn load_checkpoint<E: Element>(
         } else if let Some(n) = name.strip_prefix("optimizer/") {
             state.push((n.to_string(), t));
         } else {
-            return Err(bad(format!("unexpected tensor {name:?}")));
+            return Err(bad(format!("unexpected tensor {}", quoted(&name))));
         }
     }
     // Check the weights first, then let the optimizer check (and take) its state, then write.
@@ -104,7 +105,7 @@ pub fn load_checkpoint<E: Element>(
     unexpected.sort();
     if !(missing.is_empty() && mismatched.is_empty() && unexpected.is_empty()) {
         return Err(Error::StateMismatch {
-            path: path.to_path_buf(),
+            path: Some(path.to_path_buf()),
             missing,
             unexpected,
             mismatched,

@@ -7,7 +7,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, backticked, bare};
 use crate::io::write_atomically;
 
 /// The values a training run recorded at the end of each epoch, keyed by name (`"loss"`,
@@ -20,6 +20,11 @@ use crate::io::write_atomically;
 ///
 /// It saves to and loads from JSON (for programs) and CSV (for spreadsheets and pandas), and with
 /// the `plot` feature draws the loss and accuracy curves to a PNG or SVG file.
+///
+/// Two histories are equal (`==`) when they have the same series names in the same order and
+/// the same values, compared exactly: bit for bit, except that any `NaN` equals any `NaN` (so a
+/// history with missing values equals itself, and its copy saved and loaded again), while `0.0`
+/// and `-0.0` differ.
 ///
 /// ```
 /// use tensorgrad::train::History;
@@ -48,6 +53,27 @@ pub struct History {
     /// Wall-clock seconds of each epoch.
     seconds: Vec<f64>,
 }
+
+/// Exact equality of values: the same bits, or both `NaN`.
+fn same_value(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// Exact equality of two series of values (see [`same_value`]).
+fn same_values(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| same_value(x, y))
+}
+
+impl PartialEq for History {
+    fn eq(&self, other: &History) -> bool {
+        self.names == other.names
+            && same_values(&self.seconds, &other.seconds)
+            && self.series.iter().zip(&other.series).all(|(a, b)| same_values(a, b))
+    }
+}
+
+/// The equality is reflexive, `NaN` included.
+impl Eq for History {}
 
 impl History {
     /// An empty history: no epochs, no names.
@@ -242,8 +268,9 @@ impl History {
     fn parse_json(bytes: &[u8], path: Option<&Path>) -> Result<History> {
         let err = |line, reason| Error::History { path: path.map(Path::to_path_buf), line, reason };
         let doc: JsonIn = serde_json::from_slice(bytes).map_err(|e| {
-            // serde_json's message ends in "at line L column C"; keep it, it is the clearest.
-            err(None, e.to_string())
+            // serde_json's message ends in "at line L column C"; keep it, it is the clearest
+            // (cut if it quotes a long string of the file).
+            err(None, bare(&e.to_string()).to_string())
         })?;
         let epochs = doc.seconds.len();
         let mut history = History {
@@ -255,7 +282,11 @@ impl History {
             if values.len() != epochs {
                 return Err(err(
                     None,
-                    format!("series `{name}` has {} values but `seconds` has {epochs} epochs", values.len()),
+                    format!(
+                        "series {} has {} values but `seconds` has {epochs} epochs",
+                        backticked(&name),
+                        values.len()
+                    ),
                 ));
             }
             history.names.push(name);
@@ -309,7 +340,7 @@ impl<'de> Deserialize<'de> for SeriesIn {
                 let mut out: Vec<(String, Vec<JsonF64>)> = Vec::new();
                 while let Some((name, values)) = map.next_entry::<String, Vec<JsonF64>>()? {
                     if out.iter().any(|(n, _)| *n == name) {
-                        return Err(de::Error::custom(format_args!("series `{name}` is given twice")));
+                        return Err(de::Error::custom(format_args!("series {} is given twice", backticked(&name))));
                     }
                     out.push((name, values));
                 }
@@ -429,7 +460,7 @@ impl History {
                     format!("a row has {len} fields, the header has {expected_len}")
                 }
                 csv::ErrorKind::Utf8 { .. } => "the file is not UTF-8".to_string(),
-                _ => e.to_string(),
+                _ => bare(&e.to_string()).to_string(),
             };
             err(line, reason)
         };
@@ -440,13 +471,13 @@ impl History {
             let found: Vec<&str> = header.iter().take(3).collect();
             return Err(err(
                 Some(1),
-                format!("the header must start with `epoch,seconds`, found `{}`", found.join(",")),
+                format!("the header must start with `epoch,seconds`, found {}", backticked(&found.join(","))),
             ));
         }
         let names: Vec<String> = header.iter().skip(2).map(str::to_string).collect();
         for (i, name) in names.iter().enumerate() {
             if names[..i].contains(name) {
-                return Err(err(Some(1), format!("series `{name}` is given twice")));
+                return Err(err(Some(1), format!("series {} is given twice", backticked(name))));
             }
         }
 
@@ -457,10 +488,12 @@ impl History {
             let expected = history.epochs() + 1;
             let epoch = record[0].trim();
             if epoch.parse::<usize>().ok() != Some(expected) {
-                return Err(err(line, format!("expected epoch {expected}, found `{epoch}`")));
+                return Err(err(line, format!("expected epoch {expected}, found {}", backticked(epoch))));
             }
             let value = |column: &str, field: &str| {
-                parse_value(field).ok_or_else(|| err(line, format!("column `{column}`: `{field}` is not a number")))
+                parse_value(field).ok_or_else(|| {
+                    err(line, format!("column {}: {} is not a number", backticked(column), backticked(field)))
+                })
             };
             history.seconds.push(value("seconds", &record[1])?);
             for (i, name) in names.iter().enumerate() {
