@@ -12,13 +12,23 @@ use crate::tensor::handle::Tensor;
 /// against targets 0 or 1 (a target of at least 0.5 counts as 1, so smoothed labels work).
 /// Predictions of shape `[N, C]` with `C > 1` are multi-class: the predicted class is the
 /// arg-max of each row (the first one on ties), against targets holding class ids (`[N]` or
-/// `[N, 1]`) or one-hot rows (`[N, C]`). Only [`Accuracy`](Self::Accuracy) takes multi-class
-/// predictions; the others are binary.
+/// `[N, 1]`) or one-hot rows (`[N, C]`). [`Accuracy`](Self::Accuracy) takes either kind and
+/// tells them apart by shape, as Keras's `"accuracy"` picks binary or categorical accuracy;
+/// [`SparseCategoricalAccuracy`](Self::SparseCategoricalAccuracy) and
+/// [`CategoricalAccuracy`](Self::CategoricalAccuracy) are the multi-class accuracy with one kind
+/// of target each, under Keras's names, and refuse anything else. The others are binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Metric {
-    /// The fraction of correct predictions (Keras's `accuracy`: binary or sparse categorical).
+    /// The fraction of correct predictions (Keras's `accuracy`: binary, or categorical against
+    /// class ids or one-hot rows, by shape).
     Accuracy,
+    /// The fraction of rows of `[N, C]` predictions (logits or probabilities) whose arg-max is
+    /// the target class id (`[N]` or `[N, 1]`): Keras's `sparse_categorical_accuracy`.
+    SparseCategoricalAccuracy,
+    /// The fraction of rows of `[N, C]` predictions whose arg-max is that of the one-hot (or
+    /// smoothed) target row `[N, C]`: Keras's `categorical_accuracy`.
+    CategoricalAccuracy,
     /// Of the predicted positives, the fraction that are positive: `TP / (TP + FP)`; 0 when
     /// nothing was predicted positive (as Keras).
     Precision,
@@ -35,11 +45,14 @@ pub enum Metric {
 }
 
 impl Metric {
-    /// The name under which the metric is reported: `"accuracy"`, `"precision"`, `"recall"`,
+    /// The name under which the metric is reported: `"accuracy"`,
+    /// `"sparse_categorical_accuracy"`, `"categorical_accuracy"`, `"precision"`, `"recall"`,
     /// `"f1"`, `"auc"`.
     pub fn name(&self) -> &'static str {
         match self {
             Metric::Accuracy => "accuracy",
+            Metric::SparseCategoricalAccuracy => "sparse_categorical_accuracy",
+            Metric::CategoricalAccuracy => "categorical_accuracy",
             Metric::Precision => "precision",
             Metric::Recall => "recall",
             Metric::F1 => "f1",
@@ -130,6 +143,28 @@ impl MetricState {
         };
         let pred_values = to_f64(pred);
         let target_values = to_f64(target);
+        if matches!(self.metric, Metric::SparseCategoricalAccuracy | Metric::CategoricalAccuracy) {
+            let sparse = self.metric == Metric::SparseCategoricalAccuracy;
+            let expected = if sparse {
+                format!("[{n}] or [{n}, 1] (class ids)")
+            } else {
+                format!("[{n}, {classes}] (one-hot rows)")
+            };
+            let fits = match *target.shape() {
+                [m] | [m, 1] => sparse && m == n,
+                [m, k] => !sparse && m == n && k == classes,
+                _ => false,
+            };
+            if pred.ndim() != 2 || !fits {
+                panic!(
+                    "metric {name}: needs predictions of shape [N, C] and targets of shape {expected}; got predictions {:?} and targets {:?}",
+                    pred.shape(),
+                    target.shape()
+                );
+            }
+            self.update_multiclass(&pred_values, &target_values, target.shape(), n, classes);
+            return;
+        }
         if classes == 1 {
             if !(matches!(*target.shape(), [m] | [m, 1] if m == n)) {
                 panic!(
@@ -199,7 +234,7 @@ impl MetricState {
     pub fn result(&self) -> f64 {
         let ratio = |num: u64, den: u64| if den == 0 { 0.0 } else { num as f64 / den as f64 };
         match self.metric {
-            Metric::Accuracy => {
+            Metric::Accuracy | Metric::SparseCategoricalAccuracy | Metric::CategoricalAccuracy => {
                 if self.total == 0 {
                     f64::NAN
                 } else {
