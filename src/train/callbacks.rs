@@ -45,8 +45,10 @@ pub struct StepContext<'a, E: Element> {
     pub model: &'a dyn Module<E>,
     /// The trainable parameters with their dotted names, in the model's order.
     pub params: &'a [(String, Tensor<E>)],
-    /// This batch's inputs.
+    /// This batch's input (the first one, for data with several inputs per sample).
     pub inputs: &'a Tensor<E>,
+    /// All of this batch's inputs, in the order the model takes them (one for most models).
+    pub all_inputs: &'a [Tensor<E>],
     /// This batch's targets.
     pub targets: &'a Tensor<E>,
     /// This batch's loss.
