@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::callbacks::{Callback, Control, GradHook, StepContext, TrainContext};
 use super::history::History;
 use super::metrics::{Metric, MetricState};
+use super::progress::EpochProgress;
 use crate::data::{Batch, DataLoader, permutation};
 use crate::error::Result;
 use crate::nn::{Module, StepKey};
@@ -58,6 +59,12 @@ pub struct FitOptions<'a, E: Element = f32> {
     /// each rank its shard of the data and averaging the gradients
     /// ([`Trainer::grad_hook`]) is up to the caller.
     pub rank: usize,
+    /// To resume inside an epoch (default none): the run starts at that epoch after the
+    /// batches it had done, with the epoch's running loss and metrics, as saved by a mid-epoch
+    /// checkpoint ([`Checkpoint::every_n_batches`](super::Checkpoint::every_n_batches)).
+    /// `initial_epoch` must then be its epoch; [`Resume::fit_options`](super::Resume::fit_options)
+    /// sets both.
+    pub initial_progress: Option<EpochProgress>,
 }
 
 impl<E: Element> Default for FitOptions<'_, E> {
@@ -71,6 +78,7 @@ impl<E: Element> Default for FitOptions<'_, E> {
             verbose: true,
             initial_epoch: 0,
             rank: 0,
+            initial_progress: None,
         }
     }
 }
@@ -475,17 +483,26 @@ where
         // Each module's seed says where it sits; each step's masks then come from its key.
         self.model.reseed(options.seed);
         for cb in &mut self.callbacks {
-            let mut ctx =
-                TrainContext { model: &self.model, optimizer: &mut self.optimizer, history: &history, epoch: 0 };
+            let mut ctx = TrainContext {
+                model: &self.model,
+                optimizer: &mut self.optimizer,
+                history: &history,
+                epoch: 0,
+                progress: None,
+            };
             cb.on_train_begin(&mut ctx)?;
         }
         let batches = source.batches_per_epoch();
+        let resumed = self.check_progress(op, options, batches);
         for epoch in options.initial_epoch..options.epochs {
             let started = Instant::now();
-            let mut states: Vec<MetricState> = self.metrics.iter().map(|&m| MetricState::new(m)).collect();
-            let (mut loss_sum, mut seen) = (0.0, 0usize);
+            let mut progress = match &resumed {
+                Some(p) if epoch == p.epoch => p.clone(),
+                _ => EpochProgress::start(epoch, &self.metrics),
+            };
             let bar = Progress::new(options.verbose, epoch, options.epochs, batches);
-            for (bi, batch) in source.epoch(epoch, 0).enumerate() {
+            let first = progress.batches_done;
+            for (bi, batch) in (first..).zip(source.epoch(epoch, first)) {
                 let size = check_batch(op, bi, &batch);
                 let key = StepKey::new(options.seed, epoch, epoch * batches + bi, options.rank);
                 let pred = key.scope(|| forward(&self.model, &batch.inputs));
@@ -512,21 +529,28 @@ where
                     clip_grad_norm(&mut grads, max);
                 }
                 self.optimizer.step(&grads);
-                loss_sum += l * size as f64;
-                seen += size;
+                progress.loss_sum += l * size as f64;
+                progress.seen += size;
+                progress.batches_done += 1;
                 let pred = pred.detach();
-                for s in &mut states {
+                for s in &mut progress.metrics {
                     s.update(&pred, &batch.target);
                 }
                 for cb in &mut self.callbacks {
-                    let mut ctx =
-                        TrainContext { model: &self.model, optimizer: &mut self.optimizer, history: &history, epoch };
+                    let mut ctx = TrainContext {
+                        model: &self.model,
+                        optimizer: &mut self.optimizer,
+                        history: &history,
+                        epoch,
+                        progress: Some(&progress),
+                    };
                     cb.on_batch_end(bi, l, &mut ctx)?;
                 }
-                bar.update(bi + 1, loss_sum / seen as f64, &self.metrics, &states);
+                bar.update(bi + 1, progress.loss(), &self.metrics, &progress.metrics);
             }
-            let mut logs: Vec<(String, f64)> = vec![("loss".to_string(), loss_sum / seen as f64)];
-            logs.extend(self.metrics.iter().zip(&states).map(|(m, s)| (m.name().to_string(), s.result())));
+            let states = &progress.metrics;
+            let mut logs: Vec<(String, f64)> = vec![("loss".to_string(), progress.loss_sum / progress.seen as f64)];
+            logs.extend(self.metrics.iter().zip(states).map(|(m, s)| (m.name().to_string(), s.result())));
             if let Some(v) = &val {
                 let ev = match v {
                     ValSource::Tensors(xv, yv, batch_size) => self.evaluate(xv, yv, *batch_size),
@@ -542,8 +566,13 @@ where
             bar.finish(&summary_line(epoch, options.epochs, seconds, &logs));
             let mut stop = false;
             for cb in &mut self.callbacks {
-                let mut ctx =
-                    TrainContext { model: &self.model, optimizer: &mut self.optimizer, history: &history, epoch };
+                let mut ctx = TrainContext {
+                    model: &self.model,
+                    optimizer: &mut self.optimizer,
+                    history: &history,
+                    epoch,
+                    progress: None,
+                };
                 if cb.on_epoch_end(&logs, &mut ctx)? == Control::Stop {
                     stop = true;
                 }
@@ -554,12 +583,45 @@ where
         }
         for cb in &mut self.callbacks {
             let last = history.epochs().saturating_sub(1);
-            let mut ctx =
-                TrainContext { model: &self.model, optimizer: &mut self.optimizer, history: &history, epoch: last };
+            let mut ctx = TrainContext {
+                model: &self.model,
+                optimizer: &mut self.optimizer,
+                history: &history,
+                epoch: last,
+                progress: None,
+            };
             cb.on_train_end(&mut ctx)?;
         }
         self.model.eval();
         Ok(history)
+    }
+
+    /// Checks `options.initial_progress` against the run; returns it.
+    #[track_caller]
+    fn check_progress(&self, op: &str, options: &FitOptions<'_, E>, batches: usize) -> Option<EpochProgress> {
+        let p = options.initial_progress.as_ref()?;
+        if p.epoch != options.initial_epoch {
+            panic!(
+                "{op}: initial_progress is in epoch {} but initial_epoch is {}; set both from the checkpoint (Resume::fit_options)",
+                p.epoch, options.initial_epoch
+            );
+        }
+        if p.batches_done > batches {
+            panic!(
+                "{op}: initial_progress has {} batches of epoch {} done, but an epoch has {batches}",
+                p.batches_done, p.epoch
+            );
+        }
+        let saved: Vec<Metric> = p.metrics.iter().map(MetricState::metric).collect();
+        if saved != self.metrics {
+            let names = |m: &[Metric]| m.iter().map(|m| m.name()).collect::<Vec<_>>();
+            panic!(
+                "{op}: initial_progress holds the metrics {:?} but the trainer reports {:?}",
+                names(&saved),
+                names(&self.metrics)
+            );
+        }
+        Some(p.clone())
     }
 
     /// The mean loss and the metrics on `x`, `y`, in batches, without building a graph.

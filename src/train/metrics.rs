@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
 
@@ -58,6 +60,23 @@ impl Metric {
             Metric::F1 => "f1",
             Metric::Auc => "auc",
         }
+    }
+}
+
+impl Metric {
+    /// The metric reported as `name` (see [`name`](Self::name)).
+    pub(crate) fn from_name(name: &str) -> Option<Metric> {
+        [
+            Metric::Accuracy,
+            Metric::SparseCategoricalAccuracy,
+            Metric::CategoricalAccuracy,
+            Metric::Precision,
+            Metric::Recall,
+            Metric::F1,
+            Metric::Auc,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
     }
 }
 
@@ -282,6 +301,49 @@ impl MetricState {
     pub fn reset(&mut self) {
         *self = MetricState { scores: std::mem::take(&mut self.scores), ..MetricState::new(self.metric) };
         self.scores.clear();
+    }
+}
+
+/// A [`MetricState`] as saved in a checkpoint: counts, and scores as their bit patterns (exact,
+/// and `NaN` survives JSON).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SavedMetricState {
+    metric: String,
+    total: u64,
+    correct: u64,
+    true_pos: u64,
+    false_pos: u64,
+    false_neg: u64,
+    scores: Vec<(u64, bool)>,
+    nan_score: bool,
+}
+
+impl MetricState {
+    pub(crate) fn save(&self) -> SavedMetricState {
+        SavedMetricState {
+            metric: self.metric.name().to_string(),
+            total: self.total,
+            correct: self.correct,
+            true_pos: self.true_pos,
+            false_pos: self.false_pos,
+            false_neg: self.false_neg,
+            scores: self.scores.iter().map(|&(v, p)| (v.to_bits(), p)).collect(),
+            nan_score: self.nan_score,
+        }
+    }
+
+    pub(crate) fn restore(saved: SavedMetricState) -> std::result::Result<Self, String> {
+        let metric = Metric::from_name(&saved.metric).ok_or_else(|| format!("unknown metric {:?}", saved.metric))?;
+        Ok(MetricState {
+            metric,
+            total: saved.total,
+            correct: saved.correct,
+            true_pos: saved.true_pos,
+            false_pos: saved.false_pos,
+            false_neg: saved.false_neg,
+            scores: saved.scores.into_iter().map(|(b, p)| (f64::from_bits(b), p)).collect(),
+            nan_score: saved.nan_score,
+        })
     }
 }
 

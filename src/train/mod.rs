@@ -36,11 +36,13 @@ mod history;
 mod metrics;
 #[cfg(feature = "plot")]
 mod plot;
+mod progress;
 
 pub use callbacks::{
     Callback, Control, EarlyStopping, FnCallback, LrSchedule, ModelCheckpoint, StepContext, TrainContext,
 };
-pub use checkpoint::{Checkpoint, Resume, load_checkpoint, save_checkpoint};
+pub use checkpoint::{Checkpoint, Resume, load_checkpoint, save_checkpoint, save_checkpoint_in_epoch};
 pub use fit::{Evaluation, FitOptions, Trainer, Validation, predict};
 pub use history::History;
 pub use metrics::{Metric, MetricState};
+pub use progress::EpochProgress;
