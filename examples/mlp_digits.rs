@@ -16,9 +16,9 @@
 //! [0, 1] by dividing by 16, and train with [`Trainer::fit`]; the test split is passed as
 //! validation data, so each epoch line also shows `val_loss` and `val_accuracy` on it (they are
 //! only reported: nothing is selected or stopped on them). Then it evaluates the test split and
-//! prints its confusion matrix. The targets are class ids stored in a float tensor `[N]`: the
-//! loss closure turns them back into `usize` for `cross_entropy`, and [`Metric::Accuracy`]
-//! compares them with the arg-max of the logits.
+//! prints its confusion matrix. The targets are class ids stored in a float tensor `[N]`:
+//! `cross_entropy` takes that tensor as it is, and [`Metric::Accuracy`] compares it with the
+//! arg-max of the logits.
 //!
 //! **Run it:**
 //!
@@ -183,7 +183,7 @@ fn tensors(data: &Digits, idx: &[usize]) -> (Tensor, Tensor) {
     (Tensor::from_vec(x, &[idx.len(), PIXELS]), Tensor::from_vec(y, &[idx.len()]))
 }
 
-/// Class ids stored as floats (`[N]` or `[N, 1]`) back to `usize`.
+/// Class ids stored as floats (`[N]` or `[N, 1]`) back to `usize`, for the confusion matrix.
 fn class_ids(y: &Tensor) -> Vec<usize> {
     y.to_vec().into_iter().map(|v| v as usize).collect()
 }
@@ -272,7 +272,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let mut model: Sequential = Sequential::new()
+    let model: Sequential = Sequential::new()
         .add_named("fc1", Linear::new(PIXELS, 128, &mut rng))
         .add_named("relu", Relu)
         .add_named("dropout", Dropout::new(0.1, args.seed))
@@ -286,10 +286,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         args.batch_size
     );
 
-    let mut opt = Adam::new(model.parameters(), AdamConfig { lr: args.lr, ..AdamConfig::default() });
-    // The targets arrive as the float tensor [N] built above; cross_entropy wants class ids.
-    let cross_entropy = |logits: &Tensor, y: &Tensor| loss::cross_entropy(logits, &class_ids(y), 0.0, Reduction::Mean);
-    let mut trainer = Trainer::new(&mut model, &mut opt, cross_entropy).metrics(&[Metric::Accuracy]);
+    let opt = Adam::new(model.parameters(), AdamConfig { lr: args.lr, ..AdamConfig::default() });
+    // The targets arrive as the float tensor [N] of class ids built above, as cross_entropy takes them.
+    let cross_entropy = |logits: &Tensor, y: &Tensor| loss::cross_entropy(logits, y, 0.0, Reduction::Mean);
+    let mut trainer = Trainer::new(model, opt, cross_entropy).metrics(&[Metric::Accuracy]);
     let fit = FitOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,

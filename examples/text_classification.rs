@@ -166,7 +166,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let mut rng = StdRng::seed_from_u64(args.seed);
     let lstm = LstmConfig { dropout: 0.2, recurrent_dropout: 0.2, seed: args.seed, ..LstmConfig::new(16, 128) };
-    let mut model: Sequential = Sequential::new()
+    let model: Sequential = Sequential::new()
         .add_named("embedding", Embedding::new(args.vocab, 16, &mut rng).with_mask_zero(args.mask))
         .add_named("lstm", Lstm::new(lstm, &mut rng))
         .add_named("dense", Dense::new(128, 1, Some(Activation::Sigmoid), &mut rng));
@@ -177,9 +177,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         if args.mask { "masked" } else { "not masked (--no-mask)" }
     );
 
-    let mut opt = Adam::new(model.named_parameters(), AdamConfig::default());
-    let mut trainer = Trainer::new(&mut model, &mut opt, |p: &Tensor, y: &Tensor| bce(p, y, Reduction::Mean))
-        .metrics(&[Metric::Accuracy]);
+    let opt = Adam::new(model.named_parameters(), AdamConfig::default());
+    let mut trainer =
+        Trainer::new(model, opt, |p: &Tensor, y: &Tensor| bce(p, y, Reduction::Mean)).metrics(&[Metric::Accuracy]);
     let fit = FitOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,

@@ -5,6 +5,8 @@
 //! prediction's, a BCE target outside `[0, 1]`, a class id out of range — panics with a message
 //! naming the loss and the shapes or values.
 
+use std::borrow::Cow;
+
 use crate::{Element, Tensor};
 
 /// How per-element losses are combined.
@@ -126,8 +128,83 @@ pub fn bce_with_logits<E: Element>(
     reduction.apply(logits.bce_with_logits_elementwise(target, pos_weight))
 }
 
-/// Cross-entropy from logits `[N, C]` and class ids (`targets.len() == N`), with optional label
-/// smoothing `ε ∈ [0, 1)`: `(1 − ε)·(−ln p[y]) + ε/C · Σ_c −ln p[c]`.
+/// Class ids, one per sample, as [`cross_entropy`] and [`nll_loss`] take them: a slice, array or
+/// vector of `usize`, or a tensor.
+///
+/// The crate's tensors hold floats, so a tensor of class ids holds whole numbers: shape `[N]` or
+/// `[N, 1]`, each value in `0..C` — typically the target tensor a
+/// [`Trainer`](crate::train::Trainer) hands its loss, so a classifier's loss needs no conversion.
+/// Implement it for your own label type if it helps.
+///
+/// ```
+/// use tensorgrad::{Tensor, loss::{Reduction, cross_entropy}};
+///
+/// let logits = Tensor::from_vec(vec![2.0f32, 0.0, 0.0, 0.0, 0.0, 2.0], &[2, 3]);
+/// let from_ids = cross_entropy(&logits, &[0, 2], 0.0, Reduction::Mean).item();
+/// let labels = Tensor::from_vec(vec![0.0f32, 2.0], &[2]);
+/// assert_eq!(cross_entropy(&logits, &labels, 0.0, Reduction::Mean).item(), from_ids);
+/// let column = labels.reshape(&[2, 1]);
+/// assert_eq!(cross_entropy(&logits, &column, 0.0, Reduction::Mean).item(), from_ids);
+/// let ids: Vec<usize> = vec![0, 2];
+/// assert_eq!(cross_entropy(&logits, &ids, 0.0, Reduction::Mean).item(), from_ids);
+/// ```
+pub trait ClassTargets {
+    /// The class ids, one per sample. `op` names the loss for panic messages. Range checks
+    /// against the number of classes are the caller's.
+    ///
+    /// # Panics
+    /// If the targets cannot be class ids: the message names `op`, the offending value and its
+    /// position.
+    fn class_ids(&self, op: &str) -> Cow<'_, [usize]>;
+}
+
+impl ClassTargets for &[usize] {
+    fn class_ids(&self, _op: &str) -> Cow<'_, [usize]> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl ClassTargets for &Vec<usize> {
+    fn class_ids(&self, _op: &str) -> Cow<'_, [usize]> {
+        Cow::Borrowed(self.as_slice())
+    }
+}
+
+impl<const N: usize> ClassTargets for &[usize; N] {
+    fn class_ids(&self, _op: &str) -> Cow<'_, [usize]> {
+        Cow::Borrowed(self.as_slice())
+    }
+}
+
+/// A float tensor of shape `[N]` or `[N, 1]` holding whole numbers `≥ 0`; its element type
+/// need not be the scores'.
+impl<F: Element> ClassTargets for &Tensor<F> {
+    #[track_caller]
+    fn class_ids(&self, op: &str) -> Cow<'_, [usize]> {
+        if !matches!(self.shape(), [_] | [_, 1]) {
+            panic!("{op}: class ids must be a tensor of shape [N] or [N, 1], got {:?}", self.shape());
+        }
+        // Whole numbers up to 2^53 are exact in f64 (and every f32 converts exactly).
+        const LIMIT: f64 = 9_007_199_254_740_992.0;
+        let ids = self
+            .to_vec()
+            .into_iter()
+            .enumerate()
+            .map(|(pos, v)| {
+                let x = v.to_f64().unwrap_or(f64::NAN);
+                if !(x >= 0.0 && x.fract() == 0.0 && x <= LIMIT) {
+                    panic!("{op}: target {x} at position {pos} is not a class id (a whole number from 0)");
+                }
+                x as usize
+            })
+            .collect();
+        Cow::Owned(ids)
+    }
+}
+
+/// Cross-entropy from logits `[N, C]` and class ids (`N` of them, see [`ClassTargets`]: a
+/// `&[usize]`, or a tensor of whole numbers such as a trainer's target batch), with optional
+/// label smoothing `ε ∈ [0, 1)`: `(1 − ε)·(−ln p[y]) + ε/C · Σ_c −ln p[c]`.
 ///
 /// ```
 /// use tensorgrad::{Tensor, loss::{cross_entropy, Reduction}};
@@ -139,11 +216,12 @@ pub fn bce_with_logits<E: Element>(
 #[track_caller]
 pub fn cross_entropy<E: Element>(
     logits: &Tensor<E>,
-    targets: &[usize],
+    targets: impl ClassTargets,
     label_smoothing: f64,
     reduction: Reduction,
 ) -> Tensor<E> {
-    check_class_targets("cross_entropy", logits, targets);
+    let targets = check_class_targets("cross_entropy", logits, &targets);
+    let targets = &targets[..];
     if !(0.0..1.0).contains(&label_smoothing) {
         panic!("cross_entropy: label smoothing {label_smoothing} must be in [0, 1)");
     }
@@ -157,18 +235,33 @@ pub fn cross_entropy<E: Element>(
     reduction.apply(nll.mul_scalar(E::of(1.0 - label_smoothing)) + smooth.mul_scalar(E::of(label_smoothing)))
 }
 
-/// Negative log-likelihood from log-probabilities `[N, C]` and class ids: `−logp[y]`.
+/// Negative log-likelihood from log-probabilities `[N, C]` and class ids (as for
+/// [`cross_entropy`]): `−logp[y]`.
+///
+/// ```
+/// use tensorgrad::{Tensor, loss::{Reduction, nll_loss}};
+/// let log_probs = Tensor::from_vec(vec![0.5f64, 0.25, 0.25, 0.1, 0.8, 0.1], &[2, 3]).ln();
+/// let labels = Tensor::from_vec(vec![0.0, 1.0], &[2, 1]);
+/// let l = nll_loss(&log_probs, &labels, Reduction::Sum).item();
+/// assert!((l + 0.5f64.ln() + 0.8f64.ln()).abs() < 1e-12);
+/// ```
 #[track_caller]
-pub fn nll_loss<E: Element>(log_probs: &Tensor<E>, targets: &[usize], reduction: Reduction) -> Tensor<E> {
-    check_class_targets("nll_loss", log_probs, targets);
-    reduction.apply(log_probs.gather(1, targets).squeeze(1).neg())
+pub fn nll_loss<E: Element>(log_probs: &Tensor<E>, targets: impl ClassTargets, reduction: Reduction) -> Tensor<E> {
+    let targets = check_class_targets("nll_loss", log_probs, &targets);
+    reduction.apply(log_probs.gather(1, &targets).squeeze(1).neg())
 }
 
+/// The class ids, checked against the scores' shape `[N, C]`.
 #[track_caller]
-fn check_class_targets<E: Element>(loss: &str, scores: &Tensor<E>, targets: &[usize]) {
+fn check_class_targets<'t, E: Element>(
+    loss: &str,
+    scores: &Tensor<E>,
+    targets: &'t impl ClassTargets,
+) -> Cow<'t, [usize]> {
     if scores.ndim() != 2 {
         panic!("{loss}: expected scores of shape [batch, classes], got {:?}", scores.shape());
     }
+    let targets = targets.class_ids(loss);
     let (n, c) = (scores.shape()[0], scores.shape()[1]);
     if targets.len() != n {
         panic!("{loss}: {} targets for a batch of {n} (scores {:?})", targets.len(), scores.shape());
@@ -176,4 +269,5 @@ fn check_class_targets<E: Element>(loss: &str, scores: &Tensor<E>, targets: &[us
     if let Some((pos, &t)) = targets.iter().enumerate().find(|&(_, &t)| t >= c) {
         panic!("{loss}: class {t} at position {pos} is out of range for {c} classes");
     }
+    targets
 }

@@ -131,3 +131,107 @@ fn loading_a_damaged_or_mismatched_checkpoint_changes_nothing() {
     assert_eq!(bits(&target), w_before);
     std::fs::remove_file(&path).ok();
 }
+
+/// Checkpoints inside epochs: a run cut at any batch resumes at the batch after its last
+/// checkpoint and ends with the same weights and the same history, epoch by epoch, as one that
+/// never stopped — the interrupted epoch's loss, accuracy and AUC included.
+#[test]
+fn a_run_resumed_mid_epoch_matches_one_that_never_stopped() {
+    use tensorgrad::train::{Metric, Validation};
+    let (x, y) = data();
+    let metrics = [Metric::Accuracy, Metric::Auc];
+    // 48 training rows in 6 batches of 8 per epoch, 16 for validation.
+    let opts = FitOptions { validation: Validation::Split(0.25), ..options(0) };
+    let mut m1 = model();
+    let mut o1 = optimizer(&m1);
+    let full = Trainer::new(&mut m1, &mut o1, bce_mean).metrics(&metrics).fit(&x, &y, &opts).unwrap();
+    let names = ["loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "lr"];
+
+    // (crash epoch, crash batch, checkpoint every n batches, (epoch, batches done) at the last
+    // checkpoint): a checkpoint right at the crash, some batches back (redone on resuming), and
+    // one after an epoch's last batch (before its validation ran).
+    for (crash_epoch, crash_batch, every, resumed_at) in
+        [(2, 3, 1, (2, 4)), (0, 1, 1, (0, 2)), (1, 4, 4, (1, 2)), (1, 5, 5, (1, 4)), (3, 5, 4, (3, 6))]
+    {
+        let path = temp(&format!("mid-{crash_epoch}-{crash_batch}-{every}"));
+        let mut m2 = model();
+        let mut o2 = optimizer(&m2);
+        let err = Trainer::new(&mut m2, &mut o2, bce_mean)
+            .metrics(&metrics)
+            .callback(Checkpoint::new(&path).every_n_batches(every))
+            .callback(CrashAt(crash_epoch, crash_batch))
+            .fit(&x, &y, &opts)
+            .unwrap_err();
+        assert!(err.to_string().contains("simulated crash"));
+
+        let mut m3 = model();
+        let mut o3 = optimizer(&m3);
+        let resume = load_checkpoint(&path, &m3, &mut o3).unwrap();
+        let progress = resume.progress.clone().expect("a mid-epoch checkpoint");
+        assert_eq!((progress.epoch(), progress.batches_done()), resumed_at, "crash at {crash_epoch}/{crash_batch}");
+        assert_eq!(resume.history.epochs(), resumed_at.0);
+        let rest = Trainer::new(&mut m3, &mut o3, bce_mean)
+            .metrics(&metrics)
+            .fit(&x, &y, &resume.fit_options(opts.clone()))
+            .unwrap();
+        assert_eq!(bits(&m1), bits(&m3), "weights differ after a crash at {crash_epoch}/{crash_batch}, every {every}");
+        let mut history = resume.history;
+        history.extend(&rest);
+        for name in names {
+            let (a, b) = (full.get(name).unwrap(), history.get(name).unwrap());
+            let to_bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(to_bits(a), to_bits(b), "{name} after a crash at {crash_epoch}/{crash_batch}, every {every}");
+        }
+        std::fs::remove_file(&path).ok();
+    }
+}
+
+#[test]
+fn a_loader_run_resumed_mid_epoch_matches_one_that_never_stopped() {
+    use tensorgrad::data::{DataLoader, TensorDataset};
+    let (x, y) = data();
+    let loader = DataLoader::new(TensorDataset::new(&x, &y), 8).shuffle(true).seed(21).prefetch(2);
+    let mut m1 = model();
+    let mut o1 = optimizer(&m1);
+    let full = Trainer::new(&mut m1, &mut o1, bce_mean).fit_loader(&loader, &options(0)).unwrap();
+
+    let path = temp("loader-mid");
+    let mut m2 = model();
+    let mut o2 = optimizer(&m2);
+    Trainer::new(&mut m2, &mut o2, bce_mean)
+        .callback(Checkpoint::new(&path).every_n_batches(3))
+        .callback(CrashAt(2, 4))
+        .fit_loader(&loader, &options(0))
+        .unwrap_err();
+    let mut m3 = model();
+    let mut o3 = optimizer(&m3);
+    let resume = load_checkpoint(&path, &m3, &mut o3).unwrap();
+    // 8 batches an epoch; the 21st batch seen (epoch 2, batch 4) was the last checkpointed.
+    assert_eq!(resume.progress.as_ref().map(|p| (p.epoch(), p.batches_done())), Some((2, 5)));
+    let rest = Trainer::new(&mut m3, &mut o3, bce_mean).fit_loader(&loader, &resume.fit_options(options(0))).unwrap();
+    assert_eq!(bits(&m1), bits(&m3));
+    let mut history = resume.history;
+    history.extend(&rest);
+    assert_eq!(history.get("loss"), full.get("loss"));
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+#[should_panic(expected = "fit: initial_progress is in epoch 1 but initial_epoch is 0")]
+fn resuming_with_a_progress_of_another_epoch_is_refused() {
+    let (x, y) = data();
+    let path = temp("progress-mismatch");
+    let mut m = model();
+    let mut o = optimizer(&m);
+    Trainer::new(&mut m, &mut o, bce_mean)
+        .callback(Checkpoint::new(&path).every_n_batches(10))
+        .callback(CrashAt(1, 2))
+        .fit(&x, &y, &options(0))
+        .unwrap_err();
+    let resume = load_checkpoint(&path, &m, &mut o).unwrap();
+    std::fs::remove_file(&path).ok();
+    let progress = resume.progress.expect("a mid-epoch checkpoint");
+    Trainer::new(&mut m, &mut o, bce_mean)
+        .fit(&x, &y, &FitOptions { initial_progress: Some(progress), ..options(0) })
+        .unwrap();
+}

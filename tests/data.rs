@@ -1193,3 +1193,194 @@ fn csv_mutated_files_never_panic() {
         }
     }
 }
+
+/// `Dataset`, `DataLoader`: batching, seeded shuffling, `drop_last`, prefetching, collation.
+mod loader {
+    use tensorgrad::Tensor;
+    use tensorgrad::data::{Batch, DataLoader, Dataset, FnDataset, Sample, TensorDataset, permutation};
+
+    /// Ten samples: input `[i]`, target `10 + i`.
+    fn ten() -> TensorDataset {
+        let x = Tensor::<f32>::arange(10).reshape(&[10, 1]);
+        let y = Tensor::<f32>::arange(10).add_scalar(10.0);
+        TensorDataset::new(&x, &y)
+    }
+
+    fn inputs_of(loader: &DataLoader, epoch: usize) -> Vec<Vec<f32>> {
+        loader.epoch(epoch).map(|b| b.inputs[0].to_vec()).collect()
+    }
+
+    #[test]
+    fn without_shuffling_batches_follow_the_index_order_and_keep_the_partial_batch() {
+        let loader = DataLoader::new(ten(), 4);
+        assert_eq!((loader.len(), loader.num_samples(), loader.batch_size()), (3, 10, 4));
+        let batches: Vec<Batch> = loader.epoch(0).collect();
+        assert_eq!(batches.len(), 3);
+        assert_eq!(batches[0].inputs[0].shape(), &[4, 1]);
+        assert_eq!(batches[2].inputs[0].to_vec(), [8.0, 9.0]);
+        assert_eq!(batches[2].target.to_vec(), [18.0, 19.0]);
+        assert_eq!(inputs_of(&loader, 0), inputs_of(&loader, 5), "no shuffling: every epoch alike");
+        assert_eq!(loader.epoch(0).len(), 3);
+    }
+
+    #[test]
+    fn shuffling_is_the_seeded_permutation_of_each_epoch_and_reproducible() {
+        let loader = DataLoader::new(ten(), 3).shuffle(true).seed(40);
+        for epoch in 0..3 {
+            let order = permutation(10, 40 + epoch as u64);
+            assert_eq!(loader.order(epoch), order);
+            let seen: Vec<f32> = inputs_of(&loader, epoch).concat();
+            assert_eq!(seen, order.iter().map(|&i| i as f32).collect::<Vec<_>>());
+            // Targets stay with their inputs.
+            let targets: Vec<f32> = loader.epoch(epoch).flat_map(|b| b.target.to_vec()).collect();
+            assert_eq!(targets, seen.iter().map(|v| v + 10.0).collect::<Vec<_>>());
+        }
+        assert_ne!(loader.order(0), loader.order(1));
+        // A loader built again (another run) with the same seed gives the same batches.
+        let again = DataLoader::new(ten(), 3).shuffle(true).seed(40);
+        assert_eq!(inputs_of(&loader, 2), inputs_of(&again, 2));
+        let other = DataLoader::new(ten(), 3).shuffle(true).seed(41);
+        assert_ne!(inputs_of(&loader, 0), inputs_of(&other, 0));
+    }
+
+    #[test]
+    fn drop_last_drops_only_the_partial_batch() {
+        let loader = DataLoader::new(ten(), 4).shuffle(true).seed(3).drop_last(true);
+        assert_eq!(loader.len(), 2);
+        let batches = inputs_of(&loader, 1);
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4]);
+        let first_eight: Vec<f32> = loader.order(1)[..8].iter().map(|&i| i as f32).collect();
+        assert_eq!(batches.concat(), first_eight);
+        // Exact multiples lose nothing; too few samples leave no batch.
+        assert_eq!(DataLoader::new(ten(), 5).drop_last(true).len(), 2);
+        let none = DataLoader::new(ten(), 11).drop_last(true);
+        assert!(none.is_empty());
+        assert_eq!(none.epoch(0).count(), 0);
+    }
+
+    /// Two inputs per sample (`[2]` and `[3]`) and a `[1]` target, all computed from `i`.
+    fn two_inputs(n: usize) -> FnDataset<impl Fn(usize) -> Sample + Send + Sync + Clone> {
+        FnDataset::new(n, |i| {
+            let f = i as f32;
+            Sample::with_inputs(
+                vec![Tensor::from_slice(&[f, -f]), Tensor::from_slice(&[f * 0.5, f * 0.25, 1.0])],
+                Tensor::from_slice(&[f * f]),
+            )
+        })
+    }
+
+    #[test]
+    fn prefetching_and_parallel_reads_give_the_same_batches() {
+        let all = |loader: &DataLoader| -> Vec<Vec<Vec<u32>>> {
+            loader
+                .epoch(3)
+                .map(|b| {
+                    assert_eq!(b.inputs.len(), 2);
+                    let mut parts: Vec<Vec<u32>> =
+                        b.inputs.iter().map(|t| t.to_vec().into_iter().map(f32::to_bits).collect()).collect();
+                    parts.push(b.target.to_vec().into_iter().map(f32::to_bits).collect());
+                    parts
+                })
+                .collect()
+        };
+        let base = DataLoader::new(two_inputs(37), 8).shuffle(true).seed(9);
+        let want = all(&base);
+        assert_eq!(want.len(), 5);
+        for loader in [
+            base.clone().prefetch(1),
+            base.clone().prefetch(3),
+            base.clone().parallel(true),
+            base.clone().prefetch(2).parallel(true),
+        ] {
+            assert_eq!(all(&loader), want, "{loader:?}");
+        }
+        let b = base.epoch(0).next().unwrap();
+        assert_eq!(
+            (b.inputs[0].shape(), b.inputs[1].shape(), b.target.shape()),
+            (&[8, 2][..], &[8, 3][..], &[8, 1][..])
+        );
+    }
+
+    #[test]
+    fn stopping_early_ends_the_loading_thread() {
+        let loader = DataLoader::new(two_inputs(1000), 10).prefetch(4);
+        for _ in 0..20 {
+            let first: Vec<Batch> = loader.epoch(0).take(2).collect();
+            assert_eq!(first.len(), 2);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot read sample 13")]
+    fn a_panic_in_the_loading_thread_reaches_the_caller() {
+        let data = FnDataset::new(20, |i| {
+            if i == 13 {
+                panic!("cannot read sample 13");
+            }
+            Sample::new(Tensor::from_slice(&[i as f32]), Tensor::scalar(0.0))
+        });
+        let loader = DataLoader::new(data, 4).prefetch(2);
+        for _ in loader.epoch(0) {}
+    }
+
+    #[test]
+    fn collation_stacks_scalar_targets_and_a_vec_of_samples_is_a_dataset() {
+        let samples: Vec<Sample> =
+            (0..5).map(|i| Sample::new(Tensor::from_slice(&[i as f32, 1.0]), Tensor::scalar(i as f32))).collect();
+        let batch = Batch::collate(&samples[1..3]);
+        assert_eq!(batch.inputs[0].to_vec(), [1.0, 1.0, 2.0, 1.0]);
+        assert_eq!((batch.target.shape(), batch.len()), (&[2][..], 2));
+        let loader = DataLoader::new(samples, 2);
+        let targets: Vec<Vec<f32>> = loader.epoch(0).map(|b| b.target.to_vec()).collect();
+        assert_eq!(targets, [vec![0.0, 1.0], vec![2.0, 3.0], vec![4.0]]);
+    }
+
+    #[test]
+    fn tensor_dataset_with_several_inputs() {
+        let a = Tensor::<f32>::arange(8).reshape(&[4, 2]);
+        let b = Tensor::<f32>::arange(4);
+        let y = Tensor::<f32>::zeros(&[4, 1]);
+        let data = TensorDataset::with_inputs(&[a, b], &y);
+        let s = data.get(2);
+        assert_eq!(
+            (s.inputs[0].to_vec(), s.inputs[1].to_vec(), s.target.shape()),
+            (vec![4.0, 5.0], vec![2.0], &[1][..])
+        );
+        // The default, sample by sample, and the gather agree.
+        let by_gather = data.get_batch(&[3, 1]);
+        let by_samples = Batch::collate(&[data.get(3), data.get(1)]);
+        for k in 0..2 {
+            assert_eq!(by_gather.inputs[k].to_vec(), by_samples.inputs[k].to_vec());
+            assert_eq!(by_gather.inputs[k].shape(), by_samples.inputs[k].shape());
+        }
+        assert_eq!(by_gather.target.shape(), &[2, 1]);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "collate: input 0 of sample 1 (dataset index 3) has shape [3] but that of sample 0 (dataset index 0) has [2]"
+    )]
+    fn samples_of_different_shapes_do_not_stack() {
+        let data =
+            FnDataset::new(4, |i| Sample::new(Tensor::zeros(&[if i == 3 { 3 } else { 2 }]), Tensor::scalar(0.0)));
+        data.get_batch(&[0, 3]);
+    }
+
+    #[test]
+    #[should_panic(expected = "TensorDataset: input 1 of shape [3] does not have the target's 4 rows")]
+    fn tensor_dataset_refuses_inputs_of_other_lengths() {
+        TensorDataset::with_inputs(&[Tensor::<f32>::zeros(&[4, 2]), Tensor::zeros(&[3])], &Tensor::zeros(&[4]));
+    }
+
+    #[test]
+    #[should_panic(expected = "FnDataset::get: index 7 is out of range for 7 samples")]
+    fn reading_past_the_end_is_refused() {
+        two_inputs(7).get(7);
+    }
+
+    #[test]
+    #[should_panic(expected = "DataLoader::new: batch size must be at least 1")]
+    fn a_batch_size_of_zero_is_refused() {
+        DataLoader::new(ten(), 0);
+    }
+}

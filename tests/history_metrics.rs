@@ -611,6 +611,46 @@ fn multiclass_accuracy() {
 }
 
 #[test]
+fn sparse_and_one_hot_categorical_accuracy_under_keras_names() {
+    let pred = Tensor::from_vec(vec![0.1f32, 0.7, 0.2, 0.8, 0.1, 0.1, 0.3, 0.3, 0.4, 0.5, 0.5, 0.0], &[4, 3]);
+    let ids = Tensor::from_vec(vec![1.0f32, 0.0, 2.0, 1.0], &[4]);
+    // Arg-maxes 1, 0, 2, 0 against 1, 0, 2, 1: 3 of 4.
+    assert_eq!(result_of(Metric::SparseCategoricalAccuracy, &pred, &ids), 0.75);
+    assert_eq!(result_of(Metric::SparseCategoricalAccuracy, &pred, &ids.reshape(&[4, 1])), 0.75);
+    // Smoothed one-hot rows: the arg-max of the target row is the class.
+    let smoothed = Tensor::from_vec(vec![0.1f32, 0.8, 0.1, 0.8, 0.1, 0.1, 0.1, 0.1, 0.8, 0.1, 0.8, 0.1], &[4, 3]);
+    assert_eq!(result_of(Metric::CategoricalAccuracy, &pred, &smoothed), 0.75);
+    assert_eq!(Metric::SparseCategoricalAccuracy.name(), "sparse_categorical_accuracy");
+    assert_eq!(Metric::CategoricalAccuracy.to_string(), "categorical_accuracy");
+    assert!(MetricState::new(Metric::CategoricalAccuracy).result().is_nan());
+}
+
+#[test]
+#[should_panic(
+    expected = "metric sparse_categorical_accuracy: needs predictions of shape [N, C] and targets of shape [4] or [4, 1] (class ids); got predictions [4, 3] and targets [4, 3]"
+)]
+fn sparse_categorical_accuracy_refuses_one_hot_targets() {
+    let pred = Tensor::<f32>::zeros(&[4, 3]);
+    result_of(Metric::SparseCategoricalAccuracy, &pred, &Tensor::zeros(&[4, 3]));
+}
+
+#[test]
+#[should_panic(
+    expected = "metric categorical_accuracy: needs predictions of shape [N, C] and targets of shape [4, 3] (one-hot rows); got predictions [4, 3] and targets [4]"
+)]
+fn categorical_accuracy_refuses_class_ids() {
+    let pred = Tensor::<f32>::zeros(&[4, 3]);
+    result_of(Metric::CategoricalAccuracy, &pred, &Tensor::zeros(&[4]));
+}
+
+#[test]
+#[should_panic(expected = "metric sparse_categorical_accuracy: target 1 is 3, not a class id in 0..3")]
+fn sparse_categorical_accuracy_refuses_an_id_out_of_range() {
+    let pred = Tensor::<f32>::zeros(&[2, 3]);
+    result_of(Metric::SparseCategoricalAccuracy, &pred, &Tensor::from_vec(vec![0.0, 3.0], &[2]));
+}
+
+#[test]
 fn auc_with_ties_is_the_mann_whitney_statistic() {
     // Positives score 0.35, 0.8, 0.4; negatives 0.1, 0.4, 0.7. Over the 9 (positive, negative)
     // pairs, a positive scoring higher counts 1 and a tie ½:

@@ -335,3 +335,68 @@ fn second_derivative_of_bce_with_logits_with_pos_weight() {
     );
     assert!(r.is_ok(), "{}", r.unwrap_err());
 }
+
+// ---- Class ids as a tensor ----
+
+#[test]
+fn class_ids_as_a_tensor_give_the_losses_of_the_same_ids_as_usize() {
+    for red in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        let want = cross_entropy(&x(), &[2, 0], 0.1, red).to_vec();
+        let column = t(&[2.0, 0.0], &[2, 1]);
+        assert_eq!(cross_entropy(&x(), &t(&[2.0, 0.0], &[2]), 0.1, red).to_vec(), want);
+        assert_eq!(cross_entropy(&x(), &column, 0.1, red).to_vec(), want);
+        // Labels of another float type than the logits.
+        assert_eq!(cross_entropy(&x(), &Tensor::from_vec(vec![2.0f32, 0.0], &[2]), 0.1, red).to_vec(), want);
+        let ids: Vec<usize> = vec![2, 0];
+        assert_eq!(cross_entropy(&x(), &ids, 0.1, red).to_vec(), want);
+        assert_eq!(cross_entropy(&x(), ids.as_slice(), 0.1, red).to_vec(), want);
+        let logp = x().log_softmax(1);
+        assert_eq!(nll_loss(&logp, &column, red).to_vec(), nll_loss(&logp, &[2, 0], red).to_vec());
+    }
+    // The gradient flows to the logits the same way.
+    let logits = x().requires_grad();
+    let g1 = cross_entropy(&logits, &t(&[1.0, 2.0], &[2]), 0.0, Reduction::Mean).backward();
+    let g2 = cross_entropy(&logits, &[1, 2], 0.0, Reduction::Mean).backward();
+    assert_eq!(g1.get(&logits).unwrap().to_vec(), g2.get(&logits).unwrap().to_vec());
+    assert_relative_eq!(
+        cross_entropy(&x(), &t(&[2.0, 0.0], &[2]), 0.0, Reduction::Mean).item(),
+        2.629045002406755,
+        epsilon = 1e-12
+    );
+}
+
+#[test]
+#[should_panic(expected = "cross_entropy: target 1.5 at position 1 is not a class id")]
+fn a_fractional_class_id_is_refused() {
+    cross_entropy(&x(), &t(&[0.0, 1.5], &[2]), 0.0, Reduction::Mean);
+}
+
+#[test]
+#[should_panic(expected = "nll_loss: target NaN at position 0 is not a class id")]
+fn a_nan_class_id_is_refused() {
+    nll_loss(&x(), &t(&[f64::NAN, 1.0], &[2, 1]), Reduction::Mean);
+}
+
+#[test]
+#[should_panic(expected = "cross_entropy: target -1 at position 1 is not a class id")]
+fn a_negative_class_id_is_refused() {
+    cross_entropy(&x(), &t(&[0.0, -1.0], &[2]), 0.0, Reduction::Mean);
+}
+
+#[test]
+#[should_panic(expected = "cross_entropy: class 3 at position 0 is out of range for 3 classes")]
+fn a_class_id_tensor_out_of_range_is_refused() {
+    cross_entropy(&x(), &t(&[3.0, 0.0], &[2]), 0.0, Reduction::Mean);
+}
+
+#[test]
+#[should_panic(expected = "cross_entropy: class ids must be a tensor of shape [N] or [N, 1], got [2, 3]")]
+fn one_hot_targets_are_not_class_ids() {
+    cross_entropy(&x(), &t(&[0.0, 0.0, 1.0, 1.0, 0.0, 0.0], &[2, 3]), 0.0, Reduction::Mean);
+}
+
+#[test]
+#[should_panic(expected = "cross_entropy: 3 targets for a batch of 2")]
+fn a_class_id_tensor_of_the_wrong_length_is_refused() {
+    cross_entropy(&x(), &t(&[0.0, 1.0, 2.0], &[3]), 0.0, Reduction::Mean);
+}

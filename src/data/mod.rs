@@ -14,6 +14,12 @@
 //!   file, line and column.
 //! - [`train_test_split`], [`train_val_test_split`], [`permutation`], [`batches`]: seeded,
 //!   reproducible shuffling, splitting and mini-batching of row indices.
+//! - [`Dataset`] and [`DataLoader`]: PyTorch's map-style datasets — in memory
+//!   ([`TensorDataset`], a `Vec<Sample>`) or read on demand ([`FnDataset`], your own type), so the
+//!   data need not fit in memory, with one or several inputs per sample — in seeded, shuffled
+//!   mini-batches, optionally prefetched on a background thread. A
+//!   [`Trainer`](crate::train::Trainer) trains on them with
+//!   [`fit_loader`](crate::train::Trainer::fit_loader).
 //!
 //! ```
 //! use tensorgrad::data::{Padding, Tokenizer, Truncating, batches, pad_sequences};
@@ -32,14 +38,18 @@
 //! ```
 
 mod csv_quotes;
+mod dataset;
 mod labelled;
+mod loader;
 mod sequence;
 mod split;
 mod table;
 mod tokenizer;
 mod vocab_file;
 
+pub use dataset::{Batch, Dataset, FnDataset, Sample, TensorDataset};
 pub use labelled::{Format, ReadOptions, SkippedRow, TextDataset, read_labelled};
+pub use loader::{DataLoader, EpochBatches};
 pub use sequence::{Padding, Truncating, pad_sequences, pad_sequences_ids};
 pub use split::{Batches, Split, batches, batches_from, permutation, train_test_split, train_val_test_split};
 pub use table::{Column, CsvOptions, Table, read_csv, read_csv_from_reader};

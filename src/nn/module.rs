@@ -370,6 +370,36 @@ impl<E: Element, M: Module<E> + ?Sized> Module<E> for Box<M> {
     }
 }
 
+/// A module lent by mutable reference is the module itself, so that
+/// [`Trainer::new(&mut model, …)`](crate::train::Trainer::new) trains a model the caller keeps.
+impl<E: Element, M: Module<E> + ?Sized> Module<E> for &mut M {
+    fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
+        (**self).forward(x)
+    }
+    #[track_caller]
+    fn forward_many(&self, inputs: &[&Tensor<E>]) -> Tensor<E> {
+        (**self).forward_many(inputs)
+    }
+    fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
+        (**self).forward_masked(x, mask)
+    }
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
+        (**self).visit_params(prefix, f)
+    }
+    fn set_training(&mut self, training: bool) {
+        (**self).set_training(training)
+    }
+    fn reseed(&mut self, seed: u64) {
+        (**self).reseed(seed)
+    }
+    fn train(&mut self) {
+        (**self).train()
+    }
+    fn eval(&mut self) {
+        (**self).eval()
+    }
+}
+
 /// A well-mixed seed for child `index` of a module seeded with `seed` (SplitMix64's finaliser).
 pub(crate) fn derive_seed(seed: u64, index: u64) -> u64 {
     let mut z = seed.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));

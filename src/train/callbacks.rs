@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::history::History;
+use super::progress::EpochProgress;
 use crate::error::Result;
 use crate::nn::{Module, StepKey};
 use crate::optim::{LrScheduler, Optimizer};
@@ -19,7 +20,8 @@ pub enum Control {
 }
 
 /// What a callback can see and change: the model (read-only), the optimizer (e.g. its learning
-/// rate), the history so far, and the current epoch (0-based).
+/// rate), the history so far, the current epoch (0-based), and after each batch the epoch's
+/// progress.
 pub struct TrainContext<'a, E: Element> {
     /// The model being trained.
     pub model: &'a dyn Module<E>,
@@ -29,6 +31,10 @@ pub struct TrainContext<'a, E: Element> {
     pub history: &'a History,
     /// The current epoch, counting from 0.
     pub epoch: usize,
+    /// In [`Callback::on_batch_end`], the batches of this epoch done so far (this one
+    /// included) and the running totals of its loss and metrics: what a mid-epoch checkpoint
+    /// saves. `None` in the other hooks.
+    pub progress: Option<&'a EpochProgress>,
 }
 
 /// What a gradient hook sees of one training step, between the backward pass and the
@@ -45,8 +51,10 @@ pub struct StepContext<'a, E: Element> {
     pub model: &'a dyn Module<E>,
     /// The trainable parameters with their dotted names, in the model's order.
     pub params: &'a [(String, Tensor<E>)],
-    /// This batch's inputs.
+    /// This batch's input (the first one, for data with several inputs per sample).
     pub inputs: &'a Tensor<E>,
+    /// All of this batch's inputs, in the order the model takes them (one for most models).
+    pub all_inputs: &'a [Tensor<E>],
     /// This batch's targets.
     pub targets: &'a Tensor<E>,
     /// This batch's loss.

@@ -1,21 +1,30 @@
 //! Training checkpoints: everything needed to resume a run exactly — the model's weights, the
-//! optimizer's state, the epoch and the history — in one safetensors file, written atomically.
+//! optimizer's state, the epoch and the history, and for a checkpoint written inside an epoch
+//! the batches done and the epoch's running totals ([`EpochProgress`]) — in one safetensors
+//! file, written atomically.
 //!
 //! Random streams need no saving: the shuffling of epoch `e` comes from the run's seed and `e`,
 //! and each step's dropout masks from its [`StepKey`](crate::nn::StepKey) `(seed, epoch, step,
-//! rank)` (see [`Module::reseed`]), so a run resumed at epoch `e` draws the same shuffles and
-//! dropout masks as one that never stopped.
+//! rank)` (see [`Module::reseed`]), so a run resumed at epoch `e`, or at a batch of it, draws
+//! the same shuffles and dropout masks as one that never stopped.
 //!
 //! The optimizer's state is saved under its own keys: the parameters' dotted names for an
 //! optimizer built from [`Module::named_parameters`] (`optimizer/lstm.weight_ih_l0.exp_avg`), so
 //! a checkpoint does not depend on the order of the parameters; positions for one built from
 //! [`Module::parameters`] (`optimizer/0.exp_avg`).
+//!
+//! What is not saved: the callbacks' own state (an [`EarlyStopping`](super::EarlyStopping)'s
+//! best value and patience count, a [`LrSchedule`](super::LrSchedule)'s position) and the
+//! learning rate, which is configuration. A run whose learning rate a schedule changes resumes
+//! exactly only if the resumed run sets the rate the schedule had reached.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::callbacks::{Callback, Control, TrainContext};
+use super::fit::FitOptions;
 use super::history::History;
+use super::progress::EpochProgress;
 use crate::error::{Error, Result, quoted};
 use crate::io::{load_metadata, load_tensors, save_tensors};
 use crate::nn::Module;
@@ -36,24 +45,68 @@ pub fn save_checkpoint<E: Element>(
     epoch: usize,
     history: &History,
 ) -> Result<()> {
+    save(path.as_ref(), model, optimizer, epoch, history, None)
+}
+
+/// Writes a checkpoint inside an epoch, after `progress.batches_done()` of its batches: as
+/// [`save_checkpoint`], plus the epoch's progress, so that
+/// [`FitOptions::initial_progress`] resumes at the next batch. `history` holds the epochs
+/// finished before.
+pub fn save_checkpoint_in_epoch<E: Element>(
+    path: impl AsRef<Path>,
+    model: &(impl Module<E> + ?Sized),
+    optimizer: &(impl Optimizer<E> + ?Sized),
+    progress: &EpochProgress,
+    history: &History,
+) -> Result<()> {
+    save(path.as_ref(), model, optimizer, progress.epoch, history, Some(progress))
+}
+
+fn save<E: Element>(
+    path: &Path,
+    model: &(impl Module<E> + ?Sized),
+    optimizer: &(impl Optimizer<E> + ?Sized),
+    epoch: usize,
+    history: &History,
+    progress: Option<&EpochProgress>,
+) -> Result<()> {
     let mut tensors: Vec<(String, Tensor<E>)> =
         model.named_parameters().into_iter().map(|(n, t)| (format!("model/{n}"), t)).collect();
     tensors.extend(optimizer.state_dict().into_iter().map(|(n, t)| (format!("optimizer/{n}"), t)));
-    let metadata = [
+    let mut metadata = vec![
         ("format".to_string(), FORMAT.to_string()),
         ("epoch".to_string(), epoch.to_string()),
         ("history".to_string(), history.to_json()),
     ];
+    if let Some(p) = progress {
+        metadata.push(("progress".to_string(), p.to_json()));
+    }
     save_tensors(path, &tensors, &metadata)
 }
 
 /// What a checkpoint says about the run it came from.
 #[derive(Clone, Debug)]
 pub struct Resume {
-    /// The last finished epoch (0-based): resume with `initial_epoch: epoch + 1`.
+    /// The epoch (0-based) the checkpoint was written in: at its end, unless `progress` says
+    /// how far into it. After an epoch-end checkpoint, resume with `initial_epoch: epoch + 1`
+    /// (or [`fit_options`](Self::fit_options)).
     pub epoch: usize,
-    /// The history up to and including that epoch.
+    /// The history of the finished epochs.
     pub history: History,
+    /// For a checkpoint written inside an epoch ([`save_checkpoint_in_epoch`]), the batches
+    /// done and the epoch's running totals.
+    pub progress: Option<EpochProgress>,
+}
+
+impl Resume {
+    /// `options` set to carry on where the checkpoint left off: `initial_epoch` the next epoch
+    /// after an epoch-end checkpoint, or the interrupted epoch with its `initial_progress`.
+    pub fn fit_options<'a, E: Element>(&self, options: FitOptions<'a, E>) -> FitOptions<'a, E> {
+        match &self.progress {
+            Some(p) => FitOptions { initial_epoch: p.epoch, initial_progress: Some(p.clone()), ..options },
+            None => FitOptions { initial_epoch: self.epoch + 1, initial_progress: None, ..options },
+        }
+    }
 }
 
 /// Restores a checkpoint into `model` and `optimizer`.
@@ -77,6 +130,16 @@ pub fn load_checkpoint<E: Element>(
         .and_then(|e| e.parse().ok())
         .ok_or_else(|| bad("the checkpoint's epoch is missing or not a number".into()))?;
     let history = History::from_json(meta.get("history").map(String::as_str).unwrap_or(""))?;
+    let progress = match meta.get("progress") {
+        None => None,
+        Some(text) => {
+            let p = EpochProgress::from_json(text).map_err(bad)?;
+            if p.epoch != epoch {
+                return Err(bad(format!("the progress is in epoch {} but the checkpoint's epoch is {epoch}", p.epoch)));
+            }
+            Some(p)
+        }
+    };
     let (mut weights, mut state) = (HashMap::new(), Vec::new());
     for (name, t) in load_tensors::<E>(path)? {
         if let Some(n) = name.strip_prefix("model/") {
@@ -120,23 +183,89 @@ pub fn load_checkpoint<E: Element>(
         let v = weights[name].to_vec();
         p.update_(|d| d.copy_from_slice(&v));
     }
-    Ok(Resume { epoch, history })
+    Ok(Resume { epoch, history, progress })
 }
 
-/// A callback that writes a full checkpoint ([`save_checkpoint`]) after every epoch.
+/// A callback that writes a full checkpoint ([`save_checkpoint`]) after every epoch, and with
+/// [`every_n_batches`](Self::every_n_batches) inside epochs too.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{Checkpoint, FitOptions, Trainer, load_checkpoint};
+/// use tensorgrad::{Error, Tensor, loss};
+///
+/// let path = std::env::temp_dir().join(format!("tensorgrad-ckpt-doc-{}.safetensors", std::process::id()));
+/// let (x, y) = (Tensor::<f32>::arange(40).reshape(&[20, 2]).mul_scalar(0.025), Tensor::zeros(&[20, 1]));
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let make = || {
+///     let model = Linear::new(2, 1, &mut rand::rngs::StdRng::seed_from_u64(0));
+///     let opt = Sgd::new(model.parameters(), SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() });
+///     (model, opt)
+/// };
+/// let opts = FitOptions { epochs: 2, batch_size: 4, verbose: false, ..Default::default() };
+///
+/// // A run checkpointing every 3 batches dies in the 4th of epoch 0's 5 batches.
+/// let (model, opt) = make();
+/// let crashed = Trainer::new(model, opt, mse)
+///     .callback(Checkpoint::new(&path).every_n_batches(3))
+///     .grad_hook(|_, step| match step.key.step {
+///         3 => Err(Error::Format { path: None, reason: "power cut".into() }),
+///         _ => Ok(()),
+///     })
+///     .fit(&x, &y, &opts);
+/// assert!(crashed.is_err());
+///
+/// // A fresh process resumes at batch 3 of epoch 0, and finishes the run.
+/// let (model, mut opt) = make();
+/// let resume = load_checkpoint(&path, &model, &mut opt)?;
+/// assert_eq!((resume.epoch, resume.progress.as_ref().map(|p| p.batches_done())), (0, Some(3)));
+/// let history = Trainer::new(model, opt, mse).fit(&x, &y, &resume.fit_options(opts))?;
+/// assert_eq!(history.epochs(), 2);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     path: PathBuf,
+    every_n_batches: Option<usize>,
+    batches: usize,
 }
 
 impl Checkpoint {
     /// Checkpoints to `path` after every epoch.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Checkpoint { path: path.into() }
+        Checkpoint { path: path.into(), every_n_batches: None, batches: 0 }
+    }
+
+    /// Also checkpoints inside epochs, after every `n`-th batch this callback sees
+    /// ([`save_checkpoint_in_epoch`]), for long epochs; resume with
+    /// [`Resume::fit_options`].
+    ///
+    /// # Panics
+    /// If `n` is 0.
+    #[track_caller]
+    pub fn every_n_batches(mut self, n: usize) -> Self {
+        if n == 0 {
+            panic!("Checkpoint::every_n_batches: n must be at least 1");
+        }
+        self.every_n_batches = Some(n);
+        self
     }
 }
 
 impl<E: Element> Callback<E> for Checkpoint {
+    fn on_batch_end(&mut self, _batch: usize, _loss: f64, ctx: &mut TrainContext<'_, E>) -> Result<()> {
+        self.batches += 1;
+        if let (Some(n), Some(progress)) = (self.every_n_batches, ctx.progress)
+            && self.batches.is_multiple_of(n)
+        {
+            save_checkpoint_in_epoch(&self.path, ctx.model, &*ctx.optimizer, progress, ctx.history)?;
+        }
+        Ok(())
+    }
+
     fn on_epoch_end(&mut self, _logs: &[(String, f64)], ctx: &mut TrainContext<'_, E>) -> Result<Control> {
         save_checkpoint(&self.path, ctx.model, &*ctx.optimizer, ctx.epoch, ctx.history)?;
         Ok(Control::Continue)

@@ -1,4 +1,4 @@
-//! The training loop: `Trainer::fit`, `evaluate` and `predict`.
+//! The training loop: `Trainer::fit`/`fit_loader`, `evaluate` and `predict`.
 
 #[cfg(feature = "progress")]
 use std::io::IsTerminal;
@@ -7,7 +7,8 @@ use std::time::Instant;
 use super::callbacks::{Callback, Control, GradHook, StepContext, TrainContext};
 use super::history::History;
 use super::metrics::{Metric, MetricState};
-use crate::data::permutation;
+use super::progress::EpochProgress;
+use crate::data::{Batch, DataLoader, permutation};
 use crate::error::Result;
 use crate::nn::{Module, StepKey};
 use crate::optim::{Optimizer, clip_grad_norm};
@@ -20,23 +21,30 @@ pub enum Validation<'a, E: Element = f32> {
     #[default]
     None,
     /// The last fraction of the training data, taken before shuffling (Keras's
-    /// `validation_split`).
+    /// `validation_split`). Only for [`Trainer::fit`] on tensors.
     Split(f64),
     /// Separate inputs and targets (Keras's `validation_data`).
     Data(&'a Tensor<E>, &'a Tensor<E>),
+    /// The batches of a [`DataLoader`] (its epoch 0), for data that does not fit in memory or
+    /// a model with several inputs.
+    Loader(&'a DataLoader<E>),
 }
 
-/// Settings of [`Trainer::fit`]; start from `FitOptions::default()`.
+/// Settings of [`Trainer::fit`] and [`Trainer::fit_loader`]; start from
+/// `FitOptions::default()`.
 #[derive(Clone, Debug)]
 pub struct FitOptions<'a, E: Element = f32> {
     /// Passes over the training data (default 1).
     pub epochs: usize,
-    /// Samples per gradient step (default 32, as Keras).
+    /// Samples per gradient step (default 32, as Keras). [`Trainer::fit_loader`] uses the
+    /// loader's batch size instead.
     pub batch_size: usize,
-    /// Shuffle the training samples every epoch (default true).
+    /// Shuffle the training samples every epoch (default true). [`Trainer::fit_loader`] uses
+    /// the loader's setting instead.
     pub shuffle: bool,
     /// Seed of the shuffling and of the dropout masks: the same seed gives the same batches and
-    /// the same masks (default 0). See [`StepKey`].
+    /// the same masks (default 0). See [`StepKey`]. [`Trainer::fit_loader`] shuffles with the
+    /// loader's own seed ([`DataLoader::seed`]) and takes only the masks' seed from here.
     pub seed: u64,
     /// Validation data (default none).
     pub validation: Validation<'a, E>,
@@ -51,6 +59,12 @@ pub struct FitOptions<'a, E: Element = f32> {
     /// each rank its shard of the data and averaging the gradients
     /// ([`Trainer::grad_hook`]) is up to the caller.
     pub rank: usize,
+    /// To resume inside an epoch (default none): the run starts at that epoch after the
+    /// batches it had done, with the epoch's running loss and metrics, as saved by a mid-epoch
+    /// checkpoint ([`Checkpoint::every_n_batches`](super::Checkpoint::every_n_batches)).
+    /// `initial_epoch` must then be its epoch; [`Resume::fit_options`](super::Resume::fit_options)
+    /// sets both.
+    pub initial_progress: Option<EpochProgress>,
 }
 
 impl<E: Element> Default for FitOptions<'_, E> {
@@ -64,6 +78,7 @@ impl<E: Element> Default for FitOptions<'_, E> {
             verbose: true,
             initial_epoch: 0,
             rank: 0,
+            initial_progress: None,
         }
     }
 }
@@ -94,11 +109,93 @@ impl Evaluation {
 /// tensors. The model is switched to training mode for `fit` and to evaluation mode for
 /// `evaluate`/`predict` (which build no graph), and is left in evaluation mode.
 ///
+/// # Owning the model
+/// The trainer owns the model and the optimizer, as a compiled Keras model holds its optimizer,
+/// so fitting, evaluating, predicting, saving ([`model`](Self::model)) and fitting again all go
+/// through the one trainer value, and [`into_parts`](Self::into_parts) hands them back. A model
+/// lent as `&mut model` works too: the loan ends at the trainer's last use, after which the
+/// model is yours again.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tensorgrad::nn::{Activation, Dense, Module, Sequential};
+/// use tensorgrad::optim::{Adam, AdamConfig};
+/// use tensorgrad::train::{EarlyStopping, FitOptions, Metric, Trainer, predict};
+/// use tensorgrad::{Tensor, io, loss};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let x = Tensor::from_vec(vec![0.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0], &[4, 2]);
+/// let y = Tensor::from_vec(vec![0.0f32, 1.0, 1.0, 1.0], &[4, 1]); // OR
+/// let bce = |p: &Tensor, t: &Tensor| loss::bce(p, t, loss::Reduction::Mean);
+/// let opts = FitOptions { epochs: 100, batch_size: 4, verbose: false, ..Default::default() };
+/// let path = std::env::temp_dir().join(format!("tensorgrad-trainer-doc-{}.safetensors", std::process::id()));
+///
+/// // The trainer owns the model: fit, evaluate, predict, save, and fit again.
+/// let model: Sequential = Sequential::new().add(Dense::new(2, 1, Some(Activation::Sigmoid), &mut rng));
+/// let opt = Adam::new(model.parameters(), AdamConfig { lr: 0.1, ..Default::default() });
+/// let mut trainer = Trainer::new(model, opt, bce).metrics(&[Metric::Accuracy]);
+/// trainer.fit(&x, &y, &opts)?;
+/// let before = trainer.evaluate(&x, &y, 4);
+/// assert_eq!(trainer.predict(&x, 4).shape(), &[4, 1]);
+/// io::save_model(trainer.model(), &path)?;
+/// trainer.fit(&x, &y, &opts)?;
+/// assert!(trainer.evaluate(&x, &y, 4).loss < before.loss);
+/// let (model, _opt) = trainer.into_parts();
+/// assert_eq!(predict(&model, &x, 4).shape(), &[4, 1]);
+///
+/// // A lent model: once the trainer is done, use the model directly.
+/// let mut model: Sequential = Sequential::new().add(Dense::new(2, 1, Some(Activation::Sigmoid), &mut rng));
+/// let mut opt = Adam::new(model.parameters(), AdamConfig { lr: 0.1, ..Default::default() });
+/// let mut trainer = Trainer::new(&mut model, &mut opt, bce).callback(EarlyStopping::new("loss", 5));
+/// trainer.fit(&x, &y, &opts)?;
+/// io::save_model(&model, &path)?;
+/// assert_eq!(predict(&model, &x, 4).shape(), &[4, 1]);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
+///
+/// # Classifiers
+/// [`loss::cross_entropy`](crate::loss::cross_entropy) takes the class ids as the target tensor
+/// the trainer hands the loss (whole numbers in a float tensor), and [`Metric::Accuracy`] of
+/// `[N, C]` outputs compares each row's arg-max with them:
+///
+/// ```
+/// use rand::SeedableRng;
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Adam, AdamConfig};
+/// use tensorgrad::train::{FitOptions, Metric, Trainer};
+/// use tensorgrad::{Tensor, loss};
+///
+/// // Three clusters in the plane, 40 points each, labelled 0, 1, 2.
+/// let centres = [(0.0f32, 2.0f32), (-2.0, -1.0), (2.0, -1.0)];
+/// let (mut xs, mut ys) = (Vec::new(), Vec::new());
+/// for i in 0..120 {
+///     let (cx, cy) = centres[i % 3];
+///     let (dx, dy) = ((i * 7 % 11) as f32 / 11.0 - 0.5, (i * 5 % 13) as f32 / 13.0 - 0.5);
+///     xs.extend([cx + dx, cy + dy]);
+///     ys.push((i % 3) as f32);
+/// }
+/// let (x, y) = (Tensor::from_vec(xs, &[120, 2]), Tensor::from_vec(ys, &[120]));
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+/// let model = Linear::new(2, 3, &mut rng); // logits [N, 3]
+/// let opt = Adam::new(model.parameters(), AdamConfig { lr: 0.05, ..Default::default() });
+/// let ce = |logits: &Tensor, labels: &Tensor| loss::cross_entropy(logits, labels, 0.0, loss::Reduction::Mean);
+/// let mut trainer = Trainer::new(model, opt, ce).metrics(&[Metric::Accuracy]);
+/// let history = trainer.fit(&x, &y, &FitOptions { epochs: 30, batch_size: 16, verbose: false, ..Default::default() })?;
+/// assert!(history.last("accuracy").unwrap() > 0.95);
+/// assert!(trainer.evaluate(&x, &y, 64).get("accuracy").unwrap() > 0.95);
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
+///
+/// # The training step
 /// Each training step runs: the forward pass (in the scope of the step's [`StepKey`], which
 /// its dropout masks come from), the loss, the backward pass, the gradient hooks
 /// ([`grad_hook`](Self::grad_hook), [`Callback::on_after_backward`]), gradient clipping
 /// ([`clip_grad_norm`](Self::clip_grad_norm)), the optimizer step, then
-/// [`Callback::on_batch_end`].
+/// [`Callback::on_batch_end`]. The forward pass is [`Module::forward`] of the batch's input, or
+/// [`Module::forward_many`] of its inputs when the data has several per sample
+/// ([`fit_loader`](Self::fit_loader)).
 pub struct Trainer<'a, E, M, O, L>
 where
     E: Element,
@@ -106,12 +203,52 @@ where
     O: Optimizer<E>,
     L: Fn(&Tensor<E>, &Tensor<E>) -> Tensor<E>,
 {
-    model: &'a mut M,
-    optimizer: &'a mut O,
+    model: M,
+    optimizer: O,
     loss: L,
     metrics: Vec<Metric>,
     callbacks: Vec<Box<dyn Callback<E> + 'a>>,
     clip_norm: Option<f64>,
+}
+
+/// Training data as the loop sees it: tensors in memory, or a loader.
+enum TrainSource<'s, E: Element> {
+    Tensors { x: &'s Tensor<E>, y: &'s Tensor<E>, rows: Vec<usize>, batch_size: usize, shuffle: bool, seed: u64 },
+    Loader(&'s DataLoader<E>),
+}
+
+impl<'s, E: Element> TrainSource<'s, E> {
+    fn batches_per_epoch(&self) -> usize {
+        match self {
+            TrainSource::Tensors { rows, batch_size, .. } => rows.len().div_ceil(*batch_size),
+            TrainSource::Loader(loader) => loader.len(),
+        }
+    }
+
+    /// The batches of `epoch`, from batch `first` on.
+    fn epoch(&self, epoch: usize, first: usize) -> Box<dyn Iterator<Item = Batch<E>> + 's> {
+        match *self {
+            TrainSource::Tensors { x, y, ref rows, batch_size, shuffle, seed } => {
+                let order: Vec<usize> = if shuffle {
+                    permutation(rows.len(), seed.wrapping_add(epoch as u64)).into_iter().map(|i| rows[i]).collect()
+                } else {
+                    rows.clone()
+                };
+                let batches = self.batches_per_epoch();
+                Box::new((first..batches).map(move |bi| {
+                    let idx = &order[bi * batch_size..((bi + 1) * batch_size).min(order.len())];
+                    Batch { inputs: vec![x.index_select(0, idx).detach()], target: y.index_select(0, idx).detach() }
+                }))
+            }
+            TrainSource::Loader(loader) => Box::new(loader.batches_from(epoch, first)),
+        }
+    }
+}
+
+/// Validation data as the loop sees it.
+enum ValSource<'v, E: Element> {
+    Tensors(Tensor<E>, Tensor<E>, usize),
+    Loader(&'v DataLoader<E>),
 }
 
 impl<'a, E, M, O, L> Trainer<'a, E, M, O, L>
@@ -121,8 +258,10 @@ where
     O: Optimizer<E>,
     L: Fn(&Tensor<E>, &Tensor<E>) -> Tensor<E>,
 {
-    /// A trainer for `model`, updated by `optimizer` to reduce `loss`.
-    pub fn new(model: &'a mut M, optimizer: &'a mut O, loss: L) -> Self {
+    /// A trainer for `model`, updated by `optimizer` to reduce `loss`. Give the model and the
+    /// optimizer by value for the trainer to own them, or as `&mut` to lend them (see
+    /// [Owning the model](#owning-the-model)).
+    pub fn new(model: M, optimizer: O, loss: L) -> Self {
         Trainer { model, optimizer, loss, metrics: Vec::new(), callbacks: Vec::new(), clip_norm: None }
     }
 
@@ -189,12 +328,33 @@ where
         self
     }
 
-    /// The model being trained.
+    /// The model being trained (to save it, inspect it, or predict with it).
     pub fn model(&self) -> &M {
-        self.model
+        &self.model
     }
 
-    /// Trains for `options.epochs` epochs and returns the per-epoch history.
+    /// The model, to change (freeze a layer, load weights) between fits.
+    pub fn model_mut(&mut self) -> &mut M {
+        &mut self.model
+    }
+
+    /// The optimizer (its learning rate, its state for a checkpoint).
+    pub fn optimizer(&self) -> &O {
+        &self.optimizer
+    }
+
+    /// The optimizer, to change (set the learning rate, load a state) between fits.
+    pub fn optimizer_mut(&mut self) -> &mut O {
+        &mut self.optimizer
+    }
+
+    /// The model and the optimizer, giving up the trainer (its callbacks and loss).
+    pub fn into_parts(self) -> (M, O) {
+        (self.model, self.optimizer)
+    }
+
+    /// Trains for `options.epochs` epochs on the rows of `x` and `y` and returns the
+    /// per-epoch history.
     ///
     /// # Errors
     /// Whatever a callback returns (a checkpoint that cannot be written).
@@ -209,13 +369,13 @@ where
             panic!("fit: batch size must be at least 1");
         }
         let n = x.shape()[0];
-        type Pair<E> = (Tensor<E>, Tensor<E>);
-        let (train_idx, val): (Vec<usize>, Option<Pair<E>>) = match options.validation {
+        let (rows, val): (Vec<usize>, Option<ValSource<'_, E>>) = match options.validation {
             Validation::None => ((0..n).collect(), None),
             Validation::Data(xv, yv) => {
                 check_samples("fit (validation data)", xv, yv);
-                ((0..n).collect(), Some((xv.clone(), yv.clone())))
+                ((0..n).collect(), Some(ValSource::Tensors(xv.clone(), yv.clone(), options.batch_size)))
             }
+            Validation::Loader(loader) => ((0..n).collect(), Some(val_loader("fit", loader))),
             Validation::Split(f) => {
                 if !(f > 0.0 && f < 1.0) {
                     panic!("fit: validation split {f} must be in (0, 1)");
@@ -225,46 +385,138 @@ where
                     panic!("fit: validation split {f} of {n} samples leaves one side empty");
                 }
                 let vi: Vec<usize> = (split_at..n).collect();
-                ((0..split_at).collect(), Some((x.index_select(0, &vi).detach(), y.index_select(0, &vi).detach())))
+                let (xv, yv) = (x.index_select(0, &vi).detach(), y.index_select(0, &vi).detach());
+                ((0..split_at).collect(), Some(ValSource::Tensors(xv, yv, options.batch_size)))
             }
+        };
+        let source = TrainSource::Tensors {
+            x,
+            y,
+            rows,
+            batch_size: options.batch_size,
+            shuffle: options.shuffle,
+            seed: options.seed,
+        };
+        self.run(&source, val, options)
+    }
+
+    /// Trains for `options.epochs` epochs on the batches of `loader` and returns the per-epoch
+    /// history: [`fit`](Self::fit) for data that does not fit in memory, or for a model with
+    /// several inputs (each batch's inputs go to [`Module::forward_many`]).
+    ///
+    /// The batch size, the shuffling and its seed are the loader's; `options` gives the rest
+    /// (epochs, validation, the dropout seed, verbosity, the initial epoch). With the loader's
+    /// seed equal to `options.seed` and its batch size to `options.batch_size`, a loader over a
+    /// [`TensorDataset`](crate::data::TensorDataset) of `x` and `y` trains exactly as
+    /// `fit(&x, &y, options)`, bit for bit.
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// use tensorgrad::data::{DataLoader, FnDataset, Sample};
+    /// use tensorgrad::nn::{Linear, Module};
+    /// use tensorgrad::optim::{Sgd, SgdConfig};
+    /// use tensorgrad::train::{FitOptions, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// // y = 3x − 1, each sample made when the loader asks for it.
+    /// let data = FnDataset::new(256, |i| {
+    ///     let x = i as f32 / 256.0;
+    ///     Sample::new(Tensor::from_slice(&[x]), Tensor::from_slice(&[3.0 * x - 1.0]))
+    /// });
+    /// let loader = DataLoader::new(data, 32).shuffle(true).seed(5).prefetch(2);
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let model = Linear::new(1, 1, &mut rng);
+    /// let opt = Sgd::new(model.parameters(), SgdConfig { lr: 0.5, ..Default::default() });
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse);
+    /// let history = trainer.fit_loader(&loader, &FitOptions { epochs: 40, verbose: false, ..Default::default() })?;
+    /// assert!(history.last("loss").unwrap() < 1e-3);
+    /// assert!(trainer.evaluate_loader(&loader).loss < 1e-3);
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Whatever a callback returns.
+    ///
+    /// # Panics
+    /// If an epoch of the loader has no batch, `options.validation` is a
+    /// [`Split`](Validation::Split) (give a validation loader or tensors instead), or a batch's
+    /// inputs and targets have different numbers of samples.
+    #[track_caller]
+    pub fn fit_loader(&mut self, loader: &DataLoader<E>, options: &FitOptions<'_, E>) -> Result<History> {
+        if loader.is_empty() {
+            panic!(
+                "fit_loader: the loader has no batch ({} samples, batch size {}{})",
+                loader.num_samples(),
+                loader.batch_size(),
+                if loader.num_samples() > 0 { ", the only partial batch dropped" } else { "" }
+            );
+        }
+        let val = match options.validation {
+            Validation::None => None,
+            Validation::Data(xv, yv) => {
+                check_samples("fit_loader (validation data)", xv, yv);
+                Some(ValSource::Tensors(xv.clone(), yv.clone(), loader.batch_size()))
+            }
+            Validation::Loader(v) => Some(val_loader("fit_loader", v)),
+            Validation::Split(f) => panic!(
+                "fit_loader: validation split {f} needs tensors in memory; pass Validation::Loader with a loader \
+                 over the validation samples, or Validation::Data"
+            ),
+        };
+        self.run(&TrainSource::Loader(loader), val, options)
+    }
+
+    #[track_caller]
+    fn run(
+        &mut self,
+        source: &TrainSource<'_, E>,
+        val: Option<ValSource<'_, E>>,
+        options: &FitOptions<'_, E>,
+    ) -> Result<History> {
+        let op = match source {
+            TrainSource::Tensors { .. } => "fit",
+            TrainSource::Loader(_) => "fit_loader",
         };
         let mut history = History::new();
         self.model.train();
         // Each module's seed says where it sits; each step's masks then come from its key.
         self.model.reseed(options.seed);
         for cb in &mut self.callbacks {
-            let mut ctx =
-                TrainContext { model: &*self.model, optimizer: &mut *self.optimizer, history: &history, epoch: 0 };
+            let mut ctx = TrainContext {
+                model: &self.model,
+                optimizer: &mut self.optimizer,
+                history: &history,
+                epoch: 0,
+                progress: None,
+            };
             cb.on_train_begin(&mut ctx)?;
         }
+        let batches = source.batches_per_epoch();
+        let resumed = self.check_progress(op, options, batches);
         for epoch in options.initial_epoch..options.epochs {
             let started = Instant::now();
-            let order: Vec<usize> = if options.shuffle {
-                permutation(train_idx.len(), options.seed.wrapping_add(epoch as u64))
-                    .into_iter()
-                    .map(|i| train_idx[i])
-                    .collect()
-            } else {
-                train_idx.clone()
+            let mut progress = match &resumed {
+                Some(p) if epoch == p.epoch => p.clone(),
+                _ => EpochProgress::start(epoch, &self.metrics),
             };
-            let mut states: Vec<MetricState> = self.metrics.iter().map(|&m| MetricState::new(m)).collect();
-            let (mut loss_sum, mut seen) = (0.0, 0usize);
-            let batches: Vec<&[usize]> = order.chunks(options.batch_size).collect();
-            let bar = Progress::new(options.verbose, epoch, options.epochs, batches.len());
-            for (bi, idx) in batches.iter().enumerate() {
-                let (xb, yb) = (x.index_select(0, idx).detach(), y.index_select(0, idx).detach());
-                let key = StepKey::new(options.seed, epoch, epoch * batches.len() + bi, options.rank);
-                let pred = key.scope(|| self.model.forward(&xb));
-                let loss = (self.loss)(&pred, &yb);
+            let bar = Progress::new(options.verbose, epoch, options.epochs, batches);
+            let first = progress.batches_done;
+            for (bi, batch) in (first..).zip(source.epoch(epoch, first)) {
+                let size = check_batch(op, bi, &batch);
+                let key = StepKey::new(options.seed, epoch, epoch * batches + bi, options.rank);
+                let pred = key.scope(|| forward(&self.model, &batch.inputs));
+                let loss = (self.loss)(&pred, &batch.target);
                 let mut grads = loss.backward();
                 let l = loss.item().to_f64().unwrap_or(f64::NAN);
                 if !self.callbacks.is_empty() {
-                    let params = trainable_parameters(&*self.model);
+                    let params = trainable_parameters(&self.model);
                     let step = StepContext {
-                        model: &*self.model,
+                        model: &self.model,
                         params: &params,
-                        inputs: &xb,
-                        targets: &yb,
+                        inputs: &batch.inputs[0],
+                        all_inputs: &batch.inputs,
+                        targets: &batch.target,
                         loss: l,
                         batch: bi,
                         key,
@@ -277,23 +529,33 @@ where
                     clip_grad_norm(&mut grads, max);
                 }
                 self.optimizer.step(&grads);
-                loss_sum += l * idx.len() as f64;
-                seen += idx.len();
+                progress.loss_sum += l * size as f64;
+                progress.seen += size;
+                progress.batches_done += 1;
                 let pred = pred.detach();
-                for s in &mut states {
-                    s.update(&pred, &yb);
+                for s in &mut progress.metrics {
+                    s.update(&pred, &batch.target);
                 }
                 for cb in &mut self.callbacks {
-                    let mut ctx =
-                        TrainContext { model: &*self.model, optimizer: &mut *self.optimizer, history: &history, epoch };
+                    let mut ctx = TrainContext {
+                        model: &self.model,
+                        optimizer: &mut self.optimizer,
+                        history: &history,
+                        epoch,
+                        progress: Some(&progress),
+                    };
                     cb.on_batch_end(bi, l, &mut ctx)?;
                 }
-                bar.update(bi + 1, loss_sum / seen as f64, &self.metrics, &states);
+                bar.update(bi + 1, progress.loss(), &self.metrics, &progress.metrics);
             }
-            let mut logs: Vec<(String, f64)> = vec![("loss".to_string(), loss_sum / seen as f64)];
-            logs.extend(self.metrics.iter().zip(&states).map(|(m, s)| (m.name().to_string(), s.result())));
-            if let Some((xv, yv)) = &val {
-                let ev = self.evaluate(xv, yv, options.batch_size);
+            let states = &progress.metrics;
+            let mut logs: Vec<(String, f64)> = vec![("loss".to_string(), progress.loss_sum / progress.seen as f64)];
+            logs.extend(self.metrics.iter().zip(states).map(|(m, s)| (m.name().to_string(), s.result())));
+            if let Some(v) = &val {
+                let ev = match v {
+                    ValSource::Tensors(xv, yv, batch_size) => self.evaluate(xv, yv, *batch_size),
+                    ValSource::Loader(loader) => self.evaluate_loader(loader),
+                };
                 self.model.train();
                 logs.push(("val_loss".to_string(), ev.loss));
                 logs.extend(ev.metrics.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
@@ -304,8 +566,13 @@ where
             bar.finish(&summary_line(epoch, options.epochs, seconds, &logs));
             let mut stop = false;
             for cb in &mut self.callbacks {
-                let mut ctx =
-                    TrainContext { model: &*self.model, optimizer: &mut *self.optimizer, history: &history, epoch };
+                let mut ctx = TrainContext {
+                    model: &self.model,
+                    optimizer: &mut self.optimizer,
+                    history: &history,
+                    epoch,
+                    progress: None,
+                };
                 if cb.on_epoch_end(&logs, &mut ctx)? == Control::Stop {
                     stop = true;
                 }
@@ -316,12 +583,45 @@ where
         }
         for cb in &mut self.callbacks {
             let last = history.epochs().saturating_sub(1);
-            let mut ctx =
-                TrainContext { model: &*self.model, optimizer: &mut *self.optimizer, history: &history, epoch: last };
+            let mut ctx = TrainContext {
+                model: &self.model,
+                optimizer: &mut self.optimizer,
+                history: &history,
+                epoch: last,
+                progress: None,
+            };
             cb.on_train_end(&mut ctx)?;
         }
         self.model.eval();
         Ok(history)
+    }
+
+    /// Checks `options.initial_progress` against the run; returns it.
+    #[track_caller]
+    fn check_progress(&self, op: &str, options: &FitOptions<'_, E>, batches: usize) -> Option<EpochProgress> {
+        let p = options.initial_progress.as_ref()?;
+        if p.epoch != options.initial_epoch {
+            panic!(
+                "{op}: initial_progress is in epoch {} but initial_epoch is {}; set both from the checkpoint (Resume::fit_options)",
+                p.epoch, options.initial_epoch
+            );
+        }
+        if p.batches_done > batches {
+            panic!(
+                "{op}: initial_progress has {} batches of epoch {} done, but an epoch has {batches}",
+                p.batches_done, p.epoch
+            );
+        }
+        let saved: Vec<Metric> = p.metrics.iter().map(MetricState::metric).collect();
+        if saved != self.metrics {
+            let names = |m: &[Metric]| m.iter().map(|m| m.name()).collect::<Vec<_>>();
+            panic!(
+                "{op}: initial_progress holds the metrics {:?} but the trainer reports {:?}",
+                names(&saved),
+                names(&self.metrics)
+            );
+        }
+        Some(p.clone())
     }
 
     /// The mean loss and the metrics on `x`, `y`, in batches, without building a graph.
@@ -331,18 +631,41 @@ where
         if batch_size == 0 {
             panic!("evaluate: batch size must be at least 1");
         }
-        self.model.eval();
         let n = x.shape()[0];
+        let batches = (0..n).step_by(batch_size).map(|start| {
+            let len = batch_size.min(n - start);
+            Batch { inputs: vec![x.narrow(0, start, len)], target: y.narrow(0, start, len) }
+        });
+        self.evaluate_batches("evaluate", batches)
+    }
+
+    /// The mean loss and the metrics on the batches of `loader` (its epoch 0), without building
+    /// a graph.
+    ///
+    /// # Panics
+    /// If the loader has no batch, or a batch's inputs and targets have different numbers of
+    /// samples.
+    #[track_caller]
+    pub fn evaluate_loader(&mut self, loader: &DataLoader<E>) -> Evaluation {
+        if loader.is_empty() {
+            panic!("evaluate_loader: the loader has no batch ({} samples)", loader.num_samples());
+        }
+        self.evaluate_batches("evaluate_loader", loader.epoch(0))
+    }
+
+    #[track_caller]
+    fn evaluate_batches(&mut self, op: &str, batches: impl Iterator<Item = Batch<E>>) -> Evaluation {
+        self.model.eval();
         let mut states: Vec<MetricState> = self.metrics.iter().map(|&m| MetricState::new(m)).collect();
-        let mut loss_sum = 0.0;
+        let (mut loss_sum, mut n) = (0.0, 0usize);
         no_grad(|| {
-            for start in (0..n).step_by(batch_size) {
-                let len = batch_size.min(n - start);
-                let (xb, yb) = (x.narrow(0, start, len), y.narrow(0, start, len));
-                let pred = self.model.forward(&xb);
-                loss_sum += (self.loss)(&pred, &yb).item().to_f64().unwrap_or(f64::NAN) * len as f64;
+            for (bi, batch) in batches.enumerate() {
+                let len = check_batch(op, bi, &batch);
+                let pred = forward(&self.model, &batch.inputs);
+                loss_sum += (self.loss)(&pred, &batch.target).item().to_f64().unwrap_or(f64::NAN) * len as f64;
+                n += len;
                 for s in &mut states {
-                    s.update(&pred, &yb);
+                    s.update(&pred, &batch.target);
                 }
             }
         });
@@ -356,8 +679,67 @@ where
     #[track_caller]
     pub fn predict(&mut self, x: &Tensor<E>, batch_size: usize) -> Tensor<E> {
         self.model.eval();
-        predict(&*self.model, x, batch_size)
+        predict(&self.model, x, batch_size)
     }
+
+    /// The model's outputs for every sample of `loader` (its epoch 0, in the loader's order),
+    /// concatenated along dim 0, without building a graph. The targets are not used.
+    ///
+    /// # Panics
+    /// If the loader has no batch.
+    #[track_caller]
+    pub fn predict_loader(&mut self, loader: &DataLoader<E>) -> Tensor<E> {
+        if loader.is_empty() {
+            panic!("predict_loader: the loader has no batch ({} samples)", loader.num_samples());
+        }
+        self.model.eval();
+        no_grad(|| {
+            let outs: Vec<Tensor<E>> = loader.epoch(0).map(|b| forward(&self.model, &b.inputs)).collect();
+            Tensor::cat(&outs, 0)
+        })
+    }
+}
+
+/// The forward pass of one batch: `forward` of a single input, `forward_many` of several.
+#[track_caller]
+fn forward<E: Element, M: Module<E>>(model: &M, inputs: &[Tensor<E>]) -> Tensor<E> {
+    match inputs {
+        [x] => model.forward(x),
+        _ => {
+            let refs: Vec<&Tensor<E>> = inputs.iter().collect();
+            model.forward_many(&refs)
+        }
+    }
+}
+
+/// Checks that a batch's inputs and target agree on the number of samples; returns it.
+#[track_caller]
+fn check_batch<E: Element>(op: &str, index: usize, batch: &Batch<E>) -> usize {
+    if batch.inputs.is_empty() {
+        panic!("{op}: batch {index} has no input");
+    }
+    let n = match batch.target.shape().first() {
+        Some(&n) if n > 0 => n,
+        _ => panic!("{op}: batch {index} has no samples (target shape {:?})", batch.target.shape()),
+    };
+    for (k, x) in batch.inputs.iter().enumerate() {
+        if x.shape().first() != Some(&n) {
+            panic!(
+                "{op}: input {k} of batch {index} has shape {:?}, not the {n} samples of its target (shape {:?})",
+                x.shape(),
+                batch.target.shape()
+            );
+        }
+    }
+    n
+}
+
+#[track_caller]
+fn val_loader<'v, E: Element>(op: &str, loader: &'v DataLoader<E>) -> ValSource<'v, E> {
+    if loader.is_empty() {
+        panic!("{op}: the validation loader has no batch ({} samples)", loader.num_samples());
+    }
+    ValSource::Loader(loader)
 }
 
 /// A model's outputs for every row of `x`, in batches, without building a graph. The model

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
 
@@ -12,13 +14,23 @@ use crate::tensor::handle::Tensor;
 /// against targets 0 or 1 (a target of at least 0.5 counts as 1, so smoothed labels work).
 /// Predictions of shape `[N, C]` with `C > 1` are multi-class: the predicted class is the
 /// arg-max of each row (the first one on ties), against targets holding class ids (`[N]` or
-/// `[N, 1]`) or one-hot rows (`[N, C]`). Only [`Accuracy`](Self::Accuracy) takes multi-class
-/// predictions; the others are binary.
+/// `[N, 1]`) or one-hot rows (`[N, C]`). [`Accuracy`](Self::Accuracy) takes either kind and
+/// tells them apart by shape, as Keras's `"accuracy"` picks binary or categorical accuracy;
+/// [`SparseCategoricalAccuracy`](Self::SparseCategoricalAccuracy) and
+/// [`CategoricalAccuracy`](Self::CategoricalAccuracy) are the multi-class accuracy with one kind
+/// of target each, under Keras's names, and refuse anything else. The others are binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Metric {
-    /// The fraction of correct predictions (Keras's `accuracy`: binary or sparse categorical).
+    /// The fraction of correct predictions (Keras's `accuracy`: binary, or categorical against
+    /// class ids or one-hot rows, by shape).
     Accuracy,
+    /// The fraction of rows of `[N, C]` predictions (logits or probabilities) whose arg-max is
+    /// the target class id (`[N]` or `[N, 1]`): Keras's `sparse_categorical_accuracy`.
+    SparseCategoricalAccuracy,
+    /// The fraction of rows of `[N, C]` predictions whose arg-max is that of the one-hot (or
+    /// smoothed) target row `[N, C]`: Keras's `categorical_accuracy`.
+    CategoricalAccuracy,
     /// Of the predicted positives, the fraction that are positive: `TP / (TP + FP)`; 0 when
     /// nothing was predicted positive (as Keras).
     Precision,
@@ -35,16 +47,36 @@ pub enum Metric {
 }
 
 impl Metric {
-    /// The name under which the metric is reported: `"accuracy"`, `"precision"`, `"recall"`,
+    /// The name under which the metric is reported: `"accuracy"`,
+    /// `"sparse_categorical_accuracy"`, `"categorical_accuracy"`, `"precision"`, `"recall"`,
     /// `"f1"`, `"auc"`.
     pub fn name(&self) -> &'static str {
         match self {
             Metric::Accuracy => "accuracy",
+            Metric::SparseCategoricalAccuracy => "sparse_categorical_accuracy",
+            Metric::CategoricalAccuracy => "categorical_accuracy",
             Metric::Precision => "precision",
             Metric::Recall => "recall",
             Metric::F1 => "f1",
             Metric::Auc => "auc",
         }
+    }
+}
+
+impl Metric {
+    /// The metric reported as `name` (see [`name`](Self::name)).
+    pub(crate) fn from_name(name: &str) -> Option<Metric> {
+        [
+            Metric::Accuracy,
+            Metric::SparseCategoricalAccuracy,
+            Metric::CategoricalAccuracy,
+            Metric::Precision,
+            Metric::Recall,
+            Metric::F1,
+            Metric::Auc,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
     }
 }
 
@@ -130,6 +162,28 @@ impl MetricState {
         };
         let pred_values = to_f64(pred);
         let target_values = to_f64(target);
+        if matches!(self.metric, Metric::SparseCategoricalAccuracy | Metric::CategoricalAccuracy) {
+            let sparse = self.metric == Metric::SparseCategoricalAccuracy;
+            let expected = if sparse {
+                format!("[{n}] or [{n}, 1] (class ids)")
+            } else {
+                format!("[{n}, {classes}] (one-hot rows)")
+            };
+            let fits = match *target.shape() {
+                [m] | [m, 1] => sparse && m == n,
+                [m, k] => !sparse && m == n && k == classes,
+                _ => false,
+            };
+            if pred.ndim() != 2 || !fits {
+                panic!(
+                    "metric {name}: needs predictions of shape [N, C] and targets of shape {expected}; got predictions {:?} and targets {:?}",
+                    pred.shape(),
+                    target.shape()
+                );
+            }
+            self.update_multiclass(&pred_values, &target_values, target.shape(), n, classes);
+            return;
+        }
         if classes == 1 {
             if !(matches!(*target.shape(), [m] | [m, 1] if m == n)) {
                 panic!(
@@ -199,7 +253,7 @@ impl MetricState {
     pub fn result(&self) -> f64 {
         let ratio = |num: u64, den: u64| if den == 0 { 0.0 } else { num as f64 / den as f64 };
         match self.metric {
-            Metric::Accuracy => {
+            Metric::Accuracy | Metric::SparseCategoricalAccuracy | Metric::CategoricalAccuracy => {
                 if self.total == 0 {
                     f64::NAN
                 } else {
@@ -247,6 +301,49 @@ impl MetricState {
     pub fn reset(&mut self) {
         *self = MetricState { scores: std::mem::take(&mut self.scores), ..MetricState::new(self.metric) };
         self.scores.clear();
+    }
+}
+
+/// A [`MetricState`] as saved in a checkpoint: counts, and scores as their bit patterns (exact,
+/// and `NaN` survives JSON).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SavedMetricState {
+    metric: String,
+    total: u64,
+    correct: u64,
+    true_pos: u64,
+    false_pos: u64,
+    false_neg: u64,
+    scores: Vec<(u64, bool)>,
+    nan_score: bool,
+}
+
+impl MetricState {
+    pub(crate) fn save(&self) -> SavedMetricState {
+        SavedMetricState {
+            metric: self.metric.name().to_string(),
+            total: self.total,
+            correct: self.correct,
+            true_pos: self.true_pos,
+            false_pos: self.false_pos,
+            false_neg: self.false_neg,
+            scores: self.scores.iter().map(|&(v, p)| (v.to_bits(), p)).collect(),
+            nan_score: self.nan_score,
+        }
+    }
+
+    pub(crate) fn restore(saved: SavedMetricState) -> std::result::Result<Self, String> {
+        let metric = Metric::from_name(&saved.metric).ok_or_else(|| format!("unknown metric {:?}", saved.metric))?;
+        Ok(MetricState {
+            metric,
+            total: saved.total,
+            correct: saved.correct,
+            true_pos: saved.true_pos,
+            false_pos: saved.false_pos,
+            false_neg: saved.false_neg,
+            scores: saved.scores.into_iter().map(|(b, p)| (f64::from_bits(b), p)).collect(),
+            nan_score: saved.nan_score,
+        })
     }
 }
 
