@@ -10,7 +10,7 @@ use std::path::Path;
 /// module unless it is split here, as `tensor` is).
 const LAYERS: &[&[&str]] = &[
     &["error"],
-    &["tensor::element", "tensor::shape"],
+    &["tensor::element", "tensor::shape", "tensor::rng"],
     &["tensor::layout"],
     &["tensor::memory"],
     &["tensor::storage"],
@@ -38,6 +38,7 @@ const ROOT_ITEMS: &[(&str, &str)] = &[
     ("Result", "error"),
     ("Element", "tensor::element"),
     ("Layout", "tensor::layout"),
+    ("RngSource", "tensor::rng"),
     ("shape", "tensor::shape"),
     ("memory", "tensor::memory"),
     ("Tensor", "tensor::handle"),
