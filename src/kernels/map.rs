@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::entry::instance;
 use super::{PAR_CHUNK, Par};
 use crate::tensor::element::Element;
 use crate::tensor::layout::{Layout, for_each_row};
@@ -163,4 +164,70 @@ fn par_over_dim0<T: Send>(
 /// Copies the logical elements of a strided layout into a new row-major vector.
 pub(crate) fn gather_contiguous<E: Element>(par: Par, a: &[E], la: &Layout) -> Vec<E> {
     unary(par, a, la, |x| x)
+}
+
+/// The elementwise functions of one operand that ops name instead of passing a closure, so that
+/// their loops run the instance compiled in this crate (see [`entry`](super::entry)).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum UnaryOp<E> {
+    /// `−x`.
+    Neg,
+    /// `x + s`.
+    AddScalar(E),
+    /// `x · s`.
+    MulScalar(E),
+    /// `max(x, 0)`.
+    Relu,
+    /// 1 where `x > 0`, else 0 (ReLU's derivative).
+    Step,
+}
+
+/// [`unary`] with a named function.
+pub(crate) fn unary_op<E: Element>(par: Par, a: &[E], la: &Layout, op: UnaryOp<E>) -> Vec<E> {
+    type F<T> = fn(Par, &[T], &Layout, UnaryOp<T>) -> Vec<T>;
+    static F32: F<f32> = unary_op_impl::<f32>;
+    static F64: F<f64> = unary_op_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, a, la, op)
+}
+
+/// [`unary_op`]'s body, instantiated in this crate only: one loop per function.
+fn unary_op_impl<E: Element>(par: Par, a: &[E], la: &Layout, op: UnaryOp<E>) -> Vec<E> {
+    match op {
+        UnaryOp::Neg => unary(par, a, la, |x| -x),
+        UnaryOp::AddScalar(s) => unary(par, a, la, move |x| x + s),
+        UnaryOp::MulScalar(s) => unary(par, a, la, move |x| x * s),
+        UnaryOp::Relu => unary(par, a, la, |x| if x > E::zero() { x } else { E::zero() }),
+        UnaryOp::Step => unary(par, a, la, |x| if x > E::zero() { E::one() } else { E::zero() }),
+    }
+}
+
+/// The elementwise functions of two operands that ops name instead of passing a closure.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BinaryOp {
+    /// `a + b`.
+    Add,
+    /// `a − b`.
+    Sub,
+    /// `a · b`.
+    Mul,
+    /// `a / b`.
+    Div,
+}
+
+/// [`binary`] with a named function.
+pub(crate) fn binary_op<E: Element>(par: Par, a: &[E], la: &Layout, b: &[E], lb: &Layout, op: BinaryOp) -> Vec<E> {
+    type F<T> = fn(Par, &[T], &Layout, &[T], &Layout, BinaryOp) -> Vec<T>;
+    static F32: F<f32> = binary_op_impl::<f32>;
+    static F64: F<f64> = binary_op_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, a, la, b, lb, op)
+}
+
+/// [`binary_op`]'s body, instantiated in this crate only: one loop per function.
+fn binary_op_impl<E: Element>(par: Par, a: &[E], la: &Layout, b: &[E], lb: &Layout, op: BinaryOp) -> Vec<E> {
+    match op {
+        BinaryOp::Add => binary(par, a, la, b, lb, |x, y| x + y),
+        BinaryOp::Sub => binary(par, a, la, b, lb, |x, y| x - y),
+        BinaryOp::Mul => binary(par, a, la, b, lb, |x, y| x * y),
+        BinaryOp::Div => binary(par, a, la, b, lb, |x, y| x / y),
+    }
 }

@@ -2,6 +2,7 @@
 //! a mask), and `softmax` / `log_softmax`, composed from primitives so they need no backward of
 //! their own.
 
+use crate::kernels::map::UnaryOp;
 use crate::kernels::math;
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
@@ -46,8 +47,8 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn relu(&self) -> Tensor<E> {
-        self.map(|x| if x > E::zero() { x } else { E::zero() }).record("relu", [self.clone()], |c| {
-            let mask = c.inputs[0].map(|x| if x > E::zero() { E::one() } else { E::zero() });
+        self.map_op(UnaryOp::Relu).record("relu", [self.clone()], |c| {
+            let mask = c.inputs[0].map_op(UnaryOp::Step);
             vec![Some(c.grad() * &mask)]
         })
     }

@@ -8,6 +8,7 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
+use crate::kernels::map::{BinaryOp, UnaryOp};
 use crate::kernels::{PAR_ELEMS, Par, map, math};
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
@@ -33,6 +34,25 @@ impl<E: Element> Tensor<E> {
     pub(crate) fn map_slice(&self, f: fn(&[E], &mut [E])) -> Tensor<E> {
         let d = self.data();
         Tensor::from_data(map::unary_into(par_for(self.numel()), &d, self.layout(), f), self.shape())
+    }
+
+    /// Applies a named elementwise function into a new tensor, recording nothing; its loop is
+    /// compiled in this crate whatever crate instantiates the op.
+    #[track_caller]
+    pub(crate) fn map_op(&self, op: UnaryOp<E>) -> Tensor<E> {
+        let d = self.data();
+        Tensor::from_data(map::unary_op(par_for(self.numel()), &d, self.layout(), op), self.shape())
+    }
+
+    /// Combines two tensors of the same shape with a named function, recording nothing; its
+    /// loop is compiled in this crate whatever crate instantiates the op.
+    #[track_caller]
+    pub(crate) fn zip_op(&self, other: &Tensor<E>, op: BinaryOp) -> Tensor<E> {
+        let (a, b) = (self.data(), other.data());
+        Tensor::from_data(
+            map::binary_op(par_for(self.numel()), &a, self.layout(), &b, other.layout(), op),
+            self.shape(),
+        )
     }
 
     /// Combines two tensors of the same shape element by element, recording nothing.
@@ -64,7 +84,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn add(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "add");
-        a.zip(&b, |x, y| x + y).record("add", [a, b], |c| vec![Some(c.grad().clone()), Some(c.grad().clone())])
+        a.zip_op(&b, BinaryOp::Add).record("add", [a, b], |c| vec![Some(c.grad().clone()), Some(c.grad().clone())])
     }
 
     /// `self - other` with broadcasting. ∂/∂a = 1, ∂/∂b = −1.
@@ -76,7 +96,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn sub(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "sub");
-        a.zip(&b, |x, y| x - y)
+        a.zip_op(&b, BinaryOp::Sub)
             .record("sub", [a, b], |c| vec![Some(c.grad().clone()), c.needs(1).then(|| c.grad().neg())])
     }
 
@@ -90,7 +110,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn mul(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "mul");
-        a.zip(&b, |x, y| x * y).record("mul", [a, b], |c| {
+        a.zip_op(&b, BinaryOp::Mul).record("mul", [a, b], |c| {
             vec![c.needs(0).then(|| c.grad() * &c.inputs[1]), c.needs(1).then(|| c.grad() * &c.inputs[0])]
         })
     }
@@ -104,7 +124,7 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn div(&self, other: &Tensor<E>) -> Tensor<E> {
         let (a, b) = self.broadcast_pair(other, "div");
-        a.zip(&b, |x, y| x / y).record("div", [a, b], |c| {
+        a.zip_op(&b, BinaryOp::Div).record("div", [a, b], |c| {
             let b = &c.inputs[1];
             vec![c.needs(0).then(|| c.grad() / b), c.needs(1).then(|| (c.grad() * c.out() / b).neg())]
         })
@@ -118,7 +138,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn add_scalar(&self, s: E) -> Tensor<E> {
-        self.map(|x| x + s).record("add_scalar", [self.clone()], |c| vec![Some(c.grad().clone())])
+        self.map_op(UnaryOp::AddScalar(s)).record("add_scalar", [self.clone()], |c| vec![Some(c.grad().clone())])
     }
 
     /// `self · s`. ∂/∂x = s.
@@ -129,7 +149,8 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn mul_scalar(&self, s: E) -> Tensor<E> {
-        self.map(|x| x * s).record("mul_scalar", [self.clone()], move |c| vec![Some(c.grad().mul_scalar(s))])
+        self.map_op(UnaryOp::MulScalar(s))
+            .record("mul_scalar", [self.clone()], move |c| vec![Some(c.grad().mul_scalar(s))])
     }
 
     /// `−self`. ∂/∂x = −1.
@@ -140,7 +161,7 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn neg(&self) -> Tensor<E> {
-        self.map(|x| -x).record("neg", [self.clone()], |c| vec![Some(c.grad().neg())])
+        self.map_op(UnaryOp::Neg).record("neg", [self.clone()], |c| vec![Some(c.grad().neg())])
     }
 
     /// `eˣ`. ∂/∂x = eˣ (the output).

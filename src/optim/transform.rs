@@ -20,6 +20,7 @@
 use std::fmt::Debug;
 
 use crate::Element;
+use crate::kernels::entry::instance;
 
 /// What a transform sees of one parameter at one step.
 pub(crate) struct StepCtx<'a, E: Element> {
@@ -65,6 +66,21 @@ fn maximum<E: Element>(a: E, b: E) -> E {
     }
 }
 
+/// Defines `Transform::apply` as a call of the free function `$body` through its `f32` or
+/// `f64` instance compiled in this crate (see `kernels::entry`): an optimizer step is a loop
+/// over every parameter value, and a generic loop would otherwise be compiled with the user's
+/// optimisation level, unoptimised in their debug builds.
+macro_rules! apply_here {
+    ($body:ident, $t:ty) => {
+        fn apply(&self, s: &mut StepCtx<'_, E>, bufs: &mut [Vec<E>]) {
+            type F<T> = fn(&$t, &mut StepCtx<'_, T>, &mut [Vec<T>]);
+            static F32: F<f32> = $body::<f32>;
+            static F64: F<f64> = $body::<f64>;
+            instance::<E, F<E>>(&F32, &F64)(self, s, bufs)
+        }
+    };
+}
+
 /// Coupled weight decay (an L2 penalty): `g ← g + λ·p`.
 #[derive(Debug)]
 pub(crate) struct WeightDecay {
@@ -72,12 +88,7 @@ pub(crate) struct WeightDecay {
 }
 
 impl<E: Element> Transform<E> for WeightDecay {
-    fn apply(&self, s: &mut StepCtx<'_, E>, _bufs: &mut [Vec<E>]) {
-        let wd = E::of(self.coef);
-        for (g, &p) in s.update.iter_mut().zip(s.param.iter()) {
-            *g += wd * p;
-        }
-    }
+    apply_here!(weight_decay_apply, WeightDecay);
 }
 
 /// Decoupled weight decay (Loshchilov & Hutter): `p ← p·(1 − lr·λ)`, before the update.
@@ -87,12 +98,7 @@ pub(crate) struct DecoupledWeightDecay {
 }
 
 impl<E: Element> Transform<E> for DecoupledWeightDecay {
-    fn apply(&self, s: &mut StepCtx<'_, E>, _bufs: &mut [Vec<E>]) {
-        let f = E::of(1.0 - s.lr * self.coef);
-        for p in s.param.iter_mut() {
-            *p *= f;
-        }
-    }
+    apply_here!(decoupled_weight_decay_apply, DecoupledWeightDecay);
 }
 
 /// Heavy-ball momentum: `b ← μ·b + (1 − d)·g` (the buffer starts as the first `g`), then
@@ -111,25 +117,7 @@ impl<E: Element> Transform<E> for Momentum {
         vec![("momentum_buffer", 0.0)]
     }
 
-    fn apply(&self, s: &mut StepCtx<'_, E>, bufs: &mut [Vec<E>]) {
-        let buf = &mut bufs[0];
-        let mu = E::of(self.momentum);
-        if s.step == 1 {
-            buf.copy_from_slice(s.update);
-        } else {
-            let c = E::of(1.0 - self.dampening);
-            for (b, &g) in buf.iter_mut().zip(s.update.iter()) {
-                *b = *b * mu + c * g;
-            }
-        }
-        if self.nesterov {
-            for (g, &b) in s.update.iter_mut().zip(buf.iter()) {
-                *g += mu * b;
-            }
-        } else {
-            s.update.copy_from_slice(buf);
-        }
-    }
+    apply_here!(momentum_apply, Momentum);
 }
 
 /// Adam's moments with bias correction:
@@ -152,28 +140,7 @@ impl<E: Element> Transform<E> for AdamMoments {
         b
     }
 
-    fn apply(&self, s: &mut StepCtx<'_, E>, bufs: &mut [Vec<E>]) {
-        let t = s.step as f64;
-        let bias_correction1 = 1.0 - self.beta1.powf(t);
-        let bias_correction2_sqrt = E::of((1.0 - self.beta2.powf(t)).powf(0.5));
-        let (w1, b2, c2, eps) = (E::of(1.0 - self.beta1), E::of(self.beta2), E::of(1.0 - self.beta2), E::of(self.eps));
-        let [m, v, rest @ ..] = bufs else { unreachable!("AdamMoments keeps at least two buffers") };
-        let mut vmax = rest.first_mut();
-        for (j, u) in s.update.iter_mut().enumerate() {
-            let g = *u;
-            m[j] = lerp(m[j], g, w1);
-            v[j] = v[j] * b2 + c2 * g * g;
-            let second = match vmax.as_deref_mut() {
-                Some(vmax) => {
-                    vmax[j] = maximum(vmax[j], v[j]);
-                    vmax[j]
-                }
-                None => v[j],
-            };
-            *u = m[j] / (second.sqrt() / bias_correction2_sqrt + eps);
-        }
-        s.step_size /= bias_correction1;
-    }
+    apply_here!(adam_moments_apply, AdamMoments);
 }
 
 /// RMSprop's scaling: `v ← α·v + (1 − α)·g²`, centred: `ḡ ← α·ḡ + (1 − α)·g` and
@@ -194,23 +161,7 @@ impl<E: Element> Transform<E> for RmsScale {
         b
     }
 
-    fn apply(&self, s: &mut StepCtx<'_, E>, bufs: &mut [Vec<E>]) {
-        let (a, c, eps) = (E::of(self.alpha), E::of(1.0 - self.alpha), E::of(self.eps));
-        let [sq, rest @ ..] = bufs else { unreachable!("RmsScale keeps at least one buffer") };
-        let mut grad_avg = rest.first_mut();
-        for (j, u) in s.update.iter_mut().enumerate() {
-            let g = *u;
-            sq[j] = sq[j] * a + c * g * g;
-            let avg = match grad_avg.as_deref_mut() {
-                Some(ga) => {
-                    ga[j] = lerp(ga[j], g, c);
-                    (sq[j] - ga[j] * ga[j]).sqrt()
-                }
-                None => sq[j].sqrt(),
-            };
-            *u = g / (avg + eps);
-        }
-    }
+    apply_here!(rms_scale_apply, RmsScale);
 }
 
 /// Adagrad's scaling: `Σ ← Σ + g²`, `u = g / (√Σ + ε)`, and the step size decays as
@@ -227,16 +178,99 @@ impl<E: Element> Transform<E> for AdagradScale {
         vec![("sum", self.initial_accumulator_value)]
     }
 
-    fn apply(&self, s: &mut StepCtx<'_, E>, bufs: &mut [Vec<E>]) {
-        let eps = E::of(self.eps);
-        let sum = &mut bufs[0];
-        for (acc, u) in sum.iter_mut().zip(s.update.iter_mut()) {
-            let g = *u;
-            *acc += g * g;
-            *u = g / (acc.sqrt() + eps);
-        }
-        s.step_size /= 1.0 + (s.step as f64 - 1.0) * self.lr_decay;
+    apply_here!(adagrad_scale_apply, AdagradScale);
+}
+
+/// `WeightDecay`'s step, instantiated in this crate only (see [`apply_here`]).
+fn weight_decay_apply<E: Element>(this: &WeightDecay, s: &mut StepCtx<'_, E>, _bufs: &mut [Vec<E>]) {
+    let wd = E::of(this.coef);
+    for (g, &p) in s.update.iter_mut().zip(s.param.iter()) {
+        *g += wd * p;
     }
+}
+
+/// `DecoupledWeightDecay`'s step, instantiated in this crate only (see [`apply_here`]).
+fn decoupled_weight_decay_apply<E: Element>(this: &DecoupledWeightDecay, s: &mut StepCtx<'_, E>, _bufs: &mut [Vec<E>]) {
+    let f = E::of(1.0 - s.lr * this.coef);
+    for p in s.param.iter_mut() {
+        *p *= f;
+    }
+}
+
+/// `Momentum`'s step, instantiated in this crate only (see [`apply_here`]).
+fn momentum_apply<E: Element>(this: &Momentum, s: &mut StepCtx<'_, E>, bufs: &mut [Vec<E>]) {
+    let buf = &mut bufs[0];
+    let mu = E::of(this.momentum);
+    if s.step == 1 {
+        buf.copy_from_slice(s.update);
+    } else {
+        let c = E::of(1.0 - this.dampening);
+        for (b, &g) in buf.iter_mut().zip(s.update.iter()) {
+            *b = *b * mu + c * g;
+        }
+    }
+    if this.nesterov {
+        for (g, &b) in s.update.iter_mut().zip(buf.iter()) {
+            *g += mu * b;
+        }
+    } else {
+        s.update.copy_from_slice(buf);
+    }
+}
+
+/// `AdamMoments`'s step, instantiated in this crate only (see [`apply_here`]).
+fn adam_moments_apply<E: Element>(this: &AdamMoments, s: &mut StepCtx<'_, E>, bufs: &mut [Vec<E>]) {
+    let t = s.step as f64;
+    let bias_correction1 = 1.0 - this.beta1.powf(t);
+    let bias_correction2_sqrt = E::of((1.0 - this.beta2.powf(t)).powf(0.5));
+    let (w1, b2, c2, eps) = (E::of(1.0 - this.beta1), E::of(this.beta2), E::of(1.0 - this.beta2), E::of(this.eps));
+    let [m, v, rest @ ..] = bufs else { unreachable!("AdamMoments keeps at least two buffers") };
+    let mut vmax = rest.first_mut();
+    for (j, u) in s.update.iter_mut().enumerate() {
+        let g = *u;
+        m[j] = lerp(m[j], g, w1);
+        v[j] = v[j] * b2 + c2 * g * g;
+        let second = match vmax.as_deref_mut() {
+            Some(vmax) => {
+                vmax[j] = maximum(vmax[j], v[j]);
+                vmax[j]
+            }
+            None => v[j],
+        };
+        *u = m[j] / (second.sqrt() / bias_correction2_sqrt + eps);
+    }
+    s.step_size /= bias_correction1;
+}
+
+/// `RmsScale`'s step, instantiated in this crate only (see [`apply_here`]).
+fn rms_scale_apply<E: Element>(this: &RmsScale, s: &mut StepCtx<'_, E>, bufs: &mut [Vec<E>]) {
+    let (a, c, eps) = (E::of(this.alpha), E::of(1.0 - this.alpha), E::of(this.eps));
+    let [sq, rest @ ..] = bufs else { unreachable!("RmsScale keeps at least one buffer") };
+    let mut grad_avg = rest.first_mut();
+    for (j, u) in s.update.iter_mut().enumerate() {
+        let g = *u;
+        sq[j] = sq[j] * a + c * g * g;
+        let avg = match grad_avg.as_deref_mut() {
+            Some(ga) => {
+                ga[j] = lerp(ga[j], g, c);
+                (sq[j] - ga[j] * ga[j]).sqrt()
+            }
+            None => sq[j].sqrt(),
+        };
+        *u = g / (avg + eps);
+    }
+}
+
+/// `AdagradScale`'s step, instantiated in this crate only (see [`apply_here`]).
+fn adagrad_scale_apply<E: Element>(this: &AdagradScale, s: &mut StepCtx<'_, E>, bufs: &mut [Vec<E>]) {
+    let eps = E::of(this.eps);
+    let sum = &mut bufs[0];
+    for (acc, u) in sum.iter_mut().zip(s.update.iter_mut()) {
+        let g = *u;
+        *acc += g * g;
+        *u = g / (acc.sqrt() + eps);
+    }
+    s.step_size /= 1.0 + (s.step as f64 - 1.0) * this.lr_decay;
 }
 
 #[cfg(test)]
