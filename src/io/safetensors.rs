@@ -120,10 +120,10 @@ impl<E: Element> View for Encoded<'_, E> {
 /// Crash-safe like [`save_tensors`].
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, io, nn::{Linear, Module}};
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let trained = Linear::<f32>::new(3, 2, &mut rng);
 /// let path = std::env::temp_dir().join(format!("tensorgrad-doc-save-{}.safetensors", std::process::id()));
 /// io::save_model(&trained, &path)?;
@@ -146,10 +146,10 @@ pub fn save_model<E: Element, M: Module<E> + ?Sized>(model: &M, path: impl AsRef
 /// network or write with your own I/O; [`load_model_from_bytes`] reads them back.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, io, nn::{Linear, Module}};
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let trained = Linear::<f32>::new(3, 2, &mut rng);
 /// let bytes = io::save_model_to_bytes(&trained)?;
 ///
@@ -232,10 +232,10 @@ pub fn load_metadata_from_bytes(bytes: &[u8]) -> Result<Vec<(String, String)>> {
 /// optimizer holding those tensors keeps training them.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Error, io, nn::{Linear, Module}};
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+/// let mut rng = StdRng::seed_from_u64(1);
 /// let path = std::env::temp_dir().join(format!("tensorgrad-doc-load-{}.safetensors", std::process::id()));
 /// io::save_model(&Linear::<f32>::new(4, 2, &mut rng), &path)?;
 ///
@@ -264,10 +264,10 @@ pub fn load_model<E: Element, M: Module<E> + ?Sized>(model: &M, path: impl AsRef
 /// [`Error::Format`], never a panic, and the model changes only if everything matches.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Error, io, nn::Linear};
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+/// let mut rng = StdRng::seed_from_u64(2);
 /// let bytes = io::save_model_to_bytes(&Linear::<f32>::new(4, 2, &mut rng))?;
 /// let model = Linear::<f32>::new(4, 2, &mut rng);
 /// let err = io::load_model_from_bytes(&model, &bytes[..bytes.len() - 1]).unwrap_err();

@@ -19,9 +19,9 @@ use crate::{Element, Tensor};
 /// skip the padded steps.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Embedding, Module}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let emb = Embedding::new(10, 4, &mut rng);
 /// let ids = Tensor::from_vec(vec![1.0f32, 5.0, 9.0, 0.0], &[2, 2]);
 /// assert_eq!(emb.forward(&ids).shape(), &[2, 2, 4]);

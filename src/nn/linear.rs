@@ -22,9 +22,9 @@ use crate::{Element, PackedMatrix, Tensor};
 /// once ([`PackedMatrix`]), kept until the weight changes, with the bias added in the same pass.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Linear, Module}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let fc: Linear = Linear::new(3, 2, &mut rng); // Linear<f32>
 /// let y = fc.forward(&Tensor::ones(&[4, 3]));
 /// assert_eq!(y.shape(), &[4, 2]);
@@ -142,9 +142,9 @@ impl<E: Element> Module<E> for Linear<E> {
 /// input `[…, in_features]` → output `[…, units]`. Parameter names are `weight` and `bias`.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Activation, Dense, Module}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let head: Dense = Dense::new(128, 1, Some(Activation::Sigmoid), &mut rng);
 /// let p = head.forward(&Tensor::zeros(&[8, 128]));
 /// assert!(p.to_vec().iter().all(|&v| v > 0.0 && v < 1.0));

@@ -462,9 +462,9 @@ impl<E: Element> RecurrentStack<E> {
 /// sequence's state at its last real token (PyTorch's packed sequences, Keras's masking).
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Lstm, LstmConfig, Mask, Module}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let lstm: Lstm = Lstm::new(LstmConfig::new(3, 5), &mut rng);
 /// let x = Tensor::ones(&[2, 4, 3]);
 /// assert_eq!(lstm.forward(&x).shape(), &[2, 5]);
@@ -513,9 +513,9 @@ impl<E: Element> Lstm<E> {
 /// composed from primitive ops, so it can be differentiated twice.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Gru, GruConfig, Module}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let gru: Gru = Gru::new(GruConfig::new(3, 5), &mut rng);
 /// assert_eq!(gru.forward(&Tensor::ones(&[2, 4, 3])).shape(), &[2, 5]);
 /// ```

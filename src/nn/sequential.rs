@@ -12,9 +12,9 @@ use crate::{Element, Tensor};
 /// the given name (`lstm.weight_ih_l0`).
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Linear, Module, Relu, Sequential}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let mlp: Sequential = Sequential::new()
 ///     .add(Linear::new(4, 8, &mut rng))
 ///     .add(Relu)

@@ -190,7 +190,7 @@ pub fn load_checkpoint<E: Element>(
 /// [`every_n_batches`](Self::every_n_batches) inside epochs too.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::nn::{Linear, Module};
 /// use tensorgrad::optim::{Sgd, SgdConfig};
 /// use tensorgrad::train::{Checkpoint, FitOptions, Trainer, load_checkpoint};
@@ -200,7 +200,7 @@ pub fn load_checkpoint<E: Element>(
 /// let (x, y) = (Tensor::<f32>::arange(40).reshape(&[20, 2]).mul_scalar(0.025), Tensor::zeros(&[20, 1]));
 /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
 /// let make = || {
-///     let model = Linear::new(2, 1, &mut rand::rngs::StdRng::seed_from_u64(0));
+///     let model = Linear::new(2, 1, &mut StdRng::seed_from_u64(0));
 ///     let opt = Sgd::new(model.parameters(), SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() });
 ///     (model, opt)
 /// };

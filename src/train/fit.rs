@@ -117,13 +117,13 @@ impl Evaluation {
 /// model is yours again.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::nn::{Activation, Dense, Module, Sequential};
 /// use tensorgrad::optim::{Adam, AdamConfig};
 /// use tensorgrad::train::{EarlyStopping, FitOptions, Metric, Trainer, predict};
 /// use tensorgrad::{Tensor, io, loss};
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let x = Tensor::from_vec(vec![0.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0], &[4, 2]);
 /// let y = Tensor::from_vec(vec![0.0f32, 1.0, 1.0, 1.0], &[4, 1]); // OR
 /// let bce = |p: &Tensor, t: &Tensor| loss::bce(p, t, loss::Reduction::Mean);
@@ -160,7 +160,7 @@ impl Evaluation {
 /// `[N, C]` outputs compares each row's arg-max with them:
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::nn::{Linear, Module};
 /// use tensorgrad::optim::{Adam, AdamConfig};
 /// use tensorgrad::train::{FitOptions, Metric, Trainer};
@@ -177,7 +177,7 @@ impl Evaluation {
 /// }
 /// let (x, y) = (Tensor::from_vec(xs, &[120, 2]), Tensor::from_vec(ys, &[120]));
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+/// let mut rng = StdRng::seed_from_u64(1);
 /// let model = Linear::new(2, 3, &mut rng); // logits [N, 3]
 /// let opt = Adam::new(model.parameters(), AdamConfig { lr: 0.05, ..Default::default() });
 /// let ce = |logits: &Tensor, labels: &Tensor| loss::cross_entropy(logits, labels, 0.0, loss::Reduction::Mean);
@@ -285,13 +285,13 @@ where
     /// error from a hook ends `fit` before that step's update.
     ///
     /// ```
-    /// use rand::SeedableRng;
+    /// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
     /// use tensorgrad::nn::{Linear, Module, Sequential};
     /// use tensorgrad::optim::{Sgd, SgdConfig};
     /// use tensorgrad::train::{FitOptions, Trainer};
     /// use tensorgrad::{Tensor, loss};
     ///
-    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut rng = StdRng::seed_from_u64(0);
     /// let mut model: Sequential = Sequential::new().add_named("fc", Linear::new(2, 1, &mut rng));
     /// let mut opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
     /// let (x, y) = (Tensor::ones(&[8, 2]), Tensor::zeros(&[8, 1]));
@@ -411,7 +411,7 @@ where
     /// `fit(&x, &y, options)`, bit for bit.
     ///
     /// ```
-    /// use rand::SeedableRng;
+    /// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
     /// use tensorgrad::data::{DataLoader, FnDataset, Sample};
     /// use tensorgrad::nn::{Linear, Module};
     /// use tensorgrad::optim::{Sgd, SgdConfig};
@@ -424,7 +424,7 @@ where
     ///     Sample::new(Tensor::from_slice(&[x]), Tensor::from_slice(&[3.0 * x - 1.0]))
     /// });
     /// let loader = DataLoader::new(data, 32).shuffle(true).seed(5).prefetch(2);
-    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut rng = StdRng::seed_from_u64(0);
     /// let model = Linear::new(1, 1, &mut rng);
     /// let opt = Sgd::new(model.parameters(), SgdConfig { lr: 0.5, ..Default::default() });
     /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
