@@ -163,6 +163,22 @@ impl<E: Element> Sequential<E> {
 }
 
 /// One row of a [`Summary`].
+///
+/// ```
+/// use tensorgrad::nn::{LayerSummary, Linear, Module, Relu, Sequential};
+/// let model: Sequential = Sequential::new().add_named("hidden", Linear::new(4, 8, 0)).add(Relu);
+/// model.set_trainable("hidden.bias", false);
+/// let rows = model.summary(&[32, 4]).layers;
+/// let expected = LayerSummary {
+///     name: "hidden".into(),
+///     kind: "Linear".into(),
+///     output_shape: vec![32, 8],
+///     params: 4 * 8 + 8,
+///     trainable: 4 * 8,
+/// };
+/// assert_eq!(rows[0], expected);
+/// assert_eq!((rows[1].name.as_str(), rows[1].kind.as_str(), rows[1].params), ("1", "ReLU", 0));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerSummary {
     /// The layer's name in its `Sequential` (its position if added with `add`).
@@ -179,6 +195,20 @@ pub struct LayerSummary {
 
 /// A model's layers, output shapes and parameter counts: what
 /// [`Sequential::summary`] returns. `Display` prints it as Keras does.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module, Relu, Sequential};
+/// let model: Sequential =
+///     Sequential::new().add_named("hidden", Linear::new(4, 8, 0)).add(Relu).add_named("out", Linear::new(8, 2, 1));
+/// model.set_trainable("hidden.weight", false); // freeze the first layer's weight
+/// let summary = model.summary(&[32, 4]);
+/// assert_eq!(summary.layers[2].output_shape, [32, 2]);
+/// assert_eq!((summary.total_params(), summary.trainable_params(), summary.frozen_params()), (58, 26, 32));
+///
+/// let text = summary.to_string();
+/// assert!(text.starts_with("Input shape: [32, 4]"));
+/// assert!(text.ends_with("Total params: 58\nTrainable params: 26\nNon-trainable params: 32"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     /// The input shape the output shapes were computed for.
