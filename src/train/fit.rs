@@ -15,6 +15,38 @@ use crate::optim::{Optimizer, clip_grad_norm};
 use crate::{Element, Gradients, Tensor, no_grad};
 
 /// Where validation data comes from.
+///
+/// ```
+/// use tensorgrad::data::{DataLoader, TensorDataset};
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{FitOptions, Trainer, Validation};
+/// use tensorgrad::{Tensor, loss};
+///
+/// let x = Tensor::<f32>::arange(40).reshape(&[20, 2]).mul_scalar(0.05);
+/// let y = x.sum_dim(1, true);
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let mut trainer = Trainer::new(model, opt, mse);
+/// let base: FitOptions = FitOptions { epochs: 2, verbose: false, ..Default::default() };
+///
+/// // validation_split=0.25: the last 5 rows, set aside before shuffling.
+/// let split = FitOptions { validation: Validation::Split(0.25), ..base.clone() };
+/// let history = trainer.fit(&x, &y, &split)?;
+/// assert_eq!(history.names(), ["loss", "val_loss", "lr"]);
+///
+/// // validation_data=(x_val, y_val)
+/// let (x_val, y_val) = (x.narrow(0, 0, 4), y.narrow(0, 0, 4));
+/// let data = FitOptions { validation: Validation::Data(&x_val, &y_val), ..base.clone() };
+/// assert!(trainer.fit(&x, &y, &data)?.get("val_loss").is_some());
+///
+/// // A loader, for data read on demand.
+/// let loader = DataLoader::new(TensorDataset::new(&x_val, &y_val), 2);
+/// let loaded = FitOptions { validation: Validation::Loader(&loader), ..base };
+/// assert!(trainer.fit(&x, &y, &loaded)?.get("val_loss").is_some());
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub enum Validation<'a, E: Element = f32> {
     /// No validation.
@@ -32,6 +64,26 @@ pub enum Validation<'a, E: Element = f32> {
 
 /// Settings of [`Trainer::fit`] and [`Trainer::fit_loader`]; start from
 /// `FitOptions::default()`.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::train::{FitOptions, Validation};
+///
+/// let defaults: FitOptions = FitOptions::default();
+/// assert_eq!((defaults.epochs, defaults.batch_size, defaults.shuffle, defaults.verbose), (1, 32, true, true));
+///
+/// // model.fit(x, y, epochs=20, batch_size=64, validation_data=(x_val, y_val), verbose=0)
+/// let (x_val, y_val) = (Tensor::<f32>::zeros(&[10, 3]), Tensor::zeros(&[10, 1]));
+/// let options = FitOptions {
+///     epochs: 20,
+///     batch_size: 64,
+///     validation: Validation::Data(&x_val, &y_val),
+///     verbose: false,
+///     seed: 42, // the shuffling and the dropout masks
+///     ..Default::default()
+/// };
+/// assert_eq!(options.initial_epoch, 0);
+/// ```
 #[derive(Clone, Debug)]
 pub struct FitOptions<'a, E: Element = f32> {
     /// Passes over the training data (default 1).
@@ -84,6 +136,26 @@ impl<E: Element> Default for FitOptions<'_, E> {
 }
 
 /// The loss and metrics of a model on some data.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{Metric, Trainer};
+/// use tensorgrad::{Tensor, loss};
+///
+/// // A fixed model, p = x: half of the four predictions are on the right side of 0.5.
+/// let model = Linear::from_tensors(Tensor::from_vec(vec![1.0f32], &[1, 1]), None);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig::default());
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let mut trainer = Trainer::new(model, opt, mse).metrics(&[Metric::Accuracy]);
+/// let x = Tensor::from_vec(vec![0.9f32, 0.2, 0.6, 0.4], &[4, 1]);
+/// let y = Tensor::from_vec(vec![1.0f32, 0.0, 0.0, 1.0], &[4, 1]);
+/// let evaluation = trainer.evaluate(&x, &y, 2);
+/// assert_eq!(evaluation.get("accuracy"), Some(0.5));
+/// assert_eq!(evaluation.get("loss"), Some(evaluation.loss));
+/// assert!((evaluation.loss - (0.01 + 0.04 + 0.36 + 0.36) / 4.0).abs() < 1e-6);
+/// assert_eq!(evaluation.get("auc"), None); // not asked for
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     /// Mean loss over the samples.
@@ -744,6 +816,21 @@ fn val_loader<'v, E: Element>(op: &str, loader: &'v DataLoader<E>) -> ValSource<
 
 /// A model's outputs for every row of `x`, in batches, without building a graph. The model
 /// should be in evaluation mode.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Dropout, Linear, Module, Sequential};
+/// use tensorgrad::train::predict;
+///
+/// // y = 2x + 1
+/// let linear = Linear::from_tensors(Tensor::from_vec(vec![2.0f32], &[1, 1]), Some(Tensor::from_slice(&[1.0])));
+/// let mut model: Sequential = Sequential::new().add(Dropout::new(0.5, 0)).add(linear);
+/// model.eval(); // dropout off
+/// let x = Tensor::from_vec(vec![0.0f32, 1.0, 2.0, 3.0, 4.0], &[5, 1]);
+/// let y = predict(&model, &x, 2); // batches of 2, 2 and 1
+/// assert_eq!(y.to_vec(), [1.0, 3.0, 5.0, 7.0, 9.0]);
+/// assert!(!y.needs_grad());
+/// ```
 #[track_caller]
 pub fn predict<E: Element, M: Module<E> + ?Sized>(model: &M, x: &Tensor<E>, batch_size: usize) -> Tensor<E> {
     if batch_size == 0 {
