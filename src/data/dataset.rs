@@ -41,6 +41,19 @@ impl<E: Element> Sample<E> {
 }
 
 /// A mini-batch: samples stacked along a new dim 0 (each input and the target).
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::data::{DataLoader, TensorDataset};
+///
+/// let x = Tensor::<f32>::arange(12).reshape(&[6, 2]);
+/// let y = Tensor::from_slice(&[0.0f32, 1.0, 0.0, 1.0, 0.0, 1.0]);
+/// let loader = DataLoader::new(TensorDataset::new(&x, &y), 4);
+/// let batches: Vec<_> = loader.epoch(0).collect();
+/// assert_eq!(batches[0].inputs[0].shape(), &[4, 2]);
+/// assert_eq!(batches[0].target.shape(), &[4]);
+/// assert_eq!((batches[0].len(), batches[1].len()), (4, 2)); // the last batch is partial
+/// ```
 #[derive(Clone, Debug)]
 pub struct Batch<E: Element = f32> {
     /// The stacked inputs, each `[batch, …]`.

@@ -221,6 +221,23 @@ enum Source<E: Element> {
 }
 
 /// The batches of one epoch of a [`DataLoader`] ([`DataLoader::epoch`]).
+///
+/// An iterator that knows how many batches are left. Dropping it early (a `break`) stops the
+/// loading thread of a prefetching loader.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::data::{DataLoader, TensorDataset};
+///
+/// let (x, y) = (Tensor::<f32>::zeros(&[10, 3]), Tensor::<f32>::zeros(&[10]));
+/// let loader = DataLoader::new(TensorDataset::new(&x, &y), 4).prefetch(2);
+/// let mut batches = loader.epoch(0);
+/// assert_eq!(batches.len(), 3);
+/// let first = batches.next().unwrap();
+/// assert_eq!(first.inputs[0].shape(), &[4, 3]);
+/// assert_eq!(batches.len(), 2);
+/// drop(batches); // stops the loading thread
+/// ```
 pub struct EpochBatches<E: Element = f32> {
     source: Source<E>,
     remaining: usize,

@@ -8,6 +8,16 @@ use super::vocab_file;
 use crate::Result;
 
 /// Keras's default `filters`: ASCII punctuation except `'`, plus tab and newline.
+///
+/// ```
+/// use tensorgrad::data::{DEFAULT_FILTERS, Tokenizer, text_to_word_sequence};
+/// assert!(DEFAULT_FILTERS.contains('!') && !DEFAULT_FILTERS.contains('\''));
+/// // Keep hyphens inside words: the default filters without '-'.
+/// let filters: String = DEFAULT_FILTERS.chars().filter(|&c| c != '-').collect();
+/// assert_eq!(text_to_word_sequence("A well-made film!", &filters, true), ["a", "well-made", "film"]);
+/// let tokenizer = Tokenizer::new().with_filters(filters);
+/// assert_eq!(tokenizer.tokenize("Self-aware."), ["self-aware"]);
+/// ```
 pub const DEFAULT_FILTERS: &str = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n";
 
 /// The characters a tokenizer replaces by a separator, with a fast path for ASCII.
