@@ -213,7 +213,7 @@
 //!
 //! # Cargo features
 //!
-//! `plot` ([`History::plot`](train::History::plot), training curves as PNG or SVG) and
+//! `plot` (`History::plot`: training curves as PNG or SVG) and
 //! `progress` (progress bars in `fit`) are on by default; `default-features = false` leaves
 //! both out.
 #![warn(missing_docs)]

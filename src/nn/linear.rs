@@ -65,6 +65,18 @@ impl<E: Element> Linear<E> {
     }
 
     /// A layer over given tensors (`weight: [out, in]`, `bias: [out]`).
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::nn::{Linear, Module};
+    /// // y = [x0 + x1, x0 − x1] + [1, 0]
+    /// let w = Tensor::from_vec(vec![1.0f32, 1.0, 1.0, -1.0], &[2, 2]);
+    /// let fc = Linear::from_tensors(w, Some(Tensor::from_slice(&[1.0, 0.0])));
+    /// assert_eq!(fc.forward(&Tensor::from_vec(vec![3.0, 2.0], &[1, 2])).to_vec(), [6.0, 1.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `weight` is not 2-D or `bias` is not `[out]`.
     #[track_caller]
     pub fn from_tensors(weight: Tensor<E>, bias: Option<Tensor<E>>) -> Self {
         assert_eq!(weight.ndim(), 2, "Linear: weight must be 2-D [out, in], got {:?}", weight.shape());

@@ -64,6 +64,18 @@ impl<E: Element> Param<E> {
     /// Makes `value` the parameter (same identity if it is a leaf requiring a gradient).
     /// For functional use — evaluating a module at given parameter tensors, as `gradcheck`
     /// does. An optimizer built earlier keeps updating the previous tensor.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::nn::{Linear, Module};
+    /// let fc: Linear = Linear::new(2, 1, 0);
+    /// fc.weight().bind(Tensor::from_vec(vec![1.0, 2.0], &[1, 2]));
+    /// fc.bias().unwrap().bind(Tensor::zeros(&[1]));
+    /// assert_eq!(fc.forward(&Tensor::from_vec(vec![3.0, 4.0], &[1, 2])).to_vec(), [11.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `value` does not have the parameter's shape.
     #[track_caller]
     pub fn bind(&self, value: Tensor<E>) {
         let mut v = self.value.write().unwrap_or_else(|e| e.into_inner());

@@ -76,6 +76,16 @@ impl<E: Element> Sequential<E> {
     }
 
     /// Appends a module under a name (used in parameter names).
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Linear, Module, Relu, Sequential};
+    /// let model: Sequential = Sequential::new().add_named("encoder", Linear::new(4, 2, 0)).add(Relu);
+    /// assert_eq!(model.names(), ["encoder", "1"]);
+    /// assert_eq!(model.named_parameters()[0].0, "encoder.weight");
+    /// ```
+    ///
+    /// # Panics
+    /// If `name` is empty, contains a dot, or is already taken.
     #[track_caller]
     pub fn add_named(mut self, name: &str, module: impl Module<E> + 'static) -> Self {
         if name.is_empty() || name.contains('.') || self.layers.iter().any(|(n, _)| n == name) {
@@ -86,6 +96,18 @@ impl<E: Element> Sequential<E> {
     }
 
     /// The module called `name` (Keras's `model.get_layer(name)`), e.g. to run part of a model.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::nn::{Embedding, Linear, Module, Sequential};
+    /// let model: Sequential = Sequential::new()
+    ///     .add_named("embedding", Embedding::new(10, 4, 0))
+    ///     .add_named("head", Linear::new(4, 1, 1));
+    /// // The embedding alone: the vectors of two ids.
+    /// let vectors = model.get("embedding").unwrap().forward(&Tensor::from_slice(&[3.0, 7.0]));
+    /// assert_eq!(vectors.shape(), &[2, 4]);
+    /// assert!(model.get("lstm").is_none());
+    /// ```
     pub fn get(&self, name: &str) -> Option<&dyn Module<E>> {
         self.layers.iter().find(|(n, _)| n == name).map(|(_, m)| &**m as &dyn Module<E>)
     }
