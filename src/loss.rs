@@ -10,6 +10,18 @@ use std::borrow::Cow;
 use crate::{Element, Tensor};
 
 /// How per-element losses are combined.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::loss::{Reduction, l1};
+///
+/// let p = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]);
+/// let t = Tensor::from_slice(&[1.0f32, 0.0, 3.0, 0.0]);
+/// assert_eq!(l1(&p, &t, Reduction::None).to_vec(), [0.0, 2.0, 0.0, 4.0]); // shape [4]
+/// assert_eq!(l1(&p, &t, Reduction::Sum).item(), 6.0);
+/// assert_eq!(l1(&p, &t, Reduction::Mean).item(), 1.5);
+/// assert_eq!(Reduction::default(), Reduction::Mean);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reduction {
     /// The mean over all elements.
@@ -61,6 +73,16 @@ pub fn mse<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, reduction: Reductio
 }
 
 /// Mean absolute error, `|pred − target|`.
+///
+/// ```
+/// use tensorgrad::{Tensor, loss::{Reduction, l1}};
+/// let p = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).requires_grad();
+/// let t = Tensor::from_vec(vec![1.5f32, 0.0], &[2]);
+/// let loss = l1(&p, &t, Reduction::Mean);
+/// assert_eq!(loss.item(), 1.25);
+/// // The gradient is the sign of the error, over the number of elements.
+/// assert_eq!(loss.backward().get(&p).unwrap().to_vec(), [-0.5, 0.5]);
+/// ```
 #[track_caller]
 pub fn l1<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, reduction: Reduction) -> Tensor<E> {
     check_same_shape("l1", pred, target);
@@ -68,6 +90,14 @@ pub fn l1<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, reduction: Reduction
 }
 
 /// Huber loss: `½d²` where `|d| < delta`, else `delta·(|d| − ½delta)`, with `d = pred − target`.
+///
+/// ```
+/// use tensorgrad::{Tensor, loss::{Reduction, huber}};
+/// let p = Tensor::from_slice(&[0.5f64, 3.0]);
+/// let t = Tensor::zeros(&[2]);
+/// // ½·0.5² inside delta = 1, 1·(3 − ½) outside it
+/// assert_eq!(huber(&p, &t, 1.0, Reduction::None).to_vec(), [0.125, 2.5]);
+/// ```
 #[track_caller]
 pub fn huber<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, delta: f64, reduction: Reduction) -> Tensor<E> {
     check_same_shape("huber", pred, target);
@@ -85,6 +115,16 @@ pub fn huber<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, delta: f64, reduc
 /// As in Keras, `p` is clipped to `[ε, 1 − ε]` (ε = 1e-7), so a probability of exactly 0 or 1
 /// gives a large finite loss, never inf or NaN. Prefer [`bce_with_logits`] on the logits: it is
 /// exact and stable for any input.
+///
+/// ```
+/// use tensorgrad::{Tensor, loss::{Reduction, bce}};
+/// let p = Tensor::from_slice(&[0.9f64, 0.2, 1.0]);
+/// let y = Tensor::from_slice(&[1.0f64, 0.0, 0.0]);
+/// let l = bce(&p, &y, Reduction::None).to_vec();
+/// assert!((l[0] + 0.9f64.ln()).abs() < 1e-12); // −ln 0.9
+/// assert!((l[1] + 0.8f64.ln()).abs() < 1e-12); // −ln(1 − 0.2)
+/// assert!(l[2].is_finite() && l[2] > 16.0); // −ln 1e-7 ≈ 16.1, not infinity
+/// ```
 #[track_caller]
 pub fn bce<E: Element>(pred: &Tensor<E>, target: &Tensor<E>, reduction: Reduction) -> Tensor<E> {
     check_same_shape("bce", pred, target);

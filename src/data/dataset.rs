@@ -41,6 +41,19 @@ impl<E: Element> Sample<E> {
 }
 
 /// A mini-batch: samples stacked along a new dim 0 (each input and the target).
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::data::{DataLoader, TensorDataset};
+///
+/// let x = Tensor::<f32>::arange(12).reshape(&[6, 2]);
+/// let y = Tensor::from_slice(&[0.0f32, 1.0, 0.0, 1.0, 0.0, 1.0]);
+/// let loader = DataLoader::new(TensorDataset::new(&x, &y), 4);
+/// let batches: Vec<_> = loader.epoch(0).collect();
+/// assert_eq!(batches[0].inputs[0].shape(), &[4, 2]);
+/// assert_eq!(batches[0].target.shape(), &[4]);
+/// assert_eq!((batches[0].len(), batches[1].len()), (4, 2)); // the last batch is partial
+/// ```
 #[derive(Clone, Debug)]
 pub struct Batch<E: Element = f32> {
     /// The stacked inputs, each `[batch, …]`.
@@ -255,7 +268,50 @@ impl<E: Element> TensorDataset<E> {
     }
 
     /// Rows of each of `inputs` as the inputs of a model with several inputs, rows of `target`
-    /// as targets.
+    /// as targets. Each batch's inputs go to the model's
+    /// [`forward_many`](crate::nn::Module::forward_many) in this order.
+    ///
+    /// ```
+    /// use tensorgrad::data::{DataLoader, TensorDataset};
+    /// use tensorgrad::nn::{Linear, Module, Param, param_name};
+    /// use tensorgrad::optim::{Adam, AdamConfig};
+    /// use tensorgrad::train::{FitOptions, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// /// Two inputs, a branch each, outputs added.
+    /// struct TwoBranches {
+    ///     a: Linear,
+    ///     b: Linear,
+    /// }
+    ///
+    /// impl Module for TwoBranches {
+    ///     fn forward(&self, _x: &Tensor) -> Tensor {
+    ///         panic!("TwoBranches takes two inputs");
+    ///     }
+    ///     fn forward_many(&self, inputs: &[&Tensor]) -> Tensor {
+    ///         self.a.forward(inputs[0]) + self.b.forward(inputs[1])
+    ///     }
+    ///     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param)) {
+    ///         self.a.visit_params(&param_name(prefix, "a"), f);
+    ///         self.b.visit_params(&param_name(prefix, "b"), f);
+    ///     }
+    /// }
+    ///
+    /// // y = sum of the first input's features − the second input
+    /// let x1 = Tensor::<f32>::randn(&[64, 3], 0.0, 1.0, 0);
+    /// let x2 = Tensor::<f32>::randn(&[64, 1], 0.0, 1.0, 1);
+    /// let y = x1.sum_dim(1, true) - &x2;
+    /// let data = TensorDataset::with_inputs(&[x1, x2], &y);
+    /// let loader = DataLoader::new(data, 16).shuffle(true);
+    ///
+    /// let model = TwoBranches { a: Linear::new(3, 1, 2), b: Linear::new(1, 1, 3) };
+    /// let opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.05, ..Default::default() });
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse);
+    /// let history = trainer.fit_loader(&loader, &FitOptions { epochs: 60, verbose: false, ..Default::default() })?;
+    /// assert!(history.last("loss").unwrap() < 1e-3);
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
     ///
     /// # Panics
     /// If `inputs` is empty, a tensor is a scalar, or the numbers of rows differ.

@@ -9,6 +9,20 @@ use crate::error::{backticked, bare, listed, quoted};
 use crate::{Error, Result};
 
 /// The layout of a labelled text file.
+///
+/// ```
+/// use tensorgrad::data::{Format, ReadOptions, read_labelled};
+///
+/// // CSV quoting: a quoted field may hold commas, newlines and doubled quotes.
+/// let path = std::env::temp_dir().join(format!("tensorgrad-format-doc-{}.txt", std::process::id()));
+/// std::fs::write(&path, "label,text\n1,\"Funny, \"\"warm\"\", and short.\"\n0,Dull.\n")?;
+/// // The extension says nothing, so the format is given.
+/// assert_eq!(Format::from_path(&path), None);
+/// let data = read_labelled(&path, &ReadOptions::new().with_format(Format::Csv))?;
+/// assert_eq!(data.texts, ["Funny, \"warm\", and short.", "Dull."]);
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
     /// Tab-separated, one record per line, no quoting: a `"` is an ordinary character of the
@@ -49,6 +63,21 @@ impl Format {
 }
 
 /// How [`read_labelled`] reads a file.
+///
+/// ```
+/// use tensorgrad::data::{ReadOptions, read_labelled};
+///
+/// // A file whose columns have other names, and one row with a label that is not a number.
+/// let path = std::env::temp_dir().join(format!("tensorgrad-options-doc-{}.tsv", std::process::id()));
+/// std::fs::write(&path, "id\treview\tsentiment\n1\tWarm.\t1\n2\tDull.\t0\n3\tOdd.\t?\n")?;
+/// let options = ReadOptions::new().with_columns("sentiment", "review").with_skip_bad_rows(true);
+/// let data = read_labelled(&path, &options)?;
+/// assert_eq!(data.texts, ["Warm.", "Dull."]);
+/// assert_eq!(data.labels, [1.0, 0.0]);
+/// assert_eq!(data.skipped, 1);
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadOptions {
     /// The format; `None` (the default) chooses it from the file's extension.
@@ -100,6 +129,20 @@ impl ReadOptions {
 }
 
 /// A row that [`read_labelled`] skipped.
+///
+/// ```
+/// use tensorgrad::data::{ReadOptions, read_labelled};
+///
+/// let path = std::env::temp_dir().join(format!("tensorgrad-skipped-doc-{}.tsv", std::process::id()));
+/// std::fs::write(&path, "label\ttext\n1\tFine.\ngood\tNot a label.\n0\ttoo\tmany fields\n")?;
+/// let data = read_labelled(&path, &ReadOptions::new().with_skip_bad_rows(true))?;
+/// assert_eq!(data.texts, ["Fine."]);
+/// let lines: Vec<usize> = data.skipped_rows.iter().map(|row| row.line).collect();
+/// assert_eq!(lines, [3, 4]);
+/// assert!(data.skipped_rows[0].reason.contains("not a number"));
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SkippedRow {
     /// The 1-based line on which the row starts.
@@ -109,6 +152,19 @@ pub struct SkippedRow {
 }
 
 /// Texts with one numeric label each, as read by [`read_labelled`].
+///
+/// ```
+/// use tensorgrad::data::TextDataset;
+///
+/// let data = TextDataset {
+///     texts: (0..10).map(|i| format!("review {i}")).collect(),
+///     labels: (0..10).map(|i| (i % 2) as f32).collect(),
+///     ..Default::default()
+/// };
+/// let (train, test) = data.train_test_split(0.2, 42);
+/// assert_eq!((train.len(), test.len()), (8, 2));
+/// assert_eq!(data.subset(&[3, 0]).texts, ["review 3", "review 0"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TextDataset {
     /// The texts, in file order.

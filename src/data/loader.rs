@@ -128,6 +128,21 @@ impl<E: Element> DataLoader<E> {
 
     /// Reads the samples of each batch in parallel on rayon's thread pool with
     /// [`Dataset::get`], then stacks them (default off: one [`Dataset::get_batch`] call).
+    /// The batches are the same either way.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::data::{DataLoader, FnDataset, Sample};
+    /// // Samples that take a while to make (here: a sum), read 8 at a time in parallel.
+    /// let data = FnDataset::new(32, |i| {
+    ///     let x: f32 = (0..1000).map(|k| ((i * k) % 7) as f32).sum();
+    ///     Sample::new(Tensor::from_slice(&[x]), Tensor::scalar(i as f32))
+    /// });
+    /// let serial = DataLoader::new(data, 8).shuffle(true);
+    /// let parallel = serial.clone().parallel(true);
+    /// let targets = |l: &DataLoader| l.epoch(0).flat_map(|b| b.target.to_vec()).collect::<Vec<f32>>();
+    /// assert_eq!(targets(&serial), targets(&parallel));
+    /// ```
     pub fn parallel(mut self, parallel: bool) -> Self {
         self.parallel = parallel;
         self
@@ -162,6 +177,16 @@ impl<E: Element> DataLoader<E> {
 
     /// The order in which epoch `epoch` visits the samples (all of them, the dropped tail
     /// included).
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::data::{DataLoader, TensorDataset, permutation};
+    /// let data = TensorDataset::new(&Tensor::<f32>::zeros(&[6, 1]), &Tensor::zeros(&[6]));
+    /// let loader = DataLoader::new(data, 4);
+    /// assert_eq!(loader.order(3), [0, 1, 2, 3, 4, 5]); // no shuffling
+    /// let loader = loader.shuffle(true).seed(10);
+    /// assert_eq!(loader.order(3), permutation(6, 13)); // seed + epoch
+    /// ```
     pub fn order(&self, epoch: usize) -> Vec<usize> {
         let n = self.dataset.len();
         if self.shuffle { permutation(n, self.seed.wrapping_add(epoch as u64)) } else { (0..n).collect() }
@@ -221,6 +246,23 @@ enum Source<E: Element> {
 }
 
 /// The batches of one epoch of a [`DataLoader`] ([`DataLoader::epoch`]).
+///
+/// An iterator that knows how many batches are left. Dropping it early (a `break`) stops the
+/// loading thread of a prefetching loader.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::data::{DataLoader, TensorDataset};
+///
+/// let (x, y) = (Tensor::<f32>::zeros(&[10, 3]), Tensor::<f32>::zeros(&[10]));
+/// let loader = DataLoader::new(TensorDataset::new(&x, &y), 4).prefetch(2);
+/// let mut batches = loader.epoch(0);
+/// assert_eq!(batches.len(), 3);
+/// let first = batches.next().unwrap();
+/// assert_eq!(first.inputs[0].shape(), &[4, 3]);
+/// assert_eq!(batches.len(), 2);
+/// drop(batches); // stops the loading thread
+/// ```
 pub struct EpochBatches<E: Element = f32> {
     source: Source<E>,
     remaining: usize,

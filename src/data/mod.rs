@@ -1,4 +1,5 @@
-//! Text preprocessing and batching, in the style of Keras's `preprocessing` utilities.
+//! Getting data in: Keras-style text preprocessing, readers for CSV and labelled text files,
+//! seeded splits, and PyTorch-style datasets and loaders.
 //!
 //! - [`Tokenizer`]: Keras's `Tokenizer` — lower-casing, punctuation filtering, a vocabulary
 //!   ranked by word frequency, `num_words` and `oov_token` with Keras's exact semantics — plus a

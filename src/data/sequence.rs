@@ -3,6 +3,14 @@
 use crate::Tensor;
 
 /// Where [`pad_sequences`] adds padding to a short sequence (Keras's `padding`).
+///
+/// ```
+/// use tensorgrad::data::{Padding, Truncating, pad_sequences_ids};
+/// let seqs = [vec![1, 2]];
+/// assert_eq!(pad_sequences_ids(&seqs, Some(4), Padding::Pre, Truncating::Pre, 0), [vec![0, 0, 1, 2]]);
+/// assert_eq!(pad_sequences_ids(&seqs, Some(4), Padding::Post, Truncating::Pre, 0), [vec![1, 2, 0, 0]]);
+/// assert_eq!(Padding::default(), Padding::Pre); // Keras's default
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Padding {
     /// Before the sequence: `[0, 0, 1, 2]` (Keras's default, `'pre'`).
@@ -13,6 +21,14 @@ pub enum Padding {
 }
 
 /// Which end [`pad_sequences`] cuts from a long sequence (Keras's `truncating`).
+///
+/// ```
+/// use tensorgrad::data::{Padding, Truncating, pad_sequences_ids};
+/// let seqs = [vec![1, 2, 3, 4, 5]];
+/// assert_eq!(pad_sequences_ids(&seqs, Some(3), Padding::Pre, Truncating::Pre, 0), [vec![3, 4, 5]]);
+/// assert_eq!(pad_sequences_ids(&seqs, Some(3), Padding::Pre, Truncating::Post, 0), [vec![1, 2, 3]]);
+/// assert_eq!(Truncating::default(), Truncating::Pre); // Keras's default
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Truncating {
     /// Drop the first values, keep the last `maxlen` (Keras's default, `'pre'`).

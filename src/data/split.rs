@@ -62,6 +62,19 @@ pub fn train_test_split(n: usize, test_fraction: f64, seed: u64) -> (Vec<usize>,
 }
 
 /// Row indices split three ways by [`train_val_test_split`].
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::data::train_val_test_split;
+///
+/// let x = Tensor::<f32>::arange(20).reshape(&[10, 2]);
+/// let split = train_val_test_split(10, 0.2, 0.2, 7);
+/// let x_train = x.index_select(0, &split.train); // rows of x, as `x[train]` in NumPy
+/// assert_eq!(x_train.shape(), &[6, 2]);
+/// let mut all = [split.train.clone(), split.validation.clone(), split.test.clone()].concat();
+/// all.sort();
+/// assert_eq!(all, (0..10).collect::<Vec<_>>()); // every row exactly once
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Split {
     /// The training rows.
@@ -109,6 +122,15 @@ pub fn train_val_test_split(n: usize, validation_fraction: f64, test_fraction: f
 ///
 /// Every index appears in exactly one batch; all batches have `batch_size` indices except
 /// perhaps the last, which holds the remainder (as in Keras's `fit`).
+///
+/// ```
+/// use tensorgrad::data::batches;
+/// let mut it = batches(10, 4, Some(0)); // shuffled with seed 0
+/// assert_eq!(it.len(), 3); // an ExactSizeIterator
+/// let sizes: Vec<usize> = it.by_ref().map(|b| b.len()).collect();
+/// assert_eq!(sizes, [4, 4, 2]);
+/// assert_eq!(it.next(), None);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Batches {
     order: Vec<usize>,

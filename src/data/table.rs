@@ -51,6 +51,24 @@ impl From<usize> for Column {
 }
 
 /// How [`read_csv`] reads a file.
+///
+/// ```
+/// use tensorgrad::data::{CsvOptions, read_csv_from_reader};
+///
+/// // Semicolons, a date kept as text, two chosen features in a chosen order, a target.
+/// let csv = "date;temp;wind;rain;sales\n2024-01-01;3.5;10;0;120\n2024-01-02;4.0;5;1;95\n";
+/// let options = CsvOptions::new()
+///     .with_delimiter(b';')
+///     .with_text_columns(["date"])
+///     .with_features(["wind", "temp"])
+///     .with_target("sales");
+/// let table = read_csv_from_reader(csv.as_bytes(), "sales.csv", &options)?;
+/// assert_eq!(table.feature_names(), ["wind", "temp"]);
+/// assert_eq!(table.feature_row(1), Some(&[5.0, 4.0][..]));
+/// assert_eq!(table.text_column("date"), Some(&["2024-01-01".to_string(), "2024-01-02".to_string()][..]));
+/// assert_eq!(table.target_values(), Some(&[120.0, 95.0][..]));
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CsvOptions {
     /// Whether the first record is a header naming the columns (default `true`). Without one,
@@ -131,6 +149,27 @@ impl CsvOptions {
 
 /// A numeric table read by [`read_csv`]: `f64` features (row-major), an optional target, optional
 /// text columns, and the file line of every row, for error messages.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::data::{CsvOptions, read_csv_from_reader};
+///
+/// let csv = "x1,x2,label\n0.5,1.0,0\n1.5,2.0,1\n2.5,3.0,2\n";
+/// let table = read_csv_from_reader(csv.as_bytes(), "points.csv", &CsvOptions::new().with_target("label"))?;
+/// assert_eq!((table.len(), table.num_features(), table.target_name()), (3, 2, Some("label")));
+///
+/// // As tensors for a classifier: features [3, 2], class ids as a [3] tensor or a Vec.
+/// let x: Tensor = table.features();
+/// let y: Tensor = table.target().unwrap();
+/// assert_eq!((x.shape(), y.shape()), (&[3, 2][..], &[3][..]));
+/// assert_eq!(table.target_classes(Some(3))?, [0, 1, 2]);
+/// assert_eq!(table.column("x2"), Some(vec![1.0, 2.0, 3.0]));
+///
+/// // Rows keep their line in the file, for errors of your own.
+/// let rows = table.subset(&[2]);
+/// assert_eq!(rows.row_error(0, "an outlier").to_string(), "points.csv:4: an outlier");
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
     path: PathBuf,

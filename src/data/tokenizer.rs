@@ -8,6 +8,16 @@ use super::vocab_file;
 use crate::Result;
 
 /// Keras's default `filters`: ASCII punctuation except `'`, plus tab and newline.
+///
+/// ```
+/// use tensorgrad::data::{DEFAULT_FILTERS, Tokenizer, text_to_word_sequence};
+/// assert!(DEFAULT_FILTERS.contains('!') && !DEFAULT_FILTERS.contains('\''));
+/// // Keep hyphens inside words: the default filters without '-'.
+/// let filters: String = DEFAULT_FILTERS.chars().filter(|&c| c != '-').collect();
+/// assert_eq!(text_to_word_sequence("A well-made film!", &filters, true), ["a", "well-made", "film"]);
+/// let tokenizer = Tokenizer::new().with_filters(filters);
+/// assert_eq!(tokenizer.tokenize("Self-aware."), ["self-aware"]);
+/// ```
 pub const DEFAULT_FILTERS: &str = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n";
 
 /// The characters a tokenizer replaces by a separator, with a fast path for ASCII.
@@ -315,6 +325,15 @@ impl Tokenizer {
     ///
     /// As in Keras, an id at or above `num_words`, or with no word (padding id 0 included),
     /// becomes the OOV token if there is one and is dropped otherwise.
+    ///
+    /// ```
+    /// use tensorgrad::data::Tokenizer;
+    /// let mut tokenizer = Tokenizer::new().with_oov_token("<OOV>");
+    /// tokenizer.fit_on_texts(["the cat sat", "the dog"]);
+    /// let ids = tokenizer.texts_to_sequences(["The bird sat!"]);
+    /// assert_eq!(tokenizer.sequences_to_texts(&ids), ["the <OOV> sat"]); // lower-cased, filtered
+    /// assert_eq!(tokenizer.sequences_to_texts(&[vec![0, 2]]), ["<OOV> the"]); // padding id 0
+    /// ```
     pub fn sequences_to_texts<S: AsRef<[usize]>>(&self, sequences: &[S]) -> Vec<String> {
         sequences
             .iter()
@@ -352,6 +371,19 @@ impl Tokenizer {
     ///
     /// The ids are redundant (they follow from the counts and the order) and are checked on
     /// loading, which makes a damaged file very likely to be rejected.
+    ///
+    /// ```
+    /// use tensorgrad::data::Tokenizer;
+    /// let mut tokenizer = Tokenizer::new().with_num_words(100).with_oov_token("<OOV>");
+    /// tokenizer.fit_on_texts(["A tab\there", "and a newline\nthere"]);
+    /// let path = std::env::temp_dir().join(format!("tensorgrad-vocab-doc-{}.txt", std::process::id()));
+    /// tokenizer.save(&path)?;
+    /// let loaded = Tokenizer::load(&path)?;
+    /// assert_eq!(loaded, tokenizer);
+    /// assert_eq!(loaded.texts_to_sequences(["there and here"]), tokenizer.texts_to_sequences(["there and here"]));
+    /// std::fs::remove_file(&path).ok();
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`](crate::Error::Io) if the file cannot be written or renamed.

@@ -3,8 +3,10 @@
 //! A safetensors file is an 8-byte little-endian header length, a JSON header naming each
 //! tensor with its dtype, shape and byte range, and the raw little-endian values. Files written
 //! here are read by `safetensors.torch.load_file`, and files written by PyTorch are read here:
-//! [`Lstm`](crate::nn::Lstm) and [`Linear`](crate::nn::Linear) use PyTorch's parameter names and
-//! shapes, so a `state_dict` moves between the two.
+//! [`Linear`](crate::nn::Linear), [`Embedding`](crate::nn::Embedding),
+//! [`Lstm`](crate::nn::Lstm) and [`Gru`](crate::nn::Gru) use PyTorch's parameter names and
+//! shapes, and [`Sequential`](crate::nn::Sequential) names its layers as `nn.Sequential` does,
+//! so a `state_dict` moves between the two.
 //!
 //! - [`save_tensors`] / [`load_tensors`]: named tensors, plus string metadata.
 //! - [`save_model`] / [`load_model`]: a [`Module`](crate::nn::Module)'s parameters, by their

@@ -35,6 +35,27 @@ const PREFIX: usize = 8;
 /// target, which is flushed, synced (`sync_all`) and then renamed over `path`. If anything fails
 /// the temporary file is removed and an existing file at `path` is left untouched.
 ///
+/// ```
+/// use tensorgrad::{Tensor, io};
+///
+/// let path = std::env::temp_dir().join(format!("tensorgrad-save-tensors-doc-{}.safetensors", std::process::id()));
+/// let embeddings = Tensor::from_vec(vec![0.5f32, -1.0, 2.0, 0.0], &[2, 2]);
+/// let scale = Tensor::scalar(3.0f32);
+/// let tensors = vec![("embeddings".to_string(), embeddings), ("scale".to_string(), scale)];
+/// io::save_tensors(&path, &tensors, &[("source".to_string(), "example".to_string())])?;
+///
+/// let loaded = io::load_tensors::<f32>(&path)?;
+/// assert_eq!(loaded[0].0, "embeddings");
+/// assert_eq!(loaded[0].1.to_vec(), [0.5, -1.0, 2.0, 0.0]);
+/// assert_eq!(loaded[1].1.shape(), &[] as &[usize]); // a scalar stays a scalar
+///
+/// // Two tensors under one name are refused before anything is written.
+/// let twice = vec![("w".to_string(), Tensor::<f32>::zeros(&[1])), ("w".to_string(), Tensor::zeros(&[1]))];
+/// assert!(io::save_tensors(&path, &twice, &[]).is_err());
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
+///
 /// # Errors
 /// [`Error::InvalidName`] for a duplicate tensor name or metadata key, or a tensor named
 /// `__metadata__`; [`Error::Io`] if the directory does not exist or a write, sync or rename
@@ -50,6 +71,19 @@ pub fn save_tensors<E: Element>(
 }
 
 /// The bytes of the safetensors file [`save_tensors`] would write.
+///
+/// ```
+/// use tensorgrad::{Tensor, io};
+///
+/// let tensors = vec![("w".to_string(), Tensor::from_vec(vec![1.0f32, 2.0], &[2]))];
+/// let bytes = io::save_tensors_to_bytes(&tensors, &[])?;
+/// // An 8-byte little-endian header length, the JSON header, then the 8 bytes of data.
+/// let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+/// assert_eq!(bytes.len(), 8 + header_len + 8);
+/// assert!(std::str::from_utf8(&bytes[8..8 + header_len]).unwrap().contains("\"dtype\":\"F32\""));
+/// assert_eq!(io::load_tensors_from_bytes::<f32>(&bytes)?[0].1.to_vec(), [1.0, 2.0]);
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 ///
 /// # Errors
 /// [`Error::InvalidName`] for a duplicate tensor name or metadata key, or a tensor named
@@ -120,10 +154,10 @@ impl<E: Element> View for Encoded<'_, E> {
 /// Crash-safe like [`save_tensors`].
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, io, nn::{Linear, Module}};
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let trained = Linear::<f32>::new(3, 2, &mut rng);
 /// let path = std::env::temp_dir().join(format!("tensorgrad-doc-save-{}.safetensors", std::process::id()));
 /// io::save_model(&trained, &path)?;
@@ -146,10 +180,10 @@ pub fn save_model<E: Element, M: Module<E> + ?Sized>(model: &M, path: impl AsRef
 /// network or write with your own I/O; [`load_model_from_bytes`] reads them back.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, io, nn::{Linear, Module}};
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let trained = Linear::<f32>::new(3, 2, &mut rng);
 /// let bytes = io::save_model_to_bytes(&trained)?;
 ///
@@ -173,6 +207,24 @@ pub fn save_model_to_bytes<E: Element, M: Module<E> + ?Sized>(model: &M) -> Resu
 /// Reads every tensor of a safetensors file, in the order of their data in the file (for files
 /// written by [`save_tensors`] or PyTorch, sorted by name). The tensors are constants; call
 /// [`Tensor::requires_grad`] to train them.
+///
+/// ```
+/// use tensorgrad::{Error, Tensor, io};
+///
+/// // A file PyTorch could have written: safetensors.torch.save_file({"weight": w}, path)
+/// let path = std::env::temp_dir().join(format!("tensorgrad-load-tensors-doc-{}.safetensors", std::process::id()));
+/// io::save_tensors(&path, &[("weight".to_string(), Tensor::<f64>::ones(&[2, 3]))], &[])?;
+///
+/// let tensors = io::load_tensors::<f64>(&path)?;
+/// let (name, weight) = &tensors[0];
+/// assert_eq!((name.as_str(), weight.shape()), ("weight", &[2, 3][..]));
+/// assert!(!weight.needs_grad());
+///
+/// // The element type must match: F64 values do not load as f32.
+/// assert!(matches!(io::load_tensors::<f32>(&path), Err(Error::DType { .. })));
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 ///
 /// # Errors
 /// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not a valid safetensors
@@ -205,6 +257,18 @@ pub fn load_tensors_from_bytes<E: Element>(bytes: &[u8]) -> Result<Vec<(String, 
 
 /// The string metadata of a safetensors file (its header's `__metadata__`), sorted by key.
 ///
+/// ```
+/// use tensorgrad::nn::Linear;
+/// use tensorgrad::io;
+///
+/// let path = std::env::temp_dir().join(format!("tensorgrad-metadata-doc-{}.safetensors", std::process::id()));
+/// let model: Linear = Linear::new(2, 1, 0);
+/// io::save_model(&model, &path)?; // writes {"format": "pt"}, as PyTorch's weights carry
+/// assert_eq!(io::load_metadata(&path)?, [("format".to_string(), "pt".to_string())]);
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
+///
 /// # Errors
 /// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not a valid safetensors
 /// file.
@@ -215,6 +279,17 @@ pub fn load_metadata(path: impl AsRef<Path>) -> Result<Vec<(String, String)>> {
 }
 
 /// [`load_metadata`] from the bytes of a file held in memory.
+///
+/// ```
+/// use tensorgrad::{Tensor, io};
+///
+/// let meta = [("epoch".to_string(), "3".to_string()), ("author".to_string(), "me".to_string())];
+/// let bytes = io::save_tensors_to_bytes(&[("w".to_string(), Tensor::<f32>::zeros(&[1]))], &meta)?;
+/// let read = io::load_metadata_from_bytes(&bytes)?;
+/// assert_eq!(read, [("author".to_string(), "me".to_string()), ("epoch".to_string(), "3".to_string())]);
+/// assert!(io::load_metadata_from_bytes(&bytes[..4]).is_err()); // truncated
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 ///
 /// # Errors
 /// [`Error::Format`] if the bytes are not a valid safetensors file.
@@ -232,10 +307,10 @@ pub fn load_metadata_from_bytes(bytes: &[u8]) -> Result<Vec<(String, String)>> {
 /// optimizer holding those tensors keeps training them.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Error, io, nn::{Linear, Module}};
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+/// let mut rng = StdRng::seed_from_u64(1);
 /// let path = std::env::temp_dir().join(format!("tensorgrad-doc-load-{}.safetensors", std::process::id()));
 /// io::save_model(&Linear::<f32>::new(4, 2, &mut rng), &path)?;
 ///
@@ -264,10 +339,10 @@ pub fn load_model<E: Element, M: Module<E> + ?Sized>(model: &M, path: impl AsRef
 /// [`Error::Format`], never a panic, and the model changes only if everything matches.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Error, io, nn::Linear};
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+/// let mut rng = StdRng::seed_from_u64(2);
 /// let bytes = io::save_model_to_bytes(&Linear::<f32>::new(4, 2, &mut rng))?;
 /// let model = Linear::<f32>::new(4, 2, &mut rng);
 /// let err = io::load_model_from_bytes(&model, &bytes[..bytes.len() - 1]).unwrap_err();

@@ -5,6 +5,21 @@ use super::module::{Module, Param};
 use crate::{Element, Tensor};
 
 /// An activation function, as a value (Keras's `activation=` argument).
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Activation, Dense, Module};
+///
+/// let x = Tensor::from_vec(vec![-2.0f32, 0.0, 3.0], &[3]);
+/// assert_eq!(Activation::Relu.apply(&x).to_vec(), [0.0, 0.0, 3.0]);
+/// assert_eq!(Activation::LeakyRelu(0.5).apply(&x).to_vec(), [-1.0, 0.0, 3.0]);
+/// assert_eq!(Activation::Relu.name(), "ReLU");
+///
+/// // Dense(4, activation="sigmoid"): every output in (0, 1)
+/// let head: Dense = Dense::new(3, 4, Some(Activation::Sigmoid), 0);
+/// let p = head.forward(&Tensor::ones(&[2, 3]));
+/// assert!(p.to_vec().iter().all(|&v| v > 0.0 && v < 1.0));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
     /// The identity.
@@ -73,31 +88,73 @@ macro_rules! activation_module {
 
 activation_module!(
     /// Logistic sigmoid, elementwise. Any shape in, same shape out.
+    ///
+    /// ```
+    /// use tensorgrad::{Tensor, nn::{Module, Sigmoid}};
+    /// assert_eq!(Sigmoid.forward(&Tensor::<f32>::zeros(&[2])).to_vec(), [0.5, 0.5]);
+    /// ```
     Sigmoid,
     Activation::Sigmoid
 );
 activation_module!(
     /// `max(x, 0)`, elementwise. Any shape in, same shape out.
+    ///
+    /// ```
+    /// use tensorgrad::{Tensor, nn::{Linear, Module, Relu, Sequential}};
+    /// assert_eq!(Relu.forward(&Tensor::from_slice(&[-1.0f32, 2.0])).to_vec(), [0.0, 2.0]);
+    /// // Between two layers, as nn.ReLU() in an nn.Sequential:
+    /// let mlp: Sequential = Sequential::new().add(Linear::new(4, 8, 0)).add(Relu).add(Linear::new(8, 1, 1));
+    /// assert_eq!(mlp.forward(&Tensor::ones(&[3, 4])).shape(), &[3, 1]);
+    /// ```
     Relu,
     Activation::Relu
 );
 activation_module!(
     /// Hyperbolic tangent, elementwise. Any shape in, same shape out.
+    ///
+    /// ```
+    /// use tensorgrad::{Tensor, nn::{Module, Tanh}};
+    /// let y = Tanh.forward(&Tensor::from_slice(&[0.0f64, 100.0]));
+    /// assert_eq!(y.to_vec(), [0.0, 1.0]);
+    /// ```
     Tanh,
     Activation::Tanh
 );
 activation_module!(
     /// Softmax over the last dim. Any shape in, same shape out.
+    ///
+    /// ```
+    /// use tensorgrad::{Tensor, nn::{Module, Softmax}};
+    /// let p = Softmax.forward(&Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 0.0, 0.0, 0.0], &[2, 3]));
+    /// let rows = p.sum_dim(1, false).to_vec();
+    /// assert!(rows.iter().all(|s| (s - 1.0).abs() < 1e-12));
+    /// assert!((p.get(&[1, 0]) - 1.0 / 3.0).abs() < 1e-12);
+    /// ```
     Softmax,
     Activation::Softmax
 );
 activation_module!(
-    /// GELU (exact, erf-based), elementwise.
+    /// GELU (exact, erf-based), elementwise: `x·Φ(x)`, with `Φ` the standard normal CDF.
+    ///
+    /// ```
+    /// use tensorgrad::{Tensor, nn::{Gelu, Module}};
+    /// let y = Gelu.forward(&Tensor::from_slice(&[0.0f64, 1.0, 10.0])).to_vec();
+    /// assert_eq!(y[0], 0.0);
+    /// assert!((y[1] - 0.841_344_746).abs() < 1e-8); // Φ(1)
+    /// assert!((y[2] - 10.0).abs() < 1e-12);
+    /// ```
     Gelu,
     Activation::Gelu
 );
 
 /// Leaky ReLU: `x` for x > 0, `slope · x` otherwise (PyTorch's default slope is 0.01).
+///
+/// ```
+/// use tensorgrad::{Tensor, nn::{LeakyRelu, Module}};
+/// assert_eq!(LeakyRelu::default().0, 0.01);
+/// let y = LeakyRelu(0.25).forward(&Tensor::from_slice(&[-4.0f32, 2.0]));
+/// assert_eq!(y.to_vec(), [-1.0, 2.0]);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct LeakyRelu(pub f64);
 

@@ -71,6 +71,19 @@ impl ScaledDotProductAttention {
     /// If a tensor has fewer than 2 dims, the query and key sizes differ, key and value have
     /// different numbers of steps, the batch dims do not broadcast, or the mask does not
     /// broadcast to the scores.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::nn::ScaledDotProductAttention;
+    ///
+    /// // A causal mask over 3 steps: step t sees steps 0..=t.
+    /// let causal = Tensor::from_vec(vec![1.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0], &[3, 3]);
+    /// let x = Tensor::<f32>::zeros(&[1, 3, 2]); // equal scores: each step averages what it sees
+    /// let v = Tensor::from_vec(vec![3.0f32, 6.0, 9.0], &[1, 3, 1]);
+    /// let out = ScaledDotProductAttention::new().attend(&x, &x, &v, Some(&causal));
+    /// let means = out.to_vec();
+    /// assert!([3.0, 4.5, 6.0].iter().zip(&means).all(|(e, m)| (e - m).abs() < 1e-5));
+    /// ```
     #[track_caller]
     pub fn attend<E: Element>(
         &self,

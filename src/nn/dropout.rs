@@ -80,6 +80,17 @@ impl Dropout {
     ///
     /// Successive masks are independent draws; inside a [`StepKey`](super::StepKey) scope they
     /// depend only on the key, the module's seed and how many masks it drew before in the scope.
+    ///
+    /// ```
+    /// use tensorgrad::nn::Dropout;
+    /// let mut drop = Dropout::new(0.25, 7);
+    /// let mask = drop.mask::<f32>(&[1000]).to_vec();
+    /// assert!(mask.iter().all(|&m| m == 0.0 || m == 1.0 / 0.75));
+    /// let dropped = mask.iter().filter(|&&m| m == 0.0).count();
+    /// assert!((150..350).contains(&dropped)); // about a quarter
+    /// drop.set_training(false);
+    /// assert_eq!(drop.mask::<f32>(&[3]).to_vec(), [1.0; 3]);
+    /// ```
     pub fn mask<E: Element>(&self, shape: &[usize]) -> Tensor<E> {
         if !self.training || self.p == 0.0 {
             return Tensor::ones(shape);

@@ -19,9 +19,9 @@ use crate::{Element, Tensor};
 /// skip the padded steps.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Embedding, Module}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let emb = Embedding::new(10, 4, &mut rng);
 /// let ids = Tensor::from_vec(vec![1.0f32, 5.0, 9.0, 0.0], &[2, 2]);
 /// assert_eq!(emb.forward(&ids).shape(), &[2, 2, 4]);
@@ -72,6 +72,22 @@ impl<E: Element> Embedding<E> {
     }
 
     /// Sets the padding id: its row is zeroed now and gets no gradient (PyTorch's `padding_idx`).
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::nn::{Embedding, Module};
+    /// let emb: Embedding = Embedding::new(5, 3, 0).with_padding_idx(0);
+    /// let ids = Tensor::from_vec(vec![2.0, 0.0], &[1, 2]);
+    /// let out = emb.forward(&ids);
+    /// assert_eq!(out.narrow(1, 1, 1).to_vec(), [0.0; 3]); // the padding row is zero
+    /// let grads = out.sum().backward();
+    /// let g = grads.get(&emb.weight().value()).unwrap();
+    /// assert_eq!(g.narrow(0, 0, 1).to_vec(), [0.0; 3]); // and learns nothing
+    /// assert_eq!(g.narrow(0, 2, 1).to_vec(), [1.0; 3]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `id` is not below the vocabulary size.
     #[track_caller]
     pub fn with_padding_idx(mut self, id: usize) -> Self {
         let (n, d) = (self.num_embeddings(), self.embedding_dim());
@@ -105,6 +121,18 @@ impl<E: Element> Embedding<E> {
     }
 
     /// Looks up integer ids; `shape` is the shape of the id array.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::nn::Embedding;
+    /// let emb = Embedding::from_tensor(Tensor::from_vec(vec![0.0f32, 0.0, 1.0, 1.0, 2.0, 2.0], &[3, 2]));
+    /// let out = emb.forward_ids(&[2, 1, 1, 0], &[2, 2]);
+    /// assert_eq!(out.shape(), &[2, 2, 2]);
+    /// assert_eq!(out.to_vec(), [2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If an id is not below the vocabulary size, or the ids do not fill `shape`.
     #[track_caller]
     pub fn forward_ids(&self, ids: &[usize], shape: &[usize]) -> Tensor<E> {
         let n = self.num_embeddings();

@@ -10,6 +10,26 @@ use rand_distr::{Distribution, Normal, Uniform};
 use crate::{Element, RngSource, Tensor};
 
 /// How to initialise a tensor.
+///
+/// ```
+/// use tensorgrad::nn::{Init, Linear};
+///
+/// // Glorot uniform for a [4, 3] weight: |w| ≤ √(6 / (3 + 4)).
+/// let w = Init::GlorotUniform.tensor::<f32>(&[4, 3], 0);
+/// assert!(w.to_vec().iter().all(|v| v.abs() <= (6.0f32 / 7.0).sqrt()));
+///
+/// // An orthogonal matrix: Q·Qᵀ = I.
+/// let q = Init::Orthogonal(1.0).tensor::<f64>(&[3, 3], 1);
+/// let qqt = q.matmul(&q.t()).to_vec();
+/// for (i, v) in qqt.iter().enumerate() {
+///     let identity = if i % 4 == 0 { 1.0 } else { 0.0 };
+///     assert!((v - identity).abs() < 1e-12);
+/// }
+///
+/// // Keras's Dense initialisation on a PyTorch-style layer.
+/// let fc: Linear = Linear::with_init(3, 4, Init::GlorotUniform, Some(Init::Zeros), 2);
+/// assert_eq!(fc.bias().unwrap().value().to_vec(), [0.0; 4]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     /// All zeros.
@@ -62,6 +82,13 @@ impl Init {
 }
 
 /// `(fan_in, fan_out)` of a weight shape in PyTorch's `[out, in, …]` layout.
+///
+/// ```
+/// use tensorgrad::nn::init::fans;
+/// assert_eq!(fans(&[8, 4]), (4, 8)); // a Linear(4, 8) weight
+/// assert_eq!(fans(&[16, 3, 5, 5]), (75, 400)); // a 5×5 convolution kernel, 3 → 16 channels
+/// assert_eq!(fans(&[10]), (10, 10));
+/// ```
 pub fn fans(shape: &[usize]) -> (usize, usize) {
     match shape {
         [] => (1, 1),

@@ -22,9 +22,9 @@ use crate::{Element, PackedMatrix, Tensor};
 /// once ([`PackedMatrix`]), kept until the weight changes, with the bias added in the same pass.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Linear, Module}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let fc: Linear = Linear::new(3, 2, &mut rng); // Linear<f32>
 /// let y = fc.forward(&Tensor::ones(&[4, 3]));
 /// assert_eq!(y.shape(), &[4, 2]);
@@ -65,6 +65,18 @@ impl<E: Element> Linear<E> {
     }
 
     /// A layer over given tensors (`weight: [out, in]`, `bias: [out]`).
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::nn::{Linear, Module};
+    /// // y = [x0 + x1, x0 − x1] + [1, 0]
+    /// let w = Tensor::from_vec(vec![1.0f32, 1.0, 1.0, -1.0], &[2, 2]);
+    /// let fc = Linear::from_tensors(w, Some(Tensor::from_slice(&[1.0, 0.0])));
+    /// assert_eq!(fc.forward(&Tensor::from_vec(vec![3.0, 2.0], &[1, 2])).to_vec(), [6.0, 1.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `weight` is not 2-D or `bias` is not `[out]`.
     #[track_caller]
     pub fn from_tensors(weight: Tensor<E>, bias: Option<Tensor<E>>) -> Self {
         assert_eq!(weight.ndim(), 2, "Linear: weight must be 2-D [out, in], got {:?}", weight.shape());
@@ -142,9 +154,9 @@ impl<E: Element> Module<E> for Linear<E> {
 /// input `[…, in_features]` → output `[…, units]`. Parameter names are `weight` and `bias`.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Activation, Dense, Module}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let head: Dense = Dense::new(128, 1, Some(Activation::Sigmoid), &mut rng);
 /// let p = head.forward(&Tensor::zeros(&[8, 128]));
 /// assert!(p.to_vec().iter().all(|&v| v > 0.0 && v < 1.0));

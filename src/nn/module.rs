@@ -10,6 +10,27 @@ use crate::{Element, Tensor};
 /// The value is a leaf that requires a gradient; an optimizer overwrites it in place between
 /// steps. A frozen parameter takes part in the forward pass as a constant: no gradient reaches
 /// it, and [`Module::parameters`] leaves it out.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::Param;
+///
+/// let p = Param::new(Tensor::from_vec(vec![1.0f32, 2.0], &[2]));
+/// // Use `tensor()` in the forward pass; `value()` is the leaf its gradient is keyed by.
+/// let grads = (p.tensor() * 3.0).sum().backward();
+/// assert_eq!(grads.get(&p.value()).unwrap().to_vec(), [3.0, 3.0]);
+///
+/// // Frozen, it is a constant: no gradient.
+/// p.set_trainable(false);
+/// assert!(!p.tensor().needs_grad());
+/// assert!((p.tensor() * 3.0).sum().backward().is_empty());
+///
+/// // A clone is a deep copy: updating one leaves the other alone.
+/// let copy = p.clone();
+/// p.value().update_(|v| v[0] = 10.0);
+/// assert_eq!(copy.value().to_vec(), [1.0, 2.0]);
+/// assert!(!copy.is_trainable());
+/// ```
 #[derive(Debug)]
 pub struct Param<E: Element = f32> {
     value: RwLock<Tensor<E>>,
@@ -43,6 +64,18 @@ impl<E: Element> Param<E> {
     /// Makes `value` the parameter (same identity if it is a leaf requiring a gradient).
     /// For functional use — evaluating a module at given parameter tensors, as `gradcheck`
     /// does. An optimizer built earlier keeps updating the previous tensor.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::nn::{Linear, Module};
+    /// let fc: Linear = Linear::new(2, 1, 0);
+    /// fc.weight().bind(Tensor::from_vec(vec![1.0, 2.0], &[1, 2]));
+    /// fc.bias().unwrap().bind(Tensor::zeros(&[1]));
+    /// assert_eq!(fc.forward(&Tensor::from_vec(vec![3.0, 4.0], &[1, 2])).to_vec(), [11.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `value` does not have the parameter's shape.
     #[track_caller]
     pub fn bind(&self, value: Tensor<E>) {
         let mut v = self.value.write().unwrap_or_else(|e| e.into_inner());
@@ -75,6 +108,22 @@ impl<E: Element> Clone for Param<E> {
 
 /// A padding mask travelling with a batch of sequences: shape `[batch, seq]`, 1 for a real
 /// step and 0 for padding (Keras `mask_zero` semantics).
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Embedding, Mask, Module};
+///
+/// let mask = Mask::<f32>::from_lengths(&[3, 1], 4);
+/// assert_eq!(mask.0.to_vec(), [1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+/// assert_eq!(mask.lengths(), [3, 1]);
+///
+/// // An embedding with `mask_zero` makes one from the padding ids (0).
+/// let emb: Embedding = Embedding::new(10, 4, 0).with_mask_zero(true);
+/// let ids = Tensor::from_vec(vec![5.0, 2.0, 0.0, 0.0, 7.0, 0.0, 0.0, 0.0], &[2, 4]);
+/// let (vectors, mask) = emb.forward_masked(&ids, None);
+/// assert_eq!(vectors.shape(), &[2, 4, 4]);
+/// assert_eq!(mask.unwrap().lengths(), [2, 1]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Mask<E: Element = f32>(pub Tensor<E>);
 

@@ -13,6 +13,24 @@ use crate::ops::matmul::WeightPack;
 use crate::{Element, PackedMatrix, Tensor};
 
 /// Settings of an [`Lstm`] or a [`Gru`]. Start from [`RnnConfig::new`] and change fields.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Lstm, LstmConfig, Module};
+///
+/// // nn.LSTM(8, 16, num_layers=2, bidirectional=True, dropout=0.1), returning every step
+/// let config = LstmConfig {
+///     num_layers: 2,
+///     bidirectional: true,
+///     layer_dropout: 0.1,
+///     return_sequences: true,
+///     ..LstmConfig::new(8, 16)
+/// };
+/// let lstm: Lstm = Lstm::new(config, 0);
+/// assert_eq!(lstm.forward(&Tensor::zeros(&[4, 10, 8])).shape(), &[4, 10, 32]); // 2 directions
+/// assert_eq!(lstm.named_parameters().len(), 16); // 4 tensors × 2 layers × 2 directions
+/// assert_eq!(lstm.named_parameters()[4].0, "weight_ih_l0_reverse");
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct RnnConfig {
     /// Features per input step.
@@ -46,9 +64,26 @@ pub struct RnnConfig {
 }
 
 /// The LSTM's settings (the same fields as every recurrent layer).
+///
+/// ```
+/// use tensorgrad::nn::{Lstm, LstmConfig, Module};
+/// // keras.layers.LSTM(128, dropout=0.2, recurrent_dropout=0.2) on 16 input features
+/// let config = LstmConfig { dropout: 0.2, recurrent_dropout: 0.2, ..LstmConfig::new(16, 128) };
+/// let lstm: Lstm = Lstm::new(config, 0);
+/// assert_eq!(lstm.describe(), "LSTM(16, 128, dropout=0.2, recurrent_dropout=0.2)");
+/// ```
 pub type LstmConfig = RnnConfig;
 
 /// The GRU's settings (the same fields as every recurrent layer).
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Gru, GruConfig, Module};
+/// let gru: Gru = Gru::new(GruConfig { return_sequences: true, ..GruConfig::new(3, 4) }, 0);
+/// assert_eq!(gru.forward(&Tensor::ones(&[2, 5, 3])).shape(), &[2, 5, 4]);
+/// let (name, weight) = &gru.named_parameters()[0];
+/// assert_eq!((name.as_str(), weight.shape()), ("weight_ih_l0", &[12, 3][..])); // 3 gates × 4
+/// ```
 pub type GruConfig = RnnConfig;
 
 impl RnnConfig {
@@ -72,6 +107,25 @@ impl RnnConfig {
 
 /// The `(h, c)` state of every layer and direction: each `[num_layers · dirs, B, H]`, ordered
 /// as in PyTorch (layer 0 forward, layer 0 reverse, layer 1 forward, …).
+///
+/// Give a state to [`Lstm::forward_full`] to start from it instead of zeros, for instance to
+/// run a long sequence in pieces:
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Lstm, LstmConfig};
+///
+/// let lstm: Lstm = Lstm::new(LstmConfig::new(2, 3), 0);
+/// let x = Tensor::randn(&[1, 6, 2], 0.0, 1.0, 1);
+/// let whole = lstm.forward_full(&x, None, None);
+///
+/// // The same sequence in two halves, the second starting from the first's final state.
+/// let first = lstm.forward_full(&x.narrow(1, 0, 3), None, None);
+/// let second = lstm.forward_full(&x.narrow(1, 3, 3), Some(&first.state), None);
+/// assert_eq!(second.state.h.shape(), &[1, 1, 3]); // [layers · directions, batch, hidden]
+/// let (a, b) = (whole.state.h.to_vec(), second.state.h.to_vec());
+/// assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-6));
+/// ```
 #[derive(Clone, Debug)]
 pub struct LstmState<E: Element = f32> {
     /// Hidden state.
@@ -80,7 +134,23 @@ pub struct LstmState<E: Element = f32> {
     pub c: Tensor<E>,
 }
 
-/// Everything an LSTM pass produces.
+/// Everything an LSTM pass produces: PyTorch's `output, (h_n, c_n)`.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Lstm, LstmConfig, Module};
+///
+/// let lstm: Lstm = Lstm::new(LstmConfig::new(2, 3), 0);
+/// let x = Tensor::randn(&[2, 5, 2], 0.0, 1.0, 1);
+/// let out = lstm.forward_full(&x, None, None);
+/// assert_eq!(out.output.shape(), &[2, 5, 3]);
+/// assert_eq!(out.state.c.shape(), &[1, 2, 3]);
+/// // One layer, one direction, no padding: the last step of the output is the final state,
+/// // which is also what `forward` returns.
+/// let h_n = out.state.h.squeeze(0);
+/// assert_eq!(out.output.narrow(1, 4, 1).squeeze(1).to_vec(), h_n.to_vec());
+/// assert_eq!(lstm.forward(&x).to_vec(), h_n.to_vec());
+/// ```
 #[derive(Clone, Debug)]
 pub struct LstmOutput<E: Element = f32> {
     /// The last layer's output at every step, `[B, T, H·dirs]` (zero at padded steps).
@@ -89,7 +159,23 @@ pub struct LstmOutput<E: Element = f32> {
     pub state: LstmState<E>,
 }
 
-/// Everything a GRU pass produces.
+/// Everything a GRU pass produces: PyTorch's `output, h_n`.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Gru, GruConfig, Mask};
+///
+/// let gru: Gru = Gru::new(GruConfig::new(2, 3), 0);
+/// let x = Tensor::randn(&[2, 4, 2], 0.0, 1.0, 1);
+/// // The second sequence has two real steps, then padding.
+/// let out = gru.forward_full(&x, None, Some(&Mask::from_lengths(&[4, 2], 4)));
+/// assert_eq!(out.h.shape(), &[1, 2, 3]);
+/// let second = out.output.narrow(0, 1, 1); // [1, 4, 3]
+/// assert!(second.narrow(1, 2, 2).to_vec().iter().all(|&v| v == 0.0)); // zero when padded
+/// // Its final state is its output at its last real step.
+/// let (h, last) = (out.h.narrow(1, 1, 1).to_vec(), second.narrow(1, 1, 1).to_vec());
+/// assert!(h.iter().zip(&last).all(|(a, b)| (a - b).abs() < 1e-6));
+/// ```
 #[derive(Clone, Debug)]
 pub struct GruOutput<E: Element = f32> {
     /// The last layer's output at every step, `[B, T, H·dirs]` (zero at padded steps).
@@ -462,9 +548,9 @@ impl<E: Element> RecurrentStack<E> {
 /// sequence's state at its last real token (PyTorch's packed sequences, Keras's masking).
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Lstm, LstmConfig, Mask, Module}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let lstm: Lstm = Lstm::new(LstmConfig::new(3, 5), &mut rng);
 /// let x = Tensor::ones(&[2, 4, 3]);
 /// assert_eq!(lstm.forward(&x).shape(), &[2, 5]);
@@ -513,9 +599,9 @@ impl<E: Element> Lstm<E> {
 /// composed from primitive ops, so it can be differentiated twice.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Gru, GruConfig, Module}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let gru: Gru = Gru::new(GruConfig::new(3, 5), &mut rng);
 /// assert_eq!(gru.forward(&Tensor::ones(&[2, 4, 3])).shape(), &[2, 5]);
 /// ```

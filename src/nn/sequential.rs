@@ -12,9 +12,9 @@ use crate::{Element, Tensor};
 /// the given name (`lstm.weight_ih_l0`).
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::{Tensor, nn::{Linear, Module, Relu, Sequential}};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let mlp: Sequential = Sequential::new()
 ///     .add(Linear::new(4, 8, &mut rng))
 ///     .add(Relu)
@@ -76,6 +76,16 @@ impl<E: Element> Sequential<E> {
     }
 
     /// Appends a module under a name (used in parameter names).
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Linear, Module, Relu, Sequential};
+    /// let model: Sequential = Sequential::new().add_named("encoder", Linear::new(4, 2, 0)).add(Relu);
+    /// assert_eq!(model.names(), ["encoder", "1"]);
+    /// assert_eq!(model.named_parameters()[0].0, "encoder.weight");
+    /// ```
+    ///
+    /// # Panics
+    /// If `name` is empty, contains a dot, or is already taken.
     #[track_caller]
     pub fn add_named(mut self, name: &str, module: impl Module<E> + 'static) -> Self {
         if name.is_empty() || name.contains('.') || self.layers.iter().any(|(n, _)| n == name) {
@@ -86,6 +96,18 @@ impl<E: Element> Sequential<E> {
     }
 
     /// The module called `name` (Keras's `model.get_layer(name)`), e.g. to run part of a model.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::nn::{Embedding, Linear, Module, Sequential};
+    /// let model: Sequential = Sequential::new()
+    ///     .add_named("embedding", Embedding::new(10, 4, 0))
+    ///     .add_named("head", Linear::new(4, 1, 1));
+    /// // The embedding alone: the vectors of two ids.
+    /// let vectors = model.get("embedding").unwrap().forward(&Tensor::from_slice(&[3.0, 7.0]));
+    /// assert_eq!(vectors.shape(), &[2, 4]);
+    /// assert!(model.get("lstm").is_none());
+    /// ```
     pub fn get(&self, name: &str) -> Option<&dyn Module<E>> {
         self.layers.iter().find(|(n, _)| n == name).map(|(_, m)| &**m as &dyn Module<E>)
     }
@@ -163,6 +185,22 @@ impl<E: Element> Sequential<E> {
 }
 
 /// One row of a [`Summary`].
+///
+/// ```
+/// use tensorgrad::nn::{LayerSummary, Linear, Module, Relu, Sequential};
+/// let model: Sequential = Sequential::new().add_named("hidden", Linear::new(4, 8, 0)).add(Relu);
+/// model.set_trainable("hidden.bias", false);
+/// let rows = model.summary(&[32, 4]).layers;
+/// let expected = LayerSummary {
+///     name: "hidden".into(),
+///     kind: "Linear".into(),
+///     output_shape: vec![32, 8],
+///     params: 4 * 8 + 8,
+///     trainable: 4 * 8,
+/// };
+/// assert_eq!(rows[0], expected);
+/// assert_eq!((rows[1].name.as_str(), rows[1].kind.as_str(), rows[1].params), ("1", "ReLU", 0));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerSummary {
     /// The layer's name in its `Sequential` (its position if added with `add`).
@@ -179,6 +217,20 @@ pub struct LayerSummary {
 
 /// A model's layers, output shapes and parameter counts: what
 /// [`Sequential::summary`] returns. `Display` prints it as Keras does.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module, Relu, Sequential};
+/// let model: Sequential =
+///     Sequential::new().add_named("hidden", Linear::new(4, 8, 0)).add(Relu).add_named("out", Linear::new(8, 2, 1));
+/// model.set_trainable("hidden.weight", false); // freeze the first layer's weight
+/// let summary = model.summary(&[32, 4]);
+/// assert_eq!(summary.layers[2].output_shape, [32, 2]);
+/// assert_eq!((summary.total_params(), summary.trainable_params(), summary.frozen_params()), (58, 26, 32));
+///
+/// let text = summary.to_string();
+/// assert!(text.starts_with("Input shape: [32, 4]"));
+/// assert!(text.ends_with("Total params: 58\nTrainable params: 26\nNon-trainable params: 32"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     /// The input shape the output shapes were computed for.

@@ -22,10 +22,10 @@ use super::module::derive_seed;
 /// run (`epoch · batches_per_epoch + batch`). A hand-written loop does the same:
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::Tensor;
 /// use tensorgrad::nn::{Dropout, Linear, Module, Sequential, StepKey};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let mut model: Sequential = Sequential::new().add(Linear::new(4, 64, &mut rng)).add(Dropout::new(0.5, 0));
 /// model.reseed(42); // once: gives each module a seed from its position
 /// let x = Tensor::ones(&[2, 4]);

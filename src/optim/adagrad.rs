@@ -6,6 +6,18 @@ use super::transform::{AdagradScale, Transform, WeightDecay};
 use crate::Element;
 
 /// The hyper-parameters of [`Adagrad`]; [`Default`] gives PyTorch's defaults.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Adagrad, AdagradConfig, Optimizer};
+///
+/// let defaults = AdagradConfig::default();
+/// assert_eq!((defaults.lr, defaults.lr_decay, defaults.eps), (1e-2, 0.0, 1e-10));
+/// // torch.optim.Adagrad(model.parameters(), lr=0.1, initial_accumulator_value=0.1)
+/// let model: Linear = Linear::new(3, 1, 0);
+/// let opt = Adagrad::new(model.named_parameters(), AdagradConfig { lr: 0.1, initial_accumulator_value: 0.1, ..Default::default() });
+/// assert_eq!(opt.learning_rate(), 0.1);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdagradConfig {
     /// Learning rate (default `1e-2`).
@@ -32,6 +44,24 @@ impl Default for AdagradConfig {
 /// g ← g + λ·p
 /// Σ ← Σ + g²                    (Σ starts at initial_accumulator_value)
 /// p ← p − lr / (1 + (t − 1)·lr_decay) · g / (√Σ + ε)
+/// ```
+///
+/// The first step moves every weight by `lr` against the sign of its gradient (`g / √g²`);
+/// later steps shrink as the squares accumulate:
+///
+/// ```
+/// use tensorgrad::{Gradients, Tensor};
+/// use tensorgrad::optim::{Adagrad, AdagradConfig, Optimizer};
+///
+/// let w = Tensor::from_vec(vec![1.0f64, 1.0], &[2]).requires_grad();
+/// let mut opt = Adagrad::new(vec![w.clone()], AdagradConfig { lr: 0.1, ..Default::default() });
+/// let mut grads = Gradients::new();
+/// grads.insert(&w, Tensor::from_vec(vec![4.0, -0.5], &[2]));
+/// opt.step(&grads);
+/// let after_one = w.to_vec();
+/// assert!((after_one[0] - 0.9).abs() < 1e-9 && (after_one[1] - 1.1).abs() < 1e-9);
+/// opt.step(&grads); // the same gradient again: a step of 0.1 / √2
+/// assert!((w.to_vec()[0] - (0.9 - 0.1 / 2f64.sqrt())).abs() < 1e-9);
 /// ```
 #[derive(Debug)]
 pub struct Adagrad<E: Element = f32> {

@@ -6,6 +6,20 @@ use super::transform::{AdamMoments, DecoupledWeightDecay, Transform, WeightDecay
 use crate::Element;
 
 /// The hyper-parameters of [`Adam`]; [`Default`] gives PyTorch's defaults.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Adam, AdamConfig, Optimizer};
+///
+/// let defaults = AdamConfig::default();
+/// assert_eq!((defaults.lr, defaults.betas, defaults.eps), (1e-3, (0.9, 0.999), 1e-8));
+///
+/// // torch.optim.Adam(model.parameters(), lr=3e-4, betas=(0.9, 0.98), amsgrad=True)
+/// let model: Linear = Linear::new(3, 1, 0);
+/// let config = AdamConfig { lr: 3e-4, betas: (0.9, 0.98), amsgrad: true, ..Default::default() };
+/// let opt = Adam::new(model.named_parameters(), config);
+/// assert_eq!(opt.learning_rate(), 3e-4);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
     /// Learning rate (default `1e-3`).
@@ -30,6 +44,16 @@ impl Default for AdamConfig {
 
 /// The hyper-parameters of [`AdamW`]; [`Default`] gives PyTorch's defaults (those of Adam,
 /// with a weight decay of `1e-2`).
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{AdamW, AdamWConfig};
+///
+/// assert_eq!(AdamWConfig::default().weight_decay, 1e-2);
+/// // torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+/// let model: Linear = Linear::new(3, 1, 0);
+/// let _opt = AdamW::new(model.named_parameters(), AdamWConfig { weight_decay: 0.1, ..Default::default() });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamWConfig {
     /// Learning rate (default `1e-3`).
@@ -88,6 +112,29 @@ pub struct Adam<E: Element = f32> {
 /// p ← p·(1 − lr·λ)
 /// m ← β₁·m + (1 − β₁)·g;   v ← β₂·v + (1 − β₂)·g²   (AMSGrad: v̂ ← max(v̂, v))
 /// p ← p − lr / (1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+/// ```
+///
+/// The decay does not go through the moments, so it shrinks every weight by the same factor
+/// whatever its gradient. With a zero gradient, Adam's coupled decay moves a weight by about
+/// `lr`, AdamW's by `lr·λ·p`:
+///
+/// ```
+/// use tensorgrad::{Gradients, Tensor};
+/// use tensorgrad::optim::{Adam, AdamConfig, AdamW, AdamWConfig, Optimizer};
+///
+/// let step = |opt: &mut dyn Optimizer<f64>, w: &Tensor<f64>| {
+///     let mut grads = Gradients::new();
+///     grads.insert(w, Tensor::zeros(&[1])); // a zero gradient
+///     opt.step(&grads);
+///     w.item()
+/// };
+/// let w = Tensor::from_vec(vec![10.0f64], &[1]).requires_grad();
+/// let mut adamw = AdamW::new(vec![w.clone()], AdamWConfig { lr: 0.1, weight_decay: 0.5, ..Default::default() });
+/// assert!((step(&mut adamw, &w) - 9.5).abs() < 1e-12); // 10 · (1 − 0.1 · 0.5)
+///
+/// let w = Tensor::from_vec(vec![10.0f64], &[1]).requires_grad();
+/// let mut adam = Adam::new(vec![w.clone()], AdamConfig { lr: 0.1, weight_decay: 0.5, ..Default::default() });
+/// assert!((step(&mut adam, &w) - 9.9).abs() < 1e-6); // the gradient 0.5 · 10 normalised away
 /// ```
 #[derive(Debug)]
 pub struct AdamW<E: Element = f32> {

@@ -20,11 +20,11 @@ use crate::{Element, Tensor};
 /// `.grad` the same way).
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::Gradients;
 /// use tensorgrad::nn::{Linear, Module, Sequential};
 /// use tensorgrad::optim::{Adam, AdamConfig, Optimizer, ParamList};
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let model: Sequential = Sequential::new().add_named("fc", Linear::new(3, 2, &mut rng));
 ///
 /// let by_name = ParamList::from(model.named_parameters());

@@ -6,6 +6,18 @@ use super::transform::{Momentum, RmsScale, Transform, WeightDecay};
 use crate::Element;
 
 /// The hyper-parameters of [`RmsProp`]; [`Default`] gives PyTorch's defaults.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{RmsProp, RmsPropConfig};
+///
+/// let defaults = RmsPropConfig::default();
+/// assert_eq!((defaults.lr, defaults.alpha, defaults.centered), (1e-2, 0.99, false));
+/// // torch.optim.RMSprop(model.parameters(), lr=1e-3, momentum=0.9, centered=True)
+/// let model: Linear = Linear::new(3, 1, 0);
+/// let config = RmsPropConfig { lr: 1e-3, momentum: 0.9, centered: true, ..Default::default() };
+/// let _opt = RmsProp::new(model.named_parameters(), config);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RmsPropConfig {
     /// Learning rate (default `1e-2`).
@@ -35,6 +47,22 @@ impl Default for RmsPropConfig {
 /// v ← α·v + (1 − α)·g²
 /// centred: ḡ ← α·ḡ + (1 − α)·g,  r = √(v − ḡ²) + ε;  else r = √v + ε
 /// momentum: b ← μ·b + g / r,  p ← p − lr·b;  else p ← p − lr·g / r
+/// ```
+///
+/// The running mean square starts at zero, so the first step is large: `v = (1 − α)·g²`, and
+/// each weight moves by `lr / √(1 − α)`, ten times `lr` with the default `α = 0.99`:
+///
+/// ```
+/// use tensorgrad::{Gradients, Tensor};
+/// use tensorgrad::optim::{Optimizer, RmsProp, RmsPropConfig};
+///
+/// let w = Tensor::from_vec(vec![1.0f64, 1.0], &[2]).requires_grad();
+/// let mut opt = RmsProp::new(vec![w.clone()], RmsPropConfig { lr: 0.01, ..Default::default() });
+/// let mut grads = Gradients::new();
+/// grads.insert(&w, Tensor::from_vec(vec![2.0, -3.0], &[2]));
+/// opt.step(&grads);
+/// let w1 = w.to_vec();
+/// assert!((w1[0] - 0.9).abs() < 1e-6 && (w1[1] - 1.1).abs() < 1e-6);
 /// ```
 #[derive(Debug)]
 pub struct RmsProp<E: Element = f32> {

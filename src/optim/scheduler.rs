@@ -77,6 +77,15 @@ fn check_gamma(name: &str, gamma: f64) {
 
 /// Multiplies the rate by `gamma` every `step_size` epochs: `base_lr · γ^⌊e / step_size⌋`
 /// (`torch.optim.lr_scheduler.StepLR`).
+///
+/// ```
+/// use tensorgrad::optim::{LrScheduler, StepLr};
+/// let mut s = StepLr::new(0.1, 2, 0.5); // halve every 2 epochs
+/// let mut rates = vec![s.learning_rate()];
+/// rates.extend((0..5).map(|_| s.step(None)));
+/// assert_eq!(rates, [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]);
+/// assert_eq!(s.epoch(), 5);
+/// ```
 #[derive(Clone, Debug)]
 pub struct StepLr {
     base_lr: f64,
@@ -117,6 +126,13 @@ impl LrScheduler for StepLr {
 
 /// Multiplies the rate by `gamma` every epoch: `base_lr · γᵉ`
 /// (`torch.optim.lr_scheduler.ExponentialLR`).
+///
+/// ```
+/// use tensorgrad::optim::{ExponentialLr, LrScheduler};
+/// let mut s = ExponentialLr::new(0.8, 0.5);
+/// let rates: Vec<f64> = (0..3).map(|_| s.step(None)).collect();
+/// assert_eq!(rates, [0.4, 0.2, 0.1]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ExponentialLr {
     base_lr: f64,
@@ -154,6 +170,15 @@ impl LrScheduler for ExponentialLr {
 /// `η_min + (base_lr − η_min)·(1 + cos(π·e / t_max)) / 2`
 /// (`torch.optim.lr_scheduler.CosineAnnealingLR`, without restarts). Past `t_max` the rate
 /// rises again along the same cosine, as in PyTorch.
+///
+/// ```
+/// use tensorgrad::optim::{CosineAnnealingLr, LrScheduler};
+/// let mut s = CosineAnnealingLr::new(1.0, 4, 0.0);
+/// let mut rates = vec![s.learning_rate()];
+/// rates.extend((0..4).map(|_| s.step(None)));
+/// let expected = [1.0, 0.853_553_390_6, 0.5, 0.146_446_609_4, 0.0];
+/// assert!(rates.iter().zip(expected).all(|(r, e)| (r - e).abs() < 1e-9));
+/// ```
 #[derive(Clone, Debug)]
 pub struct CosineAnnealingLr {
     base_lr: f64,
@@ -279,6 +304,16 @@ impl fmt::Debug for LinearWarmup {
 }
 
 /// Whether a smaller or a larger metric is better, for [`ReduceLrOnPlateau`].
+///
+/// ```
+/// use tensorgrad::optim::{LrScheduler, PlateauConfig, PlateauMode, ReduceLrOnPlateau};
+/// // Watching an accuracy: higher is better.
+/// let config = PlateauConfig { mode: PlateauMode::Max, patience: 0, factor: 0.5, ..Default::default() };
+/// let mut s = ReduceLrOnPlateau::new(0.1, config);
+/// assert_eq!(s.step(Some(0.80)), 0.1);
+/// assert_eq!(s.step(Some(0.85)), 0.1); // better
+/// assert_eq!(s.step(Some(0.84)), 0.05); // worse: reduced
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlateauMode {
     /// The metric should decrease (a loss).
@@ -288,6 +323,19 @@ pub enum PlateauMode {
 }
 
 /// How [`PlateauConfig::threshold`] measures a significant improvement.
+///
+/// ```
+/// use tensorgrad::optim::{LrScheduler, PlateauConfig, ReduceLrOnPlateau, ThresholdMode};
+/// // A loss of 100, then 99.5, with a threshold of 0.01 and no patience.
+/// let second_rate = |threshold_mode| {
+///     let config = PlateauConfig { threshold: 0.01, threshold_mode, patience: 0, ..Default::default() };
+///     let mut s = ReduceLrOnPlateau::new(1.0, config);
+///     s.step(Some(100.0));
+///     s.step(Some(99.5))
+/// };
+/// assert_eq!(second_rate(ThresholdMode::Abs), 1.0); // 99.5 < 100 − 0.01: an improvement
+/// assert_eq!(second_rate(ThresholdMode::Rel), 0.1); // 99.5 ≥ 100 · (1 − 0.01): not one
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ThresholdMode {
     /// Relative: better than `best·(1 ∓ threshold)`.
@@ -297,6 +345,19 @@ pub enum ThresholdMode {
 }
 
 /// The settings of [`ReduceLrOnPlateau`]; [`Default`] gives PyTorch's defaults.
+///
+/// ```
+/// use tensorgrad::optim::{LrScheduler, PlateauConfig, ReduceLrOnPlateau};
+/// let defaults = PlateauConfig::default();
+/// assert_eq!((defaults.factor, defaults.patience, defaults.cooldown), (0.1, 10, 0));
+///
+/// // Halve the rate after 2 epochs without improvement, never below 0.01, then wait 1 epoch.
+/// let config = PlateauConfig { factor: 0.5, patience: 2, min_lr: 0.01, cooldown: 1, ..Default::default() };
+/// let mut s = ReduceLrOnPlateau::new(0.04, config);
+/// let losses = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+/// let rates: Vec<f64> = losses.iter().map(|&l| s.step(Some(l))).collect();
+/// assert_eq!(rates, [0.04, 0.04, 0.04, 0.02, 0.02, 0.02, 0.02, 0.01, 0.01, 0.01, 0.01]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlateauConfig {
     /// Whether the metric should decrease or increase (default [`PlateauMode::Min`]).

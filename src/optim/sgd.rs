@@ -6,6 +6,20 @@ use super::transform::{Momentum, Transform, WeightDecay};
 use crate::Element;
 
 /// The hyper-parameters of [`Sgd`]; [`Default`] gives PyTorch's defaults.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Optimizer, Sgd, SgdConfig};
+///
+/// let defaults = SgdConfig::default();
+/// assert_eq!((defaults.lr, defaults.momentum, defaults.nesterov), (1e-3, 0.0, false));
+///
+/// // torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+/// let model: Linear = Linear::new(3, 1, 0);
+/// let config = SgdConfig { lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 1e-4, ..Default::default() };
+/// let opt = Sgd::new(model.named_parameters(), config);
+/// assert_eq!(opt.learning_rate(), 0.1);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
     /// Learning rate (default `1e-3`).

@@ -11,6 +11,26 @@ use crate::optim::{LrScheduler, Optimizer};
 use crate::{Element, Gradients, Tensor};
 
 /// Whether training goes on after a callback.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{Control, FitOptions, FnCallback, Trainer};
+/// use tensorgrad::{Tensor, loss};
+///
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// // Stop after the third epoch (epochs count from 0), whatever `epochs` says.
+/// let stop_after_third = FnCallback(|epoch: usize, _logs: &[(String, f64)]| {
+///     if epoch == 2 { Control::Stop } else { Control::Continue }
+/// });
+/// let mut trainer = Trainer::new(model, opt, mse).callback(stop_after_third);
+/// let options = FitOptions { epochs: 10, verbose: false, ..Default::default() };
+/// let history = trainer.fit(&Tensor::ones(&[8, 2]), &Tensor::zeros(&[8, 1]), &options)?;
+/// assert_eq!(history.epochs(), 3);
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
     /// Keep training.
@@ -22,6 +42,36 @@ pub enum Control {
 /// What a callback can see and change: the model (read-only), the optimizer (e.g. its learning
 /// rate), the history so far, the current epoch (0-based), and after each batch the epoch's
 /// progress.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{Callback, Control, FitOptions, TrainContext, Trainer};
+/// use tensorgrad::{Result, Tensor, loss};
+///
+/// /// Stops once the epoch's training loss is below a target.
+/// struct StopBelow(f64);
+///
+/// impl Callback for StopBelow {
+///     fn on_epoch_end(&mut self, _logs: &[(String, f64)], ctx: &mut TrainContext<'_, f32>) -> Result<Control> {
+///         // The history already holds this epoch's values.
+///         assert_eq!(ctx.history.epochs(), ctx.epoch + 1);
+///         let loss = ctx.history.last("loss").unwrap_or(f64::INFINITY);
+///         Ok(if loss < self.0 { Control::Stop } else { Control::Continue })
+///     }
+/// }
+///
+/// let x = Tensor::<f32>::arange(16).reshape(&[8, 2]).mul_scalar(0.1);
+/// let y = x.sum_dim(1, true); // y = x0 + x1
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let mut trainer = Trainer::new(model, opt, mse).callback(StopBelow(1e-3));
+/// let history = trainer.fit(&x, &y, &FitOptions { epochs: 500, batch_size: 4, verbose: false, ..Default::default() })?;
+/// assert!(history.epochs() < 500);
+/// assert!(history.last("loss").unwrap() < 1e-3);
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 pub struct TrainContext<'a, E: Element> {
     /// The model being trained.
     pub model: &'a dyn Module<E>,
@@ -45,6 +95,30 @@ pub struct TrainContext<'a, E: Element> {
 /// order, which is the same in every process: an all-reduce should walk the gradients in this
 /// order (`grads.get(tensor)` for each), not in [`Gradients::iter`]'s order, which follows
 /// tensor ids private to one process.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module, Sequential};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{FitOptions, Trainer};
+/// use tensorgrad::{Tensor, loss};
+///
+/// let model: Sequential = Sequential::new().add_named("fc", Linear::new(2, 1, 0));
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let (x, y) = (Tensor::ones(&[10, 2]), Tensor::zeros(&[10, 1]));
+/// let mut steps = Vec::new();
+/// Trainer::new(model, opt, mse)
+///     .grad_hook(|grads, step| {
+///         let names: Vec<&str> = step.params.iter().map(|(name, _)| name.as_str()).collect();
+///         assert_eq!(names, ["fc.weight", "fc.bias"]);
+///         assert!(step.params.iter().all(|(_, p)| grads.get(p).is_some()));
+///         steps.push((step.key.epoch, step.batch, step.inputs.shape()[0], step.loss > 0.0));
+///         Ok(())
+///     })
+///     .fit(&x, &y, &FitOptions { epochs: 1, batch_size: 4, shuffle: false, verbose: false, ..Default::default() })?;
+/// assert_eq!(steps, [(0, 0, 4, true), (0, 1, 4, true), (0, 2, 2, true)]);
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[non_exhaustive]
 pub struct StepContext<'a, E: Element> {
     /// The model being trained (in training mode).
@@ -68,6 +142,43 @@ pub struct StepContext<'a, E: Element> {
 
 /// A hook into [`Trainer::fit`](super::Trainer::fit). Every method has a default that does
 /// nothing; `logs` holds this epoch's `loss`, metrics, `val_*` values and `lr`.
+///
+/// The trainer keeps the callbacks it is given until it is dropped, so a callback that should
+/// report something afterwards holds a reference to where it writes, as `LrLog` does here:
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{Callback, Control, FitOptions, TrainContext, Trainer};
+/// use tensorgrad::{Result, Tensor, loss};
+///
+/// /// Halves the learning rate after every epoch, and notes the rate each epoch used.
+/// struct LrLog<'a>(&'a mut Vec<f64>);
+///
+/// impl Callback for LrLog<'_> {
+///     fn on_epoch_end(&mut self, logs: &[(String, f64)], ctx: &mut TrainContext<'_, f32>) -> Result<Control> {
+///         let lr = ctx.optimizer.learning_rate();
+///         assert_eq!(logs.iter().find(|(name, _)| name == "lr").map(|&(_, v)| v), Some(lr));
+///         self.0.push(lr);
+///         ctx.optimizer.set_learning_rate(lr / 2.0);
+///         Ok(Control::Continue)
+///     }
+/// }
+///
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let mut rates = Vec::new();
+/// let options = FitOptions { epochs: 3, verbose: false, ..Default::default() };
+/// let history = Trainer::new(model, opt, mse).callback(LrLog(&mut rates)).fit(
+///     &Tensor::ones(&[8, 2]),
+///     &Tensor::zeros(&[8, 1]),
+///     &options,
+/// )?;
+/// assert_eq!(rates, [0.1, 0.05, 0.025]);
+/// assert_eq!(history.get("lr"), Some(&rates[..]));
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 pub trait Callback<E: Element = f32> {
     /// Before the first epoch.
     fn on_train_begin(&mut self, _ctx: &mut TrainContext<'_, E>) -> Result<()> {
@@ -128,6 +239,36 @@ fn restore<E: Element>(model: &dyn Module<E>, values: &[Vec<E>]) {
 /// Stops training when a monitored value stops improving (Keras's `EarlyStopping`).
 ///
 /// With `restore_best_weights`, the model ends with the weights of its best epoch.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{EarlyStopping, FitOptions, Trainer, Validation};
+/// use tensorgrad::{Tensor, loss};
+///
+/// // A learning rate far too large: the validation loss grows after the first epoch.
+/// let x = Tensor::<f32>::arange(32).reshape(&[16, 2]).mul_scalar(0.1);
+/// let y = x.sum_dim(1, true);
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 1.0, ..Default::default() });
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let stopper = EarlyStopping::new("val_loss", 2).restore_best_weights(true);
+/// let mut trainer = Trainer::new(model, opt, mse).callback(stopper);
+/// let options = FitOptions {
+///     epochs: 50,
+///     batch_size: 16,
+///     validation: Validation::Data(&x, &y),
+///     verbose: false,
+///     ..Default::default()
+/// };
+/// let history = trainer.fit(&x, &y, &options)?;
+///
+/// // It stopped 2 epochs after the best one, and the model has the best epoch's weights back.
+/// let (best_epoch, best_loss) = history.best("val_loss", true).unwrap();
+/// assert_eq!(history.epochs(), best_epoch + 3);
+/// assert_eq!(trainer.evaluate(&x, &y, 16).loss, best_loss);
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct EarlyStopping<E: Element = f32> {
     monitor: String,
@@ -215,6 +356,35 @@ impl<E: Element> Callback<E> for EarlyStopping<E> {
 
 /// Saves the model's weights (safetensors, see [`crate::io::save_model`]) after each epoch, or
 /// only when a monitored value improves (Keras's `ModelCheckpoint`).
+///
+/// Only the weights are saved; to resume a run (optimizer state, epoch, history) use
+/// [`Checkpoint`](super::Checkpoint).
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Adam, AdamConfig};
+/// use tensorgrad::train::{FitOptions, ModelCheckpoint, Trainer, Validation, predict};
+/// use tensorgrad::{Tensor, io, loss};
+///
+/// let path = std::env::temp_dir().join(format!("tensorgrad-best-doc-{}.safetensors", std::process::id()));
+/// let x = Tensor::<f32>::arange(32).reshape(&[16, 2]).mul_scalar(0.1);
+/// let y = x.sum_dim(1, true);
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.1, ..Default::default() });
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let mut trainer = Trainer::new(model, opt, mse).callback(ModelCheckpoint::new(&path).save_best_only("val_loss"));
+/// let options = FitOptions { epochs: 20, validation: Validation::Data(&x, &y), verbose: false, ..Default::default() };
+/// let history = trainer.fit(&x, &y, &options)?;
+///
+/// // The file holds the weights of the epoch with the lowest validation loss.
+/// let best: Linear = Linear::new(2, 1, 1);
+/// io::load_model(&best, &path)?;
+/// let best_loss = loss::mse(&predict(&best, &x, 32), &y, loss::Reduction::Mean).item() as f64;
+/// let (_, logged) = history.best("val_loss", true).unwrap();
+/// assert!((best_loss - logged).abs() <= 1e-6 * logged.max(1e-6));
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ModelCheckpoint {
     path: PathBuf,
@@ -257,6 +427,32 @@ impl<E: Element> Callback<E> for ModelCheckpoint {
 
 /// Applies a learning-rate schedule after each epoch (Keras's `LearningRateScheduler`, and
 /// `ReduceLROnPlateau` when given a monitored value).
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{PlateauConfig, ReduceLrOnPlateau, Sgd, SgdConfig, StepLr};
+/// use tensorgrad::train::{FitOptions, LrSchedule, Trainer};
+/// use tensorgrad::{Tensor, loss};
+///
+/// let (x, y) = (Tensor::ones(&[8, 2]), Tensor::zeros(&[8, 1]));
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let options = FitOptions { epochs: 4, verbose: false, ..Default::default() };
+///
+/// // A fixed schedule: StepLR(step_size=1, gamma=0.5). The history logs each epoch's rate.
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let history =
+///     Trainer::new(model, opt, mse).callback(LrSchedule::new(StepLr::new(0.1, 1, 0.5))).fit(&x, &y, &options)?;
+/// assert_eq!(history.get("lr"), Some(&[0.1, 0.05, 0.025, 0.0125][..]));
+///
+/// // ReduceLROnPlateau on a monitored value.
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let plateau = ReduceLrOnPlateau::new(0.1, PlateauConfig { patience: 2, ..Default::default() });
+/// let mut trainer = Trainer::new(model, opt, mse).callback(LrSchedule::new(plateau).monitor("loss"));
+/// trainer.fit(&x, &y, &options)?;
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 pub struct LrSchedule<S: LrScheduler> {
     scheduler: S,
     monitor: Option<String>,
@@ -284,7 +480,28 @@ impl<E: Element, S: LrScheduler> Callback<E> for LrSchedule<S> {
     }
 }
 
-/// A callback from a closure called after each epoch with the epoch (0-based) and its logs.
+/// A callback from a closure called after each epoch with the epoch (0-based) and its logs
+/// (Keras's `LambdaCallback(on_epoch_end=…)`). Annotate the closure's arguments, as below.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{Control, FitOptions, FnCallback, Trainer};
+/// use tensorgrad::{Tensor, loss};
+///
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let mut losses = Vec::new();
+/// let record = FnCallback(|_epoch: usize, logs: &[(String, f64)]| {
+///     losses.push(logs[0].1); // "loss" comes first
+///     Control::Continue
+/// });
+/// let options = FitOptions { epochs: 5, verbose: false, ..Default::default() };
+/// let history = Trainer::new(model, opt, mse).callback(record).fit(&Tensor::ones(&[8, 2]), &Tensor::zeros(&[8, 1]), &options)?;
+/// assert_eq!(history.get("loss"), Some(&losses[..]));
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 pub struct FnCallback<F>(pub F);
 
 impl<E: Element, F: FnMut(usize, &[(String, f64)]) -> Control> Callback<E> for FnCallback<F> {

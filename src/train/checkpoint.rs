@@ -38,6 +38,36 @@ const FORMAT: &str = "tensorgrad-checkpoint-1";
 /// The file holds the model's parameters under `model/<name>`, the optimizer's state under
 /// `optimizer/<name>`, and the epoch and the history (JSON) as metadata. It is written to a
 /// temporary file and renamed, so an interrupted save leaves the previous checkpoint intact.
+/// The [`Checkpoint`] callback calls it after every epoch of a [`Trainer`](super::Trainer);
+/// a loop of your own calls it directly:
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Adam, AdamConfig, Optimizer};
+/// use tensorgrad::train::{History, load_checkpoint, save_checkpoint};
+/// use tensorgrad::Tensor;
+///
+/// let path = std::env::temp_dir().join(format!("tensorgrad-save-ckpt-doc-{}.safetensors", std::process::id()));
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let mut opt = Adam::new(model.named_parameters(), AdamConfig::default());
+/// let mut history = History::new();
+/// for epoch in 0..2 {
+///     let loss = model.forward(&Tensor::ones(&[4, 2])).powf(2.0).mean();
+///     history.push_epoch(&[("loss".to_string(), loss.item() as f64)], 0.0);
+///     opt.step(&loss.backward());
+///     save_checkpoint(&path, &model, &opt, epoch, &history)?;
+/// }
+///
+/// // Another process: the same architecture, restored.
+/// let restored: Linear = Linear::new(2, 1, 7);
+/// let mut restored_opt = Adam::new(restored.named_parameters(), AdamConfig::default());
+/// let resume = load_checkpoint(&path, &restored, &mut restored_opt)?;
+/// assert_eq!((resume.epoch, resume.history.epochs()), (1, 2));
+/// assert_eq!(restored.weight().value().to_vec(), model.weight().value().to_vec());
+/// assert_eq!(restored_opt.state_dict().len(), opt.state_dict().len());
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 pub fn save_checkpoint<E: Element>(
     path: impl AsRef<Path>,
     model: &(impl Module<E> + ?Sized),
@@ -52,6 +82,49 @@ pub fn save_checkpoint<E: Element>(
 /// [`save_checkpoint`], plus the epoch's progress, so that
 /// [`FitOptions::initial_progress`] resumes at the next batch. `history` holds the epochs
 /// finished before.
+///
+/// The [`Checkpoint`] callback with [`every_n_batches`](Checkpoint::every_n_batches) calls it
+/// every `n` batches; a callback of your own can choose other moments, here once, after the
+/// second batch:
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{Callback, FitOptions, TrainContext, Trainer, load_checkpoint, save_checkpoint_in_epoch};
+/// use tensorgrad::{Result, Tensor, loss};
+///
+/// struct SaveOnce(std::path::PathBuf);
+///
+/// impl Callback for SaveOnce {
+///     fn on_batch_end(&mut self, batch: usize, _loss: f64, ctx: &mut TrainContext<'_, f32>) -> Result<()> {
+///         match ctx.progress {
+///             Some(progress) if batch == 1 => {
+///                 save_checkpoint_in_epoch(&self.0, ctx.model, &*ctx.optimizer, progress, ctx.history)
+///             }
+///             _ => Ok(()),
+///         }
+///     }
+/// }
+///
+/// let path = std::env::temp_dir().join(format!("tensorgrad-in-epoch-doc-{}.safetensors", std::process::id()));
+/// let make = || {
+///     let model: Linear = Linear::new(2, 1, 0);
+///     let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+///     (model, opt)
+/// };
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let (x, y) = (Tensor::ones(&[12, 2]), Tensor::zeros(&[12, 1]));
+/// let options = FitOptions { epochs: 1, batch_size: 4, verbose: false, ..Default::default() };
+/// let (model, opt) = make();
+/// Trainer::new(model, opt, mse).callback(SaveOnce(path.clone())).fit(&x, &y, &options)?;
+///
+/// let (model, mut opt) = make();
+/// let resume = load_checkpoint(&path, &model, &mut opt)?;
+/// let progress = resume.progress.as_ref().unwrap();
+/// assert_eq!((progress.epoch(), progress.batches_done(), progress.samples_seen()), (0, 2, 8));
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 pub fn save_checkpoint_in_epoch<E: Element>(
     path: impl AsRef<Path>,
     model: &(impl Module<E> + ?Sized),
@@ -85,6 +158,39 @@ fn save<E: Element>(
 }
 
 /// What a checkpoint says about the run it came from.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{Checkpoint, FitOptions, Trainer, load_checkpoint};
+/// use tensorgrad::{Tensor, loss};
+///
+/// let path = std::env::temp_dir().join(format!("tensorgrad-resume-doc-{}.safetensors", std::process::id()));
+/// let make = || {
+///     let model: Linear = Linear::new(2, 1, 0);
+///     let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+///     (model, opt)
+/// };
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let (x, y) = (Tensor::ones(&[8, 2]), Tensor::zeros(&[8, 1]));
+///
+/// // A run of 5 epochs stopped after 2 of them.
+/// let (model, opt) = make();
+/// let two = FitOptions { epochs: 2, verbose: false, ..Default::default() };
+/// Trainer::new(model, opt, mse).callback(Checkpoint::new(&path)).fit(&x, &y, &two)?;
+///
+/// // Resumed: epochs 2, 3 and 4 run, and the history covers all five.
+/// let (model, mut opt) = make();
+/// let resume = load_checkpoint(&path, &model, &mut opt)?;
+/// assert_eq!((resume.epoch, resume.history.epochs()), (1, 2));
+/// let five = resume.fit_options(FitOptions { epochs: 5, verbose: false, ..Default::default() });
+/// assert_eq!(five.initial_epoch, 2);
+/// let mut history = resume.history.clone();
+/// history.extend(&Trainer::new(model, opt, mse).fit(&x, &y, &five)?);
+/// assert_eq!(history.epochs(), 5);
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Resume {
     /// The epoch (0-based) the checkpoint was written in: at its end, unless `progress` says
@@ -113,6 +219,32 @@ impl Resume {
 ///
 /// Everything is checked before anything changes: parameter names and shapes, the optimizer's
 /// state, the metadata. On any error the model and the optimizer are as they were.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Adam, AdamConfig};
+/// use tensorgrad::train::{History, load_checkpoint, save_checkpoint};
+/// use tensorgrad::Error;
+///
+/// let path = std::env::temp_dir().join(format!("tensorgrad-load-ckpt-doc-{}.safetensors", std::process::id()));
+/// let model: Linear = Linear::new(3, 2, 0);
+/// let opt = Adam::new(model.named_parameters(), AdamConfig::default());
+/// save_checkpoint(&path, &model, &opt, 0, &History::new())?;
+///
+/// // A model of another shape is refused, and neither it nor its optimizer changes.
+/// let other: Linear = Linear::new(3, 4, 1);
+/// let before = other.weight().value().to_vec();
+/// let mut other_opt = Adam::new(other.named_parameters(), AdamConfig::default());
+/// let err = load_checkpoint(&path, &other, &mut other_opt).unwrap_err();
+/// assert!(matches!(err, Error::StateMismatch { .. }));
+/// assert_eq!(other.weight().value().to_vec(), before);
+///
+/// let same: Linear = Linear::new(3, 2, 1);
+/// let mut same_opt = Adam::new(same.named_parameters(), AdamConfig::default());
+/// assert_eq!(load_checkpoint(&path, &same, &mut same_opt)?.epoch, 0);
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 pub fn load_checkpoint<E: Element>(
     path: impl AsRef<Path>,
     model: &(impl Module<E> + ?Sized),
@@ -190,7 +322,7 @@ pub fn load_checkpoint<E: Element>(
 /// [`every_n_batches`](Self::every_n_batches) inside epochs too.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::nn::{Linear, Module};
 /// use tensorgrad::optim::{Sgd, SgdConfig};
 /// use tensorgrad::train::{Checkpoint, FitOptions, Trainer, load_checkpoint};
@@ -200,7 +332,7 @@ pub fn load_checkpoint<E: Element>(
 /// let (x, y) = (Tensor::<f32>::arange(40).reshape(&[20, 2]).mul_scalar(0.025), Tensor::zeros(&[20, 1]));
 /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
 /// let make = || {
-///     let model = Linear::new(2, 1, &mut rand::rngs::StdRng::seed_from_u64(0));
+///     let model = Linear::new(2, 1, &mut StdRng::seed_from_u64(0));
 ///     let opt = Sgd::new(model.parameters(), SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() });
 ///     (model, opt)
 /// };

@@ -15,6 +15,38 @@ use crate::optim::{Optimizer, clip_grad_norm};
 use crate::{Element, Gradients, Tensor, no_grad};
 
 /// Where validation data comes from.
+///
+/// ```
+/// use tensorgrad::data::{DataLoader, TensorDataset};
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{FitOptions, Trainer, Validation};
+/// use tensorgrad::{Tensor, loss};
+///
+/// let x = Tensor::<f32>::arange(40).reshape(&[20, 2]).mul_scalar(0.05);
+/// let y = x.sum_dim(1, true);
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let mut trainer = Trainer::new(model, opt, mse);
+/// let base: FitOptions = FitOptions { epochs: 2, verbose: false, ..Default::default() };
+///
+/// // validation_split=0.25: the last 5 rows, set aside before shuffling.
+/// let split = FitOptions { validation: Validation::Split(0.25), ..base.clone() };
+/// let history = trainer.fit(&x, &y, &split)?;
+/// assert_eq!(history.names(), ["loss", "val_loss", "lr"]);
+///
+/// // validation_data=(x_val, y_val)
+/// let (x_val, y_val) = (x.narrow(0, 0, 4), y.narrow(0, 0, 4));
+/// let data = FitOptions { validation: Validation::Data(&x_val, &y_val), ..base.clone() };
+/// assert!(trainer.fit(&x, &y, &data)?.get("val_loss").is_some());
+///
+/// // A loader, for data read on demand.
+/// let loader = DataLoader::new(TensorDataset::new(&x_val, &y_val), 2);
+/// let loaded = FitOptions { validation: Validation::Loader(&loader), ..base };
+/// assert!(trainer.fit(&x, &y, &loaded)?.get("val_loss").is_some());
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub enum Validation<'a, E: Element = f32> {
     /// No validation.
@@ -32,6 +64,26 @@ pub enum Validation<'a, E: Element = f32> {
 
 /// Settings of [`Trainer::fit`] and [`Trainer::fit_loader`]; start from
 /// `FitOptions::default()`.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::train::{FitOptions, Validation};
+///
+/// let defaults: FitOptions = FitOptions::default();
+/// assert_eq!((defaults.epochs, defaults.batch_size, defaults.shuffle, defaults.verbose), (1, 32, true, true));
+///
+/// // model.fit(x, y, epochs=20, batch_size=64, validation_data=(x_val, y_val), verbose=0)
+/// let (x_val, y_val) = (Tensor::<f32>::zeros(&[10, 3]), Tensor::zeros(&[10, 1]));
+/// let options = FitOptions {
+///     epochs: 20,
+///     batch_size: 64,
+///     validation: Validation::Data(&x_val, &y_val),
+///     verbose: false,
+///     seed: 42, // the shuffling and the dropout masks
+///     ..Default::default()
+/// };
+/// assert_eq!(options.initial_epoch, 0);
+/// ```
 #[derive(Clone, Debug)]
 pub struct FitOptions<'a, E: Element = f32> {
     /// Passes over the training data (default 1).
@@ -84,6 +136,26 @@ impl<E: Element> Default for FitOptions<'_, E> {
 }
 
 /// The loss and metrics of a model on some data.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{Metric, Trainer};
+/// use tensorgrad::{Tensor, loss};
+///
+/// // A fixed model, p = x: half of the four predictions are on the right side of 0.5.
+/// let model = Linear::from_tensors(Tensor::from_vec(vec![1.0f32], &[1, 1]), None);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig::default());
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let mut trainer = Trainer::new(model, opt, mse).metrics(&[Metric::Accuracy]);
+/// let x = Tensor::from_vec(vec![0.9f32, 0.2, 0.6, 0.4], &[4, 1]);
+/// let y = Tensor::from_vec(vec![1.0f32, 0.0, 0.0, 1.0], &[4, 1]);
+/// let evaluation = trainer.evaluate(&x, &y, 2);
+/// assert_eq!(evaluation.get("accuracy"), Some(0.5));
+/// assert_eq!(evaluation.get("loss"), Some(evaluation.loss));
+/// assert!((evaluation.loss - (0.01 + 0.04 + 0.36 + 0.36) / 4.0).abs() < 1e-6);
+/// assert_eq!(evaluation.get("auc"), None); // not asked for
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     /// Mean loss over the samples.
@@ -117,13 +189,13 @@ impl Evaluation {
 /// model is yours again.
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::nn::{Activation, Dense, Module, Sequential};
 /// use tensorgrad::optim::{Adam, AdamConfig};
 /// use tensorgrad::train::{EarlyStopping, FitOptions, Metric, Trainer, predict};
 /// use tensorgrad::{Tensor, io, loss};
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = StdRng::seed_from_u64(0);
 /// let x = Tensor::from_vec(vec![0.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0], &[4, 2]);
 /// let y = Tensor::from_vec(vec![0.0f32, 1.0, 1.0, 1.0], &[4, 1]); // OR
 /// let bce = |p: &Tensor, t: &Tensor| loss::bce(p, t, loss::Reduction::Mean);
@@ -160,7 +232,7 @@ impl Evaluation {
 /// `[N, C]` outputs compares each row's arg-max with them:
 ///
 /// ```
-/// use rand::SeedableRng;
+/// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 /// use tensorgrad::nn::{Linear, Module};
 /// use tensorgrad::optim::{Adam, AdamConfig};
 /// use tensorgrad::train::{FitOptions, Metric, Trainer};
@@ -177,7 +249,7 @@ impl Evaluation {
 /// }
 /// let (x, y) = (Tensor::from_vec(xs, &[120, 2]), Tensor::from_vec(ys, &[120]));
 ///
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+/// let mut rng = StdRng::seed_from_u64(1);
 /// let model = Linear::new(2, 3, &mut rng); // logits [N, 3]
 /// let opt = Adam::new(model.parameters(), AdamConfig { lr: 0.05, ..Default::default() });
 /// let ce = |logits: &Tensor, labels: &Tensor| loss::cross_entropy(logits, labels, 0.0, loss::Reduction::Mean);
@@ -265,13 +337,52 @@ where
         Trainer { model, optimizer, loss, metrics: Vec::new(), callbacks: Vec::new(), clip_norm: None }
     }
 
-    /// Metrics to report for training and validation data (Keras's `metrics=[…]`).
+    /// Metrics to report for training and validation data (Keras's `metrics=[…]`), in the
+    /// history under their [names](Metric::name), with `val_` in front for validation data.
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Activation, Dense, Module};
+    /// use tensorgrad::optim::{Adam, AdamConfig};
+    /// use tensorgrad::train::{FitOptions, Metric, Trainer, Validation};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// let x = Tensor::from_vec(vec![-2.0f32, -1.0, 1.0, 2.0], &[4, 1]);
+    /// let y = Tensor::from_vec(vec![0.0f32, 0.0, 1.0, 1.0], &[4, 1]);
+    /// let model: Dense = Dense::new(1, 1, Some(Activation::Sigmoid), 0);
+    /// let opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.1, ..Default::default() });
+    /// let bce = |p: &Tensor, t: &Tensor| loss::bce(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, bce).metrics(&[Metric::Accuracy, Metric::Auc]);
+    /// let options = FitOptions { epochs: 50, validation: Validation::Data(&x, &y), verbose: false, ..Default::default() };
+    /// let history = trainer.fit(&x, &y, &options)?;
+    /// assert_eq!(history.names(), ["loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "lr"]);
+    /// assert_eq!(history.last("val_auc"), Some(1.0));
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
     pub fn metrics(mut self, metrics: &[Metric]) -> Self {
         self.metrics = metrics.to_vec();
         self
     }
 
-    /// Adds a callback.
+    /// Adds a callback. Callbacks run in the order they were added, after each batch and each
+    /// epoch; the trainer keeps them (and their state) until it is dropped.
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Linear, Module};
+    /// use tensorgrad::optim::{Sgd, SgdConfig, StepLr};
+    /// use tensorgrad::train::{EarlyStopping, FitOptions, LrSchedule, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// let model: Linear = Linear::new(2, 1, 0);
+    /// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse)
+    ///     .callback(LrSchedule::new(StepLr::new(0.1, 1, 0.5)))
+    ///     .callback(EarlyStopping::new("loss", 3));
+    /// let options = FitOptions { epochs: 3, verbose: false, ..Default::default() };
+    /// let history = trainer.fit(&Tensor::ones(&[8, 2]), &Tensor::zeros(&[8, 1]), &options)?;
+    /// assert_eq!(history.get("lr"), Some(&[0.1, 0.05, 0.025][..]));
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
     pub fn callback(mut self, callback: impl Callback<E> + 'a) -> Self {
         self.callbacks.push(Box::new(callback));
         self
@@ -285,13 +396,13 @@ where
     /// error from a hook ends `fit` before that step's update.
     ///
     /// ```
-    /// use rand::SeedableRng;
+    /// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
     /// use tensorgrad::nn::{Linear, Module, Sequential};
     /// use tensorgrad::optim::{Sgd, SgdConfig};
     /// use tensorgrad::train::{FitOptions, Trainer};
     /// use tensorgrad::{Tensor, loss};
     ///
-    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut rng = StdRng::seed_from_u64(0);
     /// let mut model: Sequential = Sequential::new().add_named("fc", Linear::new(2, 1, &mut rng));
     /// let mut opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
     /// let (x, y) = (Tensor::ones(&[8, 2]), Tensor::zeros(&[8, 1]));
@@ -318,7 +429,31 @@ where
     }
 
     /// Clips the global gradient norm to `max_norm` before each step (after the gradient
-    /// hooks).
+    /// hooks), as `torch.nn.utils.clip_grad_norm_` does in a PyTorch loop.
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Linear, Module};
+    /// use tensorgrad::optim::{Sgd, SgdConfig};
+    /// use tensorgrad::train::{FitOptions, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// // One step of plain SGD with lr 1 moves the parameters by the clipped gradient, whose
+    /// // norm is at most 0.1.
+    /// let model: Linear = Linear::new(2, 1, 0);
+    /// let before: Vec<f32> = model.parameters().iter().flat_map(|p| p.to_vec()).collect();
+    /// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 1.0, ..Default::default() });
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse).clip_grad_norm(0.1);
+    /// let options = FitOptions { epochs: 1, batch_size: 8, verbose: false, ..Default::default() };
+    /// trainer.fit(&Tensor::ones(&[8, 2]), &Tensor::full(&[8, 1], 100.0), &options)?;
+    /// let after: Vec<f32> = trainer.model().parameters().iter().flat_map(|p| p.to_vec()).collect();
+    /// let moved = before.iter().zip(&after).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+    /// assert!(moved <= 0.1 + 1e-6);
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `max_norm` is not a positive number.
     #[track_caller]
     pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
         if max_norm.is_nan() || max_norm <= 0.0 {
@@ -334,6 +469,30 @@ where
     }
 
     /// The model, to change (freeze a layer, load weights) between fits.
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Linear, Module, Sequential};
+    /// use tensorgrad::optim::{Adam, AdamConfig};
+    /// use tensorgrad::train::{FitOptions, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// let model: Sequential = Sequential::new().add_named("body", Linear::new(2, 4, 0)).add_named("head", Linear::new(4, 1, 1));
+    /// let opt = Adam::new(model.named_parameters(), AdamConfig::default());
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse);
+    /// let (x, y) = (Tensor::ones(&[8, 2]), Tensor::zeros(&[8, 1]));
+    /// let options = FitOptions { epochs: 2, verbose: false, ..Default::default() };
+    /// trainer.fit(&x, &y, &options)?;
+    ///
+    /// // Freeze the body, then fine-tune the head alone.
+    /// for name in ["body.weight", "body.bias"] {
+    ///     assert!(trainer.model_mut().set_trainable(name, false));
+    /// }
+    /// let body = trainer.model().named_parameters()[0].1.to_vec();
+    /// trainer.fit(&x, &y, &options)?;
+    /// assert_eq!(trainer.model().named_parameters()[0].1.to_vec(), body);
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
     pub fn model_mut(&mut self) -> &mut M {
         &mut self.model
     }
@@ -344,17 +503,76 @@ where
     }
 
     /// The optimizer, to change (set the learning rate, load a state) between fits.
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Linear, Module};
+    /// use tensorgrad::optim::{Optimizer, Sgd, SgdConfig};
+    /// use tensorgrad::train::{FitOptions, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// let model: Linear = Linear::new(2, 1, 0);
+    /// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse);
+    /// let (x, y) = (Tensor::ones(&[8, 2]), Tensor::zeros(&[8, 1]));
+    /// let options = FitOptions { epochs: 1, verbose: false, ..Default::default() };
+    /// trainer.fit(&x, &y, &options)?;
+    /// trainer.optimizer_mut().set_learning_rate(0.01); // a second phase at a lower rate
+    /// assert_eq!(trainer.fit(&x, &y, &options)?.last("lr"), Some(0.01));
+    /// assert_eq!(trainer.optimizer().learning_rate(), 0.01);
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
     pub fn optimizer_mut(&mut self) -> &mut O {
         &mut self.optimizer
     }
 
     /// The model and the optimizer, giving up the trainer (its callbacks and loss).
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Linear, Module};
+    /// use tensorgrad::optim::{Optimizer, Sgd, SgdConfig};
+    /// use tensorgrad::train::{FitOptions, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// let model: Linear = Linear::new(2, 1, 0);
+    /// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() });
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse);
+    /// let options = FitOptions { epochs: 1, verbose: false, ..Default::default() };
+    /// trainer.fit(&Tensor::ones(&[8, 2]), &Tensor::zeros(&[8, 1]), &options)?;
+    /// let (model, opt) = trainer.into_parts();
+    /// assert_eq!(model.in_features(), 2);
+    /// assert_eq!(opt.state_dict()[0].0, "weight.step"); // the momentum is kept
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
     pub fn into_parts(self) -> (M, O) {
         (self.model, self.optimizer)
     }
 
     /// Trains for `options.epochs` epochs on the rows of `x` and `y` and returns the
-    /// per-epoch history.
+    /// per-epoch history (Keras's `model.fit`). Each call starts a new history; the model and
+    /// the optimizer's state carry over from earlier calls.
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Linear, Module};
+    /// use tensorgrad::optim::{Adam, AdamConfig};
+    /// use tensorgrad::train::{FitOptions, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// // y = 2·x0 − x1 + 0.5
+    /// let x = Tensor::<f32>::randn(&[64, 2], 0.0, 1.0, 0);
+    /// let y = (x.narrow(1, 0, 1) * 2.0 - x.narrow(1, 1, 1)).add_scalar(0.5);
+    /// let model: Linear = Linear::new(2, 1, 1);
+    /// let opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.05, ..Default::default() });
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse);
+    /// let options = FitOptions { epochs: 60, batch_size: 16, verbose: false, ..Default::default() };
+    /// let history = trainer.fit(&x, &y, &options)?;
+    /// assert_eq!(history.epochs(), 60);
+    /// assert!(history.last("loss").unwrap() < 1e-3);
+    /// assert!(history.get("loss").unwrap()[0] > history.last("loss").unwrap());
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Whatever a callback returns (a checkpoint that cannot be written).
@@ -411,7 +629,7 @@ where
     /// `fit(&x, &y, options)`, bit for bit.
     ///
     /// ```
-    /// use rand::SeedableRng;
+    /// use tensorgrad::rand::{SeedableRng, rngs::StdRng};
     /// use tensorgrad::data::{DataLoader, FnDataset, Sample};
     /// use tensorgrad::nn::{Linear, Module};
     /// use tensorgrad::optim::{Sgd, SgdConfig};
@@ -424,7 +642,7 @@ where
     ///     Sample::new(Tensor::from_slice(&[x]), Tensor::from_slice(&[3.0 * x - 1.0]))
     /// });
     /// let loader = DataLoader::new(data, 32).shuffle(true).seed(5).prefetch(2);
-    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let mut rng = StdRng::seed_from_u64(0);
     /// let model = Linear::new(1, 1, &mut rng);
     /// let opt = Sgd::new(model.parameters(), SgdConfig { lr: 0.5, ..Default::default() });
     /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
@@ -624,7 +842,30 @@ where
         Some(p.clone())
     }
 
-    /// The mean loss and the metrics on `x`, `y`, in batches, without building a graph.
+    /// The mean loss and the metrics on `x`, `y`, in batches, without building a graph
+    /// (Keras's `model.evaluate`). The model is switched to evaluation mode.
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Linear, Module};
+    /// use tensorgrad::optim::{Sgd, SgdConfig};
+    /// use tensorgrad::train::{Metric, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// // Logits of a fixed 3-class model, p = x·I: each row's largest input is its class.
+    /// let model = Linear::from_tensors(Tensor::from_vec(vec![1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], &[3, 3]), None);
+    /// let opt = Sgd::new(model.named_parameters(), SgdConfig::default());
+    /// let ce = |p: &Tensor, t: &Tensor| loss::cross_entropy(p, t, 0.0, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, ce).metrics(&[Metric::SparseCategoricalAccuracy]);
+    /// let x = Tensor::from_vec(vec![5.0f32, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 5.0, 5.0, 0.0, 0.0], &[4, 3]);
+    /// let y = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 1.0]); // the last one is wrong
+    /// let evaluation = trainer.evaluate(&x, &y, 3);
+    /// assert_eq!(evaluation.get("sparse_categorical_accuracy"), Some(0.75));
+    /// assert!(evaluation.loss > 1.0);
+    /// ```
+    ///
+    /// # Panics
+    /// If `x` and `y` have different numbers of samples, the data is empty, or the batch size is
+    /// 0.
     #[track_caller]
     pub fn evaluate(&mut self, x: &Tensor<E>, y: &Tensor<E>, batch_size: usize) -> Evaluation {
         check_samples("evaluate", x, y);
@@ -640,7 +881,24 @@ where
     }
 
     /// The mean loss and the metrics on the batches of `loader` (its epoch 0), without building
-    /// a graph.
+    /// a graph. With a [`TensorDataset`](crate::data::TensorDataset) of `x` and `y` this is
+    /// [`evaluate`](Self::evaluate) of them:
+    ///
+    /// ```
+    /// use tensorgrad::data::{DataLoader, TensorDataset};
+    /// use tensorgrad::nn::{Linear, Module};
+    /// use tensorgrad::optim::{Sgd, SgdConfig};
+    /// use tensorgrad::train::Trainer;
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// let model: Linear = Linear::new(3, 1, 0);
+    /// let opt = Sgd::new(model.named_parameters(), SgdConfig::default());
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse);
+    /// let (x, y) = (Tensor::<f32>::randn(&[10, 3], 0.0, 1.0, 1), Tensor::zeros(&[10, 1]));
+    /// let loader = DataLoader::new(TensorDataset::new(&x, &y), 4);
+    /// assert_eq!(trainer.evaluate_loader(&loader), trainer.evaluate(&x, &y, 4));
+    /// ```
     ///
     /// # Panics
     /// If the loader has no batch, or a batch's inputs and targets have different numbers of
@@ -675,7 +933,30 @@ where
         }
     }
 
-    /// The model's outputs for every row of `x`, in batches, without building a graph.
+    /// The model's outputs for every row of `x`, in batches, without building a graph
+    /// (Keras's `model.predict`). The model is switched to evaluation mode first, so dropout is
+    /// off.
+    ///
+    /// ```
+    /// use tensorgrad::nn::{Activation, Dense, Dropout, Module, Sequential};
+    /// use tensorgrad::optim::{Adam, AdamConfig};
+    /// use tensorgrad::train::Trainer;
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// let model: Sequential =
+    ///     Sequential::new().add(Dropout::new(0.5, 0)).add(Dense::new(3, 2, Some(Activation::Softmax), 1));
+    /// let opt = Adam::new(model.named_parameters(), AdamConfig::default());
+    /// let nll = |p: &Tensor, t: &Tensor| loss::nll_loss(&p.ln(), t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, nll);
+    /// let x = Tensor::<f32>::randn(&[5, 3], 0.0, 1.0, 2);
+    /// let probabilities = trainer.predict(&x, 2); // batches of 2, 2 and 1
+    /// assert_eq!(probabilities.shape(), &[5, 2]);
+    /// assert!(!probabilities.needs_grad());
+    /// assert_eq!(trainer.predict(&x, 2).to_vec(), probabilities.to_vec()); // no dropout masks
+    /// ```
+    ///
+    /// # Panics
+    /// If `x` has no sample or the batch size is 0.
     #[track_caller]
     pub fn predict(&mut self, x: &Tensor<E>, batch_size: usize) -> Tensor<E> {
         self.model.eval();
@@ -684,6 +965,23 @@ where
 
     /// The model's outputs for every sample of `loader` (its epoch 0, in the loader's order),
     /// concatenated along dim 0, without building a graph. The targets are not used.
+    ///
+    /// ```
+    /// use tensorgrad::data::{DataLoader, FnDataset, Sample};
+    /// use tensorgrad::nn::Linear;
+    /// use tensorgrad::optim::{Sgd, SgdConfig};
+    /// use tensorgrad::train::Trainer;
+    /// use tensorgrad::{Tensor, loss, nn::Module};
+    ///
+    /// // p = 2x, on inputs made as the loader asks for them (the targets are placeholders).
+    /// let model = Linear::from_tensors(Tensor::from_vec(vec![2.0f32], &[1, 1]), None);
+    /// let opt = Sgd::new(model.named_parameters(), SgdConfig::default());
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse);
+    /// let data = FnDataset::new(5, |i| Sample::new(Tensor::from_slice(&[i as f32]), Tensor::scalar(0.0)));
+    /// let p = trainer.predict_loader(&DataLoader::new(data, 2));
+    /// assert_eq!(p.to_vec(), [0.0, 2.0, 4.0, 6.0, 8.0]);
+    /// ```
     ///
     /// # Panics
     /// If the loader has no batch.
@@ -744,6 +1042,21 @@ fn val_loader<'v, E: Element>(op: &str, loader: &'v DataLoader<E>) -> ValSource<
 
 /// A model's outputs for every row of `x`, in batches, without building a graph. The model
 /// should be in evaluation mode.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Dropout, Linear, Module, Sequential};
+/// use tensorgrad::train::predict;
+///
+/// // y = 2x + 1
+/// let linear = Linear::from_tensors(Tensor::from_vec(vec![2.0f32], &[1, 1]), Some(Tensor::from_slice(&[1.0])));
+/// let mut model: Sequential = Sequential::new().add(Dropout::new(0.5, 0)).add(linear);
+/// model.eval(); // dropout off
+/// let x = Tensor::from_vec(vec![0.0f32, 1.0, 2.0, 3.0, 4.0], &[5, 1]);
+/// let y = predict(&model, &x, 2); // batches of 2, 2 and 1
+/// assert_eq!(y.to_vec(), [1.0, 3.0, 5.0, 7.0, 9.0]);
+/// assert!(!y.needs_grad());
+/// ```
 #[track_caller]
 pub fn predict<E: Element, M: Module<E> + ?Sized>(model: &M, x: &Tensor<E>, batch_size: usize) -> Tensor<E> {
     if batch_size == 0 {

@@ -188,6 +188,17 @@ impl History {
 
     /// Appends the epochs of `later` (e.g. the history of a resumed run to that of the
     /// checkpoint it resumed from).
+    ///
+    /// ```
+    /// use tensorgrad::train::History;
+    /// let mut before = History::new();
+    /// before.push_epoch(&[("loss".into(), 0.9)], 1.0);
+    /// let mut after = History::new();
+    /// after.push_epoch(&[("loss".into(), 0.5), ("val_loss".into(), 0.6)], 1.0);
+    /// before.extend(&after);
+    /// assert_eq!(before.get("loss"), Some(&[0.9, 0.5][..]));
+    /// assert!(before.get("val_loss").unwrap()[0].is_nan()); // not recorded in epoch 1
+    /// ```
     pub fn extend(&mut self, later: &History) {
         for e in 0..later.epochs() {
             let values: Vec<(String, f64)> =
@@ -199,6 +210,17 @@ impl History {
     /// Keeps only the first `epochs` epochs (for resuming from a checkpoint taken at that
     /// epoch); does nothing if there are not more. Every name is kept, even one whose series
     /// becomes all `NaN` or empty.
+    ///
+    /// ```
+    /// use tensorgrad::train::History;
+    /// let mut h = History::new();
+    /// for loss in [0.9, 0.5, 0.4] {
+    ///     h.push_epoch(&[("loss".into(), loss)], 1.0);
+    /// }
+    /// h.truncate(2);
+    /// assert_eq!(h.get("loss"), Some(&[0.9, 0.5][..]));
+    /// assert_eq!(h.epoch_seconds().len(), 2);
+    /// ```
     pub fn truncate(&mut self, epochs: usize) {
         self.seconds.truncate(epochs);
         for series in &mut self.series {
@@ -247,6 +269,17 @@ impl History {
 
     /// Writes [`to_json`](Self::to_json) to `path`, crash-safely: to a temporary file beside it
     /// that is then renamed over `path`, so an interrupted save never leaves a truncated file.
+    ///
+    /// ```
+    /// use tensorgrad::train::History;
+    /// let mut h = History::new();
+    /// h.push_epoch(&[("loss".into(), 0.9), ("val_loss".into(), f64::NAN)], 1.5);
+    /// let path = std::env::temp_dir().join(format!("tensorgrad-history-doc-{}.json", std::process::id()));
+    /// h.save_json(&path)?;
+    /// assert_eq!(History::load_json(&path)?, h); // NaN included
+    /// std::fs::remove_file(&path).ok();
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if the file cannot be written.
@@ -423,6 +456,20 @@ impl History {
     /// same `f64` (in exponent form below 1e-5 and from 1e16 on), `NaN` as `NaN` and ±∞ as `inf`
     /// and `-inf`, all of which pandas' `read_csv` and [`load_csv`](Self::load_csv) read back.
     ///
+    /// ```
+    /// use tensorgrad::train::History;
+    /// let mut h = History::new();
+    /// h.push_epoch(&[("loss".into(), 0.9)], 1.5);
+    /// h.push_epoch(&[("loss".into(), 0.5), ("val_loss".into(), 0.6)], 1.4);
+    /// let path = std::env::temp_dir().join(format!("tensorgrad-history-doc-{}.csv", std::process::id()));
+    /// h.save_csv(&path)?;
+    /// let text = std::fs::read_to_string(&path).unwrap();
+    /// assert_eq!(text, "epoch,seconds,loss,val_loss\n1,1.5,0.9,NaN\n2,1.4,0.5,0.6\n");
+    /// assert_eq!(History::load_csv(&path)?, h);
+    /// std::fs::remove_file(&path).ok();
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Io`] if the file cannot be written.
     pub fn save_csv(&self, path: impl AsRef<Path>) -> Result<()> {
@@ -544,9 +591,22 @@ impl History {
     ///
     /// The file is written crash-safely like [`save_json`](Self::save_json).
     ///
-    /// ```no_run
-    /// # let history = tensorgrad::train::History::new();
-    /// history.plot("training.png")?;
+    /// ```
+    /// use tensorgrad::train::History;
+    ///
+    /// let mut history = History::new();
+    /// for (loss, accuracy) in [(0.7, 0.55), (0.5, 0.75), (0.4, 0.8)] {
+    ///     let epoch = [("loss".to_string(), loss), ("accuracy".to_string(), accuracy)];
+    ///     history.push_epoch(&epoch, 1.0);
+    /// }
+    /// let path = std::env::temp_dir().join(format!("tensorgrad-curves-doc-{}.svg", std::process::id()));
+    /// history.plot(&path)?;
+    /// assert!(std::fs::read_to_string(&path).unwrap().contains("<svg"));
+    /// std::fs::remove_file(&path).ok();
+    ///
+    /// // Nothing to draw is an error, as is an unknown extension.
+    /// assert!(History::new().plot(&path).is_err());
+    /// assert!(history.plot(path.with_extension("jpg")).is_err());
     /// # Ok::<(), tensorgrad::Error>(())
     /// ```
     ///

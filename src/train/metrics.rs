@@ -19,6 +19,37 @@ use crate::tensor::handle::Tensor;
 /// [`SparseCategoricalAccuracy`](Self::SparseCategoricalAccuracy) and
 /// [`CategoricalAccuracy`](Self::CategoricalAccuracy) are the multi-class accuracy with one kind
 /// of target each, under Keras's names, and refuse anything else. The others are binary.
+///
+/// Give them to [`Trainer::metrics`](super::Trainer::metrics); [`MetricState`] computes one
+/// by hand:
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::train::{Metric, MetricState};
+///
+/// // Scores against labels: one true positive, one false positive, one false negative.
+/// let scores = Tensor::from_vec(vec![0.9f32, 0.8, 0.3, 0.2], &[4, 1]);
+/// let labels = Tensor::from_vec(vec![1.0f32, 0.0, 1.0, 0.0], &[4, 1]);
+/// for (metric, expected) in [
+///     (Metric::Accuracy, 0.5),
+///     (Metric::Precision, 0.5),
+///     (Metric::Recall, 0.5),
+///     (Metric::F1, 0.5),
+///     (Metric::Auc, 0.75), // 3 of the 4 (positive, negative) pairs are ordered right
+/// ] {
+///     let mut state = MetricState::new(metric);
+///     state.update(&scores, &labels);
+///     assert_eq!(state.result(), expected, "{metric}");
+/// }
+///
+/// // Multi-class, against class ids: rows 0 and 2 are right.
+/// let logits = Tensor::from_vec(vec![2.0f32, 0.0, 0.0, 0.0, 3.0, 1.0, 0.0, 0.0, 5.0], &[3, 3]);
+/// let ids = Tensor::from_slice(&[0.0f32, 2.0, 2.0]);
+/// let mut sparse = MetricState::new(Metric::SparseCategoricalAccuracy);
+/// sparse.update(&logits, &ids);
+/// assert_eq!(sparse.result(), 2.0 / 3.0);
+/// assert_eq!(Metric::SparseCategoricalAccuracy.name(), "sparse_categorical_accuracy");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Metric {

@@ -6,14 +6,14 @@
 //! them, see [`Trainer`]).
 //!
 //! ```
-//! use rand::SeedableRng;
+//! use tensorgrad::rand::{SeedableRng, rngs::StdRng};
 //! use tensorgrad::nn::{Activation, Dense, Module, Sequential, Tanh};
 //! use tensorgrad::optim::{Adam, AdamConfig};
 //! use tensorgrad::train::{FitOptions, Metric, Trainer};
 //! use tensorgrad::{Tensor, loss};
 //!
 //! // XOR with a small MLP.
-//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+//! let mut rng = StdRng::seed_from_u64(0);
 //! let model: Sequential = Sequential::new()
 //!     .add(Dense::new(2, 8, Some(Activation::Tanh), &mut rng))
 //!     .add(Dense::new(8, 1, Some(Activation::Sigmoid), &mut rng));

@@ -14,6 +14,34 @@ use super::metrics::{Metric, MetricState, SavedMetricState};
 /// run skips the batches done (the order of an epoch depends only on the seed and the epoch,
 /// the dropout masks only on the step's key) and carries on with the totals, so the resumed
 /// epoch's line in the history is the one an uninterrupted run writes.
+///
+/// ```
+/// use tensorgrad::nn::{Linear, Module};
+/// use tensorgrad::optim::{Sgd, SgdConfig};
+/// use tensorgrad::train::{Callback, FitOptions, TrainContext, Trainer};
+/// use tensorgrad::{Result, Tensor, loss};
+///
+/// /// Notes (epoch, batches done, samples seen) after every batch.
+/// struct Watch<'a>(&'a mut Vec<(usize, usize, usize)>);
+///
+/// impl Callback for Watch<'_> {
+///     fn on_batch_end(&mut self, _batch: usize, _loss: f64, ctx: &mut TrainContext<'_, f32>) -> Result<()> {
+///         let p = ctx.progress.expect("set in on_batch_end");
+///         assert!(p.loss().is_finite() && p.metrics().is_empty());
+///         self.0.push((p.epoch(), p.batches_done(), p.samples_seen()));
+///         Ok(())
+///     }
+/// }
+///
+/// let model: Linear = Linear::new(2, 1, 0);
+/// let opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.1, ..Default::default() });
+/// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+/// let mut seen = Vec::new();
+/// let options = FitOptions { epochs: 1, batch_size: 4, verbose: false, ..Default::default() };
+/// Trainer::new(model, opt, mse).callback(Watch(&mut seen)).fit(&Tensor::ones(&[10, 2]), &Tensor::zeros(&[10, 1]), &options)?;
+/// assert_eq!(seen, [(0, 1, 4), (0, 2, 8), (0, 3, 10)]);
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct EpochProgress {
     pub(crate) epoch: usize,
