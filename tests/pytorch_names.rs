@@ -102,6 +102,10 @@ fn display_shows_each_layer_in_pytorch_style() {
                     (dense): Dense(in_features=32, units=1, activation=Sigmoid)\n)";
     assert_eq!(model.to_string(), expected);
     assert_eq!(format!("{model:?}"), expected);
+    // A lent model (`Trainer::new(&mut model, …)`) describes itself the same way.
+    let mut owned = text_model();
+    let lent = &mut owned;
+    assert_eq!(Module::describe(&lent), expected);
     let nested: Sequential = Sequential::new().add(text_model()).add(Relu);
     assert!(nested.to_string().starts_with("Sequential(\n  (0): Sequential(\n    (embedding): Embedding"), "{nested}");
     let gru: Gru = Gru::new(GruConfig { bidirectional: true, num_layers: 2, ..GruConfig::new(3, 4) }, 0);

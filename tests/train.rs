@@ -163,6 +163,25 @@ fn early_stopping_stops_and_restores_the_best_weights() {
     assert!((ev.loss - best_val).abs() < 1e-5, "{} vs {}", ev.loss, best_val);
 }
 
+/// Keras resets `EarlyStopping` when a fit begins: a second `fit` on the same trainer is judged
+/// on its own epochs. Here the second fit starts from weights set back to zero (a loss well above
+/// the first fit's best); without the reset it stopped after `patience` epochs.
+#[test]
+fn early_stopping_starts_over_with_each_fit() {
+    let (x, y) = breast_cancer();
+    let model = mlp(x.shape()[1], 3);
+    let opt = Adam::new(model.parameters(), AdamConfig { lr: 1e-2, ..Default::default() });
+    let mut trainer = Trainer::new(model, opt, bce_mean).callback(EarlyStopping::new("loss", 1));
+    let first = trainer.fit(&x, &y, &quiet(8)).unwrap();
+    let (_, best_first) = first.best("loss", true).unwrap();
+    for (_, p) in trainer.model().named_parameters() {
+        p.update_(|v| v.fill(0.0));
+    }
+    let second = trainer.fit(&x, &y, &quiet(8)).unwrap();
+    assert!(second.get("loss").unwrap()[0] > best_first, "the second fit starts worse than the first ended");
+    assert!(second.epochs() > 2, "the second fit stopped after {} epochs", second.epochs());
+}
+
 #[test]
 fn checkpoint_saves_the_best_model_and_schedules_set_the_learning_rate() {
     let (x, y) = breast_cancer();

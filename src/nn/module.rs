@@ -435,6 +435,9 @@ impl<E: Element, M: Module<E> + ?Sized> Module<E> for &mut M {
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
         (**self).visit_params(prefix, f)
     }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)
     }

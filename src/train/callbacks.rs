@@ -326,6 +326,17 @@ impl<E: Element> EarlyStopping<E> {
 }
 
 impl<E: Element> Callback<E> for EarlyStopping<E> {
+    /// Starts over, as Keras does at the start of each `fit`: a second `fit` on the same
+    /// trainer is judged on its own epochs, not against the best value of the first.
+    fn on_train_begin(&mut self, _ctx: &mut TrainContext<'_, E>) -> Result<()> {
+        self.best = if self.minimize { f64::INFINITY } else { f64::NEG_INFINITY };
+        self.best_epoch = None;
+        self.wait = 0;
+        self.best_weights = None;
+        self.stopped_epoch = None;
+        Ok(())
+    }
+
     fn on_epoch_end(&mut self, logs: &[(String, f64)], ctx: &mut TrainContext<'_, E>) -> Result<Control> {
         let v = monitored("EarlyStopping", &self.monitor, logs);
         let improved = if self.minimize { v < self.best - self.min_delta } else { v > self.best + self.min_delta };
