@@ -75,6 +75,7 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("matmul_lstm_wgrad", "[144,128]^T x [128,512]: transposed view of a contiguous [128,144] (weight gradient)"),
     ("bcast_add", "x[1024,1024] + b[1024]"),
     ("sigmoid_1m", "sigmoid over 2^20 f32"),
+    ("layer_norm_train", "layer_norm over the last dim of x[2048, 128] with weight and bias, forward + backward"),
     ("sum_dim_last", "x[1024,1024].sum_dim(1): one sum per row"),
     ("sum_dim_first", "x[1024,1024].sum_dim(0): one sum per column"),
     ("autograd_mul8", "a * b, two 8-element tensors requiring grad (op recorded, output dropped)"),
@@ -272,6 +273,18 @@ fn build(name: &str, threads: usize) -> Workload {
         "sigmoid_1m" => {
             let x = random(&[1 << 20], rng);
             Workload { run: Box::new(move || drop(black_box(x.sigmoid()))), work: gbytes(2 << 20) }
+        }
+        "layer_norm_train" => {
+            let x = random(&[2048, 128], rng).requires_grad();
+            let w = random(&[128], rng).requires_grad();
+            let b = random(&[128], rng).requires_grad();
+            let u = random(&[2048, 128], rng);
+            Workload {
+                run: Box::new(move || {
+                    drop(black_box((&x.layer_norm(&[128], Some(&w), Some(&b), 1e-5) * &u).sum().backward()))
+                }),
+                work: None,
+            }
         }
         "autograd_mul8" => {
             let a = random(&[8], rng).requires_grad();

@@ -55,6 +55,7 @@ WORKLOADS = {
     "sigmoid_1m": (15, 10, 2, ("tensorgrad", "torch", "numpy"), ("torch", 1.0, None)),
     "sum_dim_last": (15, 10, 2, ("tensorgrad", "torch", "numpy"), ("torch", 1.0, None)),
     "sum_dim_first": (15, 10, 2, ("tensorgrad", "torch", "numpy"), ("torch", 1.0, None)),
+    "layer_norm_train": (15, 5, 2, ("tensorgrad", "torch"), None),
     "autograd_mul8": (15, 20000, 1, ("tensorgrad", "torch"), ("abs_us", 0.3)),
     "autograd_mul8_backward": (15, 5000, 1, ("tensorgrad", "torch"), None),
     "lstm_fwd": (10, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),

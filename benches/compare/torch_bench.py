@@ -187,6 +187,16 @@ def torch_workload(name):
     if name == "sigmoid_1m":
         x = rand(1 << 20)
         return (lambda: torch.sigmoid(x)), gbytes(2 << 20)
+    if name == "layer_norm_train":
+        x, w, b = rand(2048, 128).requires_grad_(), rand(128).requires_grad_(), rand(128).requires_grad_()
+        u = rand(2048, 128)
+
+        def ln_fwd_bwd():
+            # As tensorgrad's backward(), which returns fresh gradients: do not accumulate.
+            x.grad = w.grad = b.grad = None
+            (torch.nn.functional.layer_norm(x, [128], w, b, 1e-5) * u).sum().backward()
+
+        return ln_fwd_bwd, None
     if name == "autograd_mul8":
         a, b = rand(8).requires_grad_(), rand(8).requires_grad_()
         return (lambda: a * b), None

@@ -30,6 +30,7 @@ pub(crate) mod lstm;
 pub(crate) mod map;
 pub(crate) mod math;
 pub(crate) mod matmul;
+pub(crate) mod norm;
 pub(crate) mod reduce;
 pub(crate) mod slice;
 

@@ -7,6 +7,7 @@ mod elementwise;
 mod index;
 mod loss;
 pub(crate) mod matmul;
+mod norm;
 mod reduce;
 mod rnn;
 mod view;
