@@ -682,6 +682,38 @@ proptest! {
     }
 
     #[test]
+    fn gradcheck_gelu_tanh(vs in any_views(0..=3, Vals::Wide)) {
+        check_unary("gelu_tanh", &vs, |x| x.gelu_tanh())?;
+        gradgrad_unary("gelu_tanh", &vs, |x| x.gelu_tanh())?;
+    }
+
+    #[test]
+    fn gradcheck_where_cond_masked_fill_and_triangles(c in bin_case(Vals::Any, Vals::Any)) {
+        // The condition: a fixed pattern over the operands' common shape, broadcast from a row.
+        let pick = |a: &T, b: &T| {
+            let shape = tensorgrad::shape::broadcast_shapes("test", a.shape(), b.shape());
+            let n = *shape.last().unwrap_or(&1);
+            let row = Tensor::from_vec((0..n).map(|i| (i % 2) as f64).collect(), &[n]);
+            Tensor::where_cond(&row, a, b)
+        };
+        check_pairs("where_cond", &c.a, &c.b, pick)?;
+        check_pairs("where_cond", &c.a, &c.b_small, pick)?;
+        check_pairs("where_cond", &c.col, &c.row, pick)?;
+        gradgrad_pairs("where_cond", &c.a, &c.b, |a, b| pick(a, b) * pick(b, a))?;
+        check_unary("masked_fill", &c.a, |x| {
+            let n = *x.shape().last().unwrap_or(&1);
+            x.masked_fill(&Tensor::from_vec((0..n).map(|i| (i % 3 == 0) as u8 as f64).collect(), &[n]), -5.0)
+        })?;
+    }
+
+    #[test]
+    fn gradcheck_tril_triu(vs in any_views(2..=3, Vals::Any)) {
+        check_unary("tril(0)", &vs, |x| x.tril(0))?;
+        check_unary("triu(1)", &vs, |x| x.triu(1))?;
+        check_unary("tril(-1)", &vs, |x| x.tril(-1))?;
+    }
+
+    #[test]
     fn gradcheck_flatten(vs in any_views(2..=3, Vals::Any)) {
         check_unary("flatten(0, 1)", &vs, |x| x.flatten(0, 1))?;
         check_unary("flatten(1, last)", &vs, |x| x.flatten(1, x.ndim() - 1))?;

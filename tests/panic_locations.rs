@@ -68,6 +68,9 @@ fn wrong_input_to_a_layer_panics_at_the_callers_line() {
     assert_here(line!(), || drop(emb.forward(&Tensor::from_vec(vec![1.0, 12.0], &[1, 2]))));
     assert_here(line!(), || drop(emb.forward(&Tensor::from_vec(vec![1.5, 2.0], &[1, 2]))));
     assert_here(line!(), || _ = Dropout::new(1.5, 0));
+    let (p, q) = (Tensor::<f32>::zeros(&[2, 3]), Tensor::<f32>::zeros(&[4]));
+    assert_here(line!(), || drop(&p + &q)); // shapes that do not broadcast
+    assert_here(line!(), || drop(p.masked_fill(&q, 0.0)));
     let attn = ScaledDotProductAttention::new();
     let (q, k) = (Tensor::<f32>::zeros(&[2, 3, 4]), Tensor::<f32>::zeros(&[2, 5, 6]));
     assert_here(line!(), || drop(attn.forward_many(&[&q, &k, &k])));

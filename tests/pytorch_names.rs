@@ -142,3 +142,51 @@ fn summary_gives_output_shapes_and_trainable_counts_and_changes_nothing() {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mlp.summary(&[3, 5])));
     assert!(r.is_err());
 }
+
+/// `gelu_tanh` against PyTorch 2.15's `F.gelu(x, approximate='tanh')` (float64; values printed
+/// by PyTorch for these inputs).
+#[test]
+fn gelu_tanh_matches_pytorch() {
+    let x = Tensor::from_vec(vec![1.0f64, -3.0, 0.5, 2.5], &[4]).requires_grad();
+    let y = x.gelu_tanh();
+    let want = [0.8411919906082768, -0.0036373920817729943, 0.34571400982514394, 2.484915733910001];
+    let dwant = [1.0829640838457826, -0.011584166630969648, 0.8673699035346424, 1.037951576212666];
+    let g = y.sum().backward();
+    for ((a, b), (da, db)) in y.to_vec().iter().zip(want).zip(g.get(&x).unwrap().to_vec().iter().zip(dwant)) {
+        assert_relative_eq!(*a, b, max_relative = 1e-13);
+        assert_relative_eq!(*da, db, max_relative = 1e-13);
+    }
+}
+
+#[test]
+fn masked_scores_give_zero_probability_and_finite_gradients() {
+    let scores = Tensor::from_vec(vec![0.5f64, 1.0, 2.0, -1.0, 0.0, 3.0], &[2, 3]).requires_grad();
+    let causal = Tensor::<f64>::ones(&[3, 3]).triu(1).narrow(0, 1, 2); // rows 1, 2 of the future mask
+    let p = scores.masked_fill(&causal, f64::NEG_INFINITY).softmax(1);
+    let v = p.to_vec();
+    assert_eq!(v[2], 0.0);
+    assert_relative_eq!(v[5], 1.0 - v[3] - v[4], max_relative = 1e-14);
+    assert!((v[0] + v[1] - 1.0).abs() < 1e-15);
+    let g = (&p * &Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])).sum().backward();
+    let gs = g.get(&scores).unwrap().to_vec();
+    assert!(gs.iter().all(|v| v.is_finite()), "{gs:?}");
+    assert_eq!(gs[2], 0.0);
+}
+
+#[test]
+fn where_cond_broadcasts_and_tril_keeps_the_lower_triangle() {
+    let cond = Tensor::from_vec(vec![1.0f32, 0.0], &[2, 1]);
+    let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]);
+    let b = Tensor::from_vec(vec![-1.0f32], &[1]);
+    assert_eq!(Tensor::where_cond(&cond, &a, &b).to_vec(), vec![1.0, 2.0, 3.0, -1.0, -1.0, -1.0]);
+    let x = Tensor::<f32>::arange(6).reshape(&[2, 3]);
+    assert_eq!(x.tril(0).to_vec(), vec![0.0, 0.0, 0.0, 3.0, 4.0, 0.0]);
+    assert_eq!(x.tril(-1).to_vec(), vec![0.0, 0.0, 0.0, 3.0, 0.0, 0.0]);
+    assert_eq!(x.triu(0).to_vec(), vec![0.0, 1.0, 2.0, 0.0, 4.0, 5.0]);
+}
+
+#[test]
+#[should_panic(expected = "masked_fill: shapes [2, 4] and [2, 3] cannot be broadcast together")]
+fn masked_fill_with_a_wrong_mask_names_both_shapes() {
+    let _ = Tensor::<f32>::zeros(&[2, 3]).masked_fill(&Tensor::ones(&[2, 4]), 0.0);
+}

@@ -106,6 +106,21 @@ impl<E: Element> Tensor<E> {
         (self * &cdf).mul_scalar(E::of(0.5))
     }
 
+    /// GELU with the tanh approximation, `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`
+    /// (PyTorch's `nn.GELU(approximate='tanh')`, GPT-2's activation), composed from primitives.
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::from_vec(vec![0.0f64, 1.0, -3.0], &[3]);
+    /// let y = x.gelu_tanh().to_vec();
+    /// assert!(y[0].abs() < 1e-15 && (y[1] - 0.8411919906082768).abs() < 1e-12);
+    /// ```
+    #[track_caller]
+    pub fn gelu_tanh(&self) -> Tensor<E> {
+        let inner = (self + &self.powf(E::of(3.0)).mul_scalar(E::of(0.044715)))
+            .mul_scalar(E::of((2.0 / std::f64::consts::PI).sqrt()));
+        (self * &inner.tanh().add_scalar(E::one())).mul_scalar(E::of(0.5))
+    }
+
     /// Softmax over `dim`: `exp(x − max) / Σ exp(x − max)`, stable for large inputs.
     ///
     /// ```

@@ -245,6 +245,81 @@ impl<E: Element> Tensor<E> {
         })
     }
 
+    /// `a` where `cond` is non-zero, `b` elsewhere (PyTorch's `torch.where(cond, a, b)`), with
+    /// broadcasting over all three. `cond` is a constant (0/1 or any floats; non-zero counts as
+    /// true). Gradients go to `a` where the condition holds and to `b` elsewhere; the other
+    /// operand's values are never read there, so an `inf` or NaN in them does not leak.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// let cond = Tensor::from_vec(vec![1.0f32, 0.0, 1.0], &[3]);
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]);
+    /// let b = Tensor::from_vec(vec![f32::NEG_INFINITY], &[1]);
+    /// assert_eq!(Tensor::where_cond(&cond, &a, &b).to_vec(), vec![1.0, f32::NEG_INFINITY, 3.0]);
+    /// ```
+    #[doc(alias = "where")]
+    #[track_caller]
+    pub fn where_cond(cond: &Tensor<E>, a: &Tensor<E>, b: &Tensor<E>) -> Tensor<E> {
+        let shape = broadcast_shapes("where_cond", &broadcast_shapes("where_cond", cond.shape(), a.shape()), b.shape());
+        let keep = cond.detach().broadcast_to(&shape).map(|v| if v != E::zero() { E::one() } else { E::zero() });
+        let (a, b) = (a.broadcast_to(&shape), b.broadcast_to(&shape));
+        let from_a = a.zip(&keep, |x, k| if k != E::zero() { x } else { E::zero() });
+        let from_b = b.zip(&keep, |y, k| if k != E::zero() { E::zero() } else { y });
+        let out = from_a.zip(&from_b, |x, y| x + y);
+        out.record("where_cond", [a, b], move |c| {
+            let zero = Tensor::zeros(&[1]);
+            vec![
+                c.needs(0).then(|| Tensor::where_cond(&keep, c.grad(), &zero)),
+                c.needs(1).then(|| Tensor::where_cond(&keep, &zero, c.grad())),
+            ]
+        })
+    }
+
+    /// `value` where `mask` is non-zero, `self` elsewhere (PyTorch's `masked_fill`; the mask
+    /// broadcasts to `self`'s shape). The usual way to hide attention scores: fill with `−∞`
+    /// before a softmax.
+    ///
+    /// ```
+    /// let scores = tensorgrad::Tensor::from_vec(vec![0.5f32, 1.0, 2.0], &[1, 3]);
+    /// let pad = tensorgrad::Tensor::from_vec(vec![0.0f32, 0.0, 1.0], &[1, 3]);
+    /// assert_eq!(scores.masked_fill(&pad, f32::NEG_INFINITY).softmax(1).to_vec()[2], 0.0);
+    /// ```
+    ///
+    /// # Panics
+    /// If the mask does not broadcast to `self`'s shape.
+    #[track_caller]
+    pub fn masked_fill(&self, mask: &Tensor<E>, value: E) -> Tensor<E> {
+        if broadcast_shapes("masked_fill", mask.shape(), self.shape()) != self.shape() {
+            panic!("masked_fill: mask of shape {:?} does not broadcast to {:?}", mask.shape(), self.shape());
+        }
+        Tensor::where_cond(mask, &Tensor::full(&[1], value), self)
+    }
+
+    /// The lower triangle of the last two dims: elements with `col − row > diagonal` set to 0
+    /// (PyTorch's `tril`; `diagonal` 0 keeps the main diagonal, −1 drops it too).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::ones(&[3, 3]);
+    /// assert_eq!(x.tril(0).to_vec(), vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]);
+    /// assert_eq!(x.triu(1).to_vec(), vec![0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the tensor has fewer than 2 dims.
+    #[track_caller]
+    pub fn tril(&self, diagonal: isize) -> Tensor<E> {
+        let keep = triangle("tril", self.shape(), |r, c| c - r <= diagonal);
+        Tensor::where_cond(&keep, self, &Tensor::zeros(&[1]))
+    }
+
+    /// The upper triangle of the last two dims: elements with `col − row < diagonal` set to 0
+    /// (PyTorch's `triu`); see [`tril`](Self::tril).
+    #[track_caller]
+    pub fn triu(&self, diagonal: isize) -> Tensor<E> {
+        let keep = triangle("triu", self.shape(), |r, c| c - r >= diagonal);
+        Tensor::where_cond(&keep, self, &Tensor::zeros(&[1]))
+    }
+
     /// `sin x`. ∂/∂x = cos x.
     ///
     /// ```
@@ -423,4 +498,20 @@ impl<E: Element> Neg for Tensor<E> {
     fn neg(self) -> Tensor<E> {
         Tensor::neg(&self)
     }
+}
+
+/// A `[rows, cols]` tensor of 1 where `keep(row, col)`, else 0, for the last two dims of `shape`.
+#[track_caller]
+fn triangle<E: Element>(op: &str, shape: &[usize], keep: impl Fn(isize, isize) -> bool) -> Tensor<E> {
+    let [.., rows, cols] = shape else {
+        panic!("{op}: needs at least 2 dims, got shape {shape:?}");
+    };
+    let (rows, cols) = (*rows, *cols);
+    let mut v = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        for c in 0..cols {
+            v.push(if keep(r as isize, c as isize) { E::one() } else { E::zero() });
+        }
+    }
+    Tensor::from_vec(v, &[rows, cols])
 }

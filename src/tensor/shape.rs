@@ -24,7 +24,11 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 /// stretches). Panics, naming `op`, when the shapes are incompatible.
 #[track_caller]
 pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
-    try_broadcast_shapes(a, b).unwrap_or_else(|| panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together"))
+    // A `match`, not a closure: a panic inside a closure would report the closure's line.
+    match try_broadcast_shapes(a, b) {
+        Some(shape) => shape,
+        None => panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together"),
+    }
 }
 
 /// Like [`broadcast_shapes`] but returns `None` instead of panicking.
