@@ -193,31 +193,25 @@ pub trait Dataset<E: Element = f32>: Send + Sync {
     }
 }
 
-impl<E: Element, D: Dataset<E> + ?Sized> Dataset<E> for std::sync::Arc<D> {
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-    fn get(&self, index: usize) -> Sample<E> {
-        (**self).get(index)
-    }
-    #[track_caller]
-    fn get_batch(&self, indices: &[usize]) -> Batch<E> {
-        (**self).get_batch(indices)
-    }
+/// `Dataset` for a shared or boxed dataset: every method forwards to the dataset.
+macro_rules! forward_dataset {
+    ($($ptr:ty),*) => {$(
+        impl<E: Element, D: Dataset<E> + ?Sized> Dataset<E> for $ptr {
+            fn len(&self) -> usize {
+                (**self).len()
+            }
+            fn get(&self, index: usize) -> Sample<E> {
+                (**self).get(index)
+            }
+            #[track_caller]
+            fn get_batch(&self, indices: &[usize]) -> Batch<E> {
+                (**self).get_batch(indices)
+            }
+        }
+    )*};
 }
 
-impl<E: Element, D: Dataset<E> + ?Sized> Dataset<E> for Box<D> {
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-    fn get(&self, index: usize) -> Sample<E> {
-        (**self).get(index)
-    }
-    #[track_caller]
-    fn get_batch(&self, indices: &[usize]) -> Batch<E> {
-        (**self).get_batch(indices)
-    }
-}
+forward_dataset!(std::sync::Arc<D>, Box<D>);
 
 /// Samples collected in memory, e.g. from an iterator: `let data: Vec<Sample> = it.collect();`.
 impl<E: Element> Dataset<E> for Vec<Sample<E>> {

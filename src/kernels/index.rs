@@ -83,3 +83,15 @@ pub(crate) fn scatter<E: Element>(shape: &[usize], dim: usize, indices: &[usize]
     });
     out
 }
+
+/// A row-major `rows × cols` grid of 1 where `keep(row, col)`, else 0 (the masks of `tril` and
+/// `triu`).
+pub(crate) fn grid_mask<E: Element>(rows: usize, cols: usize, keep: impl Fn(isize, isize) -> bool) -> Vec<E> {
+    let mut v = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        for c in 0..cols {
+            v.push(if keep(r as isize, c as isize) { E::one() } else { E::zero() });
+        }
+    }
+    v
+}

@@ -393,64 +393,38 @@ pub fn param_name(prefix: &str, name: &str) -> String {
     join(prefix, name)
 }
 
-impl<E: Element, M: Module<E> + ?Sized> Module<E> for Box<M> {
-    fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
-        (**self).forward(x)
-    }
-    #[track_caller]
-    fn forward_many(&self, inputs: &[&Tensor<E>]) -> Tensor<E> {
-        (**self).forward_many(inputs)
-    }
-    #[track_caller]
-    fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
-        (**self).forward_masked(x, mask)
-    }
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
-        (**self).visit_params(prefix, f)
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn set_training(&mut self, training: bool) {
-        (**self).set_training(training)
-    }
-    fn reseed(&mut self, seed: u64) {
-        (**self).reseed(seed)
-    }
+/// `Module` for a pointer to a module (`Box<M>`, `&mut M`): every method forwards to the module,
+/// so containers hold `Box<dyn Module<E>>` and a `Trainer` can borrow a model the caller keeps.
+/// Methods whose defaults are built on these (`named_parameters`, `train`, …) need no forwarding.
+macro_rules! forward_module {
+    ($($ptr:ty),*) => {$(
+        impl<E: Element, M: Module<E> + ?Sized> Module<E> for $ptr {
+            fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
+                (**self).forward(x)
+            }
+            fn forward_many(&self, inputs: &[&Tensor<E>]) -> Tensor<E> {
+                (**self).forward_many(inputs)
+            }
+            fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
+                (**self).forward_masked(x, mask)
+            }
+            fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
+                (**self).visit_params(prefix, f)
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+            fn set_training(&mut self, training: bool) {
+                (**self).set_training(training)
+            }
+            fn reseed(&mut self, seed: u64) {
+                (**self).reseed(seed)
+            }
+        }
+    )*};
 }
 
-/// A module lent by mutable reference is the module itself, so that
-/// [`Trainer::new(&mut model, …)`](crate::train::Trainer::new) trains a model the caller keeps.
-impl<E: Element, M: Module<E> + ?Sized> Module<E> for &mut M {
-    fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
-        (**self).forward(x)
-    }
-    #[track_caller]
-    fn forward_many(&self, inputs: &[&Tensor<E>]) -> Tensor<E> {
-        (**self).forward_many(inputs)
-    }
-    fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
-        (**self).forward_masked(x, mask)
-    }
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
-        (**self).visit_params(prefix, f)
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn set_training(&mut self, training: bool) {
-        (**self).set_training(training)
-    }
-    fn reseed(&mut self, seed: u64) {
-        (**self).reseed(seed)
-    }
-    fn train(&mut self) {
-        (**self).train()
-    }
-    fn eval(&mut self) {
-        (**self).eval()
-    }
-}
+forward_module!(Box<M>, &mut M);
 
 /// A well-mixed seed for child `index` of a module seeded with `seed` (SplitMix64's finaliser).
 pub(crate) fn derive_seed(seed: u64, index: u64) -> u64 {

@@ -9,7 +9,7 @@
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::kernels::map::{BinaryOp, UnaryOp};
-use crate::kernels::{PAR_ELEMS, Par, map, math};
+use crate::kernels::{PAR_ELEMS, Par, index, map, math};
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
 use crate::tensor::shape::broadcast_shapes;
@@ -506,12 +506,5 @@ fn triangle<E: Element>(op: &str, shape: &[usize], keep: impl Fn(isize, isize) -
     let [.., rows, cols] = shape else {
         panic!("{op}: needs at least 2 dims, got shape {shape:?}");
     };
-    let (rows, cols) = (*rows, *cols);
-    let mut v = Vec::with_capacity(rows * cols);
-    for r in 0..rows {
-        for c in 0..cols {
-            v.push(if keep(r as isize, c as isize) { E::one() } else { E::zero() });
-        }
-    }
-    Tensor::from_vec(v, &[rows, cols])
+    Tensor::from_data(index::grid_mask(*rows, *cols, keep), &[*rows, *cols])
 }

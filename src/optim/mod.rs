@@ -124,61 +124,40 @@ pub trait Optimizer<E: Element = f32> {
     fn load_state_dict(&mut self, state: &[(String, Tensor<E>)]) -> Result<()>;
 }
 
-/// An optimizer lent by mutable reference is the optimizer itself, so that
+/// `Optimizer` for a pointer to an optimizer: `&mut O`, so that
 /// [`Trainer::new(…, &mut opt, …)`](crate::train::Trainer::new) drives an optimizer the caller
-/// keeps.
-impl<E: Element, O: Optimizer<E> + ?Sized> Optimizer<E> for &mut O {
-    #[track_caller]
-    fn step(&mut self, grads: &Gradients<E>) {
-        (**self).step(grads)
-    }
-    fn learning_rate(&self) -> f64 {
-        (**self).learning_rate()
-    }
-    #[track_caller]
-    fn set_learning_rate(&mut self, lr: f64) {
-        (**self).set_learning_rate(lr)
-    }
-    fn parameters(&self) -> &[Tensor<E>] {
-        (**self).parameters()
-    }
-    fn named_parameters(&self) -> Vec<(String, Tensor<E>)> {
-        (**self).named_parameters()
-    }
-    fn state_dict(&self) -> Vec<(String, Tensor<E>)> {
-        (**self).state_dict()
-    }
-    fn load_state_dict(&mut self, state: &[(String, Tensor<E>)]) -> Result<()> {
-        (**self).load_state_dict(state)
-    }
+/// keeps, and `Box<O>`, so that `Box<dyn Optimizer<E>>` picks one at run time.
+macro_rules! forward_optimizer {
+    ($($ptr:ty),*) => {$(
+        impl<E: Element, O: Optimizer<E> + ?Sized> Optimizer<E> for $ptr {
+            #[track_caller]
+            fn step(&mut self, grads: &Gradients<E>) {
+                (**self).step(grads)
+            }
+            fn learning_rate(&self) -> f64 {
+                (**self).learning_rate()
+            }
+            #[track_caller]
+            fn set_learning_rate(&mut self, lr: f64) {
+                (**self).set_learning_rate(lr)
+            }
+            fn parameters(&self) -> &[Tensor<E>] {
+                (**self).parameters()
+            }
+            fn named_parameters(&self) -> Vec<(String, Tensor<E>)> {
+                (**self).named_parameters()
+            }
+            fn state_dict(&self) -> Vec<(String, Tensor<E>)> {
+                (**self).state_dict()
+            }
+            fn load_state_dict(&mut self, state: &[(String, Tensor<E>)]) -> Result<()> {
+                (**self).load_state_dict(state)
+            }
+        }
+    )*};
 }
 
-/// A boxed optimizer is the optimizer itself (`Box<dyn Optimizer<E>>` picks one at run time).
-impl<E: Element, O: Optimizer<E> + ?Sized> Optimizer<E> for Box<O> {
-    #[track_caller]
-    fn step(&mut self, grads: &Gradients<E>) {
-        (**self).step(grads)
-    }
-    fn learning_rate(&self) -> f64 {
-        (**self).learning_rate()
-    }
-    #[track_caller]
-    fn set_learning_rate(&mut self, lr: f64) {
-        (**self).set_learning_rate(lr)
-    }
-    fn parameters(&self) -> &[Tensor<E>] {
-        (**self).parameters()
-    }
-    fn named_parameters(&self) -> Vec<(String, Tensor<E>)> {
-        (**self).named_parameters()
-    }
-    fn state_dict(&self) -> Vec<(String, Tensor<E>)> {
-        (**self).state_dict()
-    }
-    fn load_state_dict(&mut self, state: &[(String, Tensor<E>)]) -> Result<()> {
-        (**self).load_state_dict(state)
-    }
-}
+forward_optimizer!(&mut O, Box<O>);
 
 /// Implements [`Optimizer`] for a struct whose field `chain` is a [`chain::Chain`].
 macro_rules! impl_optimizer {
