@@ -224,20 +224,10 @@ impl<F: Element> ClassTargets for &Tensor<F> {
         if !matches!(self.shape(), [_] | [_, 1]) {
             panic!("{op}: class ids must be a tensor of shape [N] or [N, 1], got {:?}", self.shape());
         }
-        // Whole numbers up to 2^53 are exact in f64 (and every f32 converts exactly).
-        const LIMIT: f64 = 9_007_199_254_740_992.0;
-        let ids = self
-            .to_vec()
-            .into_iter()
-            .enumerate()
-            .map(|(pos, v)| {
-                let x = v.to_f64().unwrap_or(f64::NAN);
-                if !(x >= 0.0 && x.fract() == 0.0 && x <= LIMIT) {
-                    panic!("{op}: target {x} at position {pos} is not a class id (a whole number from 0)");
-                }
-                x as usize
-            })
-            .collect();
+        let ids = match crate::kernels::index::whole_numbers(&self.to_vec()) {
+            Ok(ids) => ids,
+            Err((pos, x)) => panic!("{op}: target {x} at position {pos} is not a class id (a whole number from 0)"),
+        };
         Cow::Owned(ids)
     }
 }

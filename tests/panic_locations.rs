@@ -8,6 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use tensorgrad::Tensor;
+use tensorgrad::loss::{Reduction, cross_entropy};
 use tensorgrad::nn::{
     Activation, Dense, Dropout, Embedding, Gru, GruConfig, Linear, Lstm, LstmConfig, Module, Relu,
     ScaledDotProductAttention, Sequential,
@@ -71,6 +72,8 @@ fn wrong_input_to_a_layer_panics_at_the_callers_line() {
     let (p, q) = (Tensor::<f32>::zeros(&[2, 3]), Tensor::<f32>::zeros(&[4]));
     assert_here(line!(), || drop(&p + &q)); // shapes that do not broadcast
     assert_here(line!(), || drop(p.masked_fill(&q, 0.0)));
+    let (logits, bad_ids) = (Tensor::<f32>::zeros(&[2, 3]), Tensor::<f32>::from_vec(vec![1.0, 0.5], &[2]));
+    assert_here(line!(), || drop(cross_entropy(&logits, &bad_ids, 0.0, Reduction::Mean)));
     let attn = ScaledDotProductAttention::new();
     let (q, k) = (Tensor::<f32>::zeros(&[2, 3, 4]), Tensor::<f32>::zeros(&[2, 5, 6]));
     assert_here(line!(), || drop(attn.forward_many(&[&q, &k, &k])));

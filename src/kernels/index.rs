@@ -95,3 +95,18 @@ pub(crate) fn grid_mask<E: Element>(rows: usize, cols: usize, keep: impl Fn(isiz
     }
     v
 }
+
+/// The values as indices, or the position and value of the first that is not a whole number in
+/// `0..=2⁵³` (beyond that, floats no longer hold every whole number). NaN is refused.
+pub(crate) fn whole_numbers<E: Element>(values: &[E]) -> Result<Vec<usize>, (usize, f64)> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0;
+    let mut out = Vec::with_capacity(values.len());
+    for (pos, v) in values.iter().enumerate() {
+        let x = v.to_f64().unwrap_or(f64::NAN);
+        if !(x >= 0.0 && x.fract() == 0.0 && x <= LIMIT) {
+            return Err((pos, x));
+        }
+        out.push(x as usize);
+    }
+    Ok(out)
+}

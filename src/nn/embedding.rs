@@ -164,17 +164,10 @@ impl<E: Element> Embedding<E> {
 /// Converts a float tensor of ids into `usize`s, naming the module and position of a bad one.
 #[track_caller]
 pub(crate) fn ids_of<E: Element>(module: &str, x: &Tensor<E>) -> Vec<usize> {
-    let values = x.to_vec();
-    let mut ids = Vec::with_capacity(values.len());
-    // A loop, not a closure: a panic inside a closure would report the closure's line.
-    for (pos, &v) in values.iter().enumerate() {
-        let f = v.to_f64().unwrap_or(f64::NAN);
-        if !(f >= 0.0 && f.fract() == 0.0 && f < usize::MAX as f64) {
-            panic!("{module}: id {v} at position {pos} is not a non-negative whole number");
-        }
-        ids.push(f as usize);
+    match crate::kernels::index::whole_numbers(&x.to_vec()) {
+        Ok(ids) => ids,
+        Err((pos, v)) => panic!("{module}: id {v} at position {pos} is not a non-negative whole number"),
     }
-    ids
 }
 
 impl<E: Element> Module<E> for Embedding<E> {
