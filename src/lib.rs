@@ -232,6 +232,7 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use kernels::info::{CpuInfo, GemmPlan, cpu_info};
+pub use ops::attention::{AttnMask, SdpaOptions};
 pub use ops::matmul::PackedMatrix;
 pub use tensor::autograd::Gradients;
 pub use tensor::element::Element;

@@ -184,9 +184,9 @@ fn attention_matches_a_hand_computation() {
     // A mask blocking the first key leaves only the second.
     let mask = Tensor::from_vec(vec![0.0, 1.0], &[1, 2]);
     assert_eq!(attn.forward_many(&[&q, &k, &v, &mask]).to_vec(), [0.0, 20.0]);
-    // Every key blocked: even attention (not NaN).
+    // Every key blocked: zeros (not NaN), as PyTorch gives.
     let none = Tensor::zeros(&[1, 2]);
-    assert_eq!(attn.forward_many(&[&q, &k, &v, &none]).to_vec(), [5.0, 10.0]);
+    assert_eq!(attn.forward_many(&[&q, &k, &v, &none]).to_vec(), [0.0, 0.0]);
     // Another scale; forward is self-attention.
     let out = ScaledDotProductAttention::with_scale(0.0).forward_many(&[&q, &k, &v]).to_vec();
     assert_eq!(out, [5.0, 10.0]);

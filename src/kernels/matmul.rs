@@ -48,11 +48,50 @@ pub(crate) fn gemm<E: Element>(
     fallback::gemm(par, m, k, n, a, ma, b, mb, c);
 }
 
+/// `C (+)= A·B` on the calling thread, for a tile of a larger kernel (attention): `A: m×k`,
+/// `B: k×n` strided, `C` an `m×n` block with row stride `rsc` and unit column stride at the
+/// start of `c`. With `accumulate` the product is added to C, else C is overwritten.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_tile<E: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[E],
+    ma: MatRef,
+    b: &[E],
+    mb: MatRef,
+    c: &mut [E],
+    rsc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(rsc >= n && c.len() >= (m - 1) * rsc + n, "matmul kernel: output tile out of bounds");
+    #[cfg(target_arch = "x86_64")]
+    gemm::gemm(Par::Seq, m, k, n, a, ma, BOperand::Strided(b, mb), c, rsc, accumulate, None);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        if k == 0 {
+            if !accumulate {
+                c.chunks_mut(rsc).take(m).for_each(|row| row[..n].fill(E::zero()));
+            }
+            return;
+        }
+        fallback::check_bounds("A", a.len(), m, k, ma);
+        fallback::check_bounds("B", b.len(), k, n, mb);
+        // SAFETY: bounds of A and B checked above; C's block is inside `c` (asserted above) and
+        // `c` is a `&mut` slice, so it cannot alias A or B.
+        unsafe { fallback::gemm_raw(m, k, n, a, ma, b, mb, c.as_mut_ptr(), rsc, accumulate) };
+    }
+}
+
 /// `matrixmultiply`, the fallback on targets without the packed GEMM's micro-kernels.
 #[cfg(not(target_arch = "x86_64"))]
 mod fallback {
     use super::*;
-    use crate::kernels::gemm::{SendPtr, check_bounds};
+    use crate::kernels::gemm::SendPtr;
+    pub(crate) use crate::kernels::gemm::check_bounds;
 
     /// Smallest block of rows or columns handed to one task.
     const MIN_BLOCK: usize = 16;
@@ -84,7 +123,7 @@ mod fallback {
         if threads < 2 || m * k * n < PAR_MIN_MACS {
             // SAFETY: bounds of A and B checked above; C is exactly m×n row-major and is a
             // `&mut` slice, so it cannot alias A or B.
-            unsafe { gemm_raw(m, k, n, a, ma, b, mb, c.as_mut_ptr(), n) };
+            unsafe { gemm_raw(m, k, n, a, ma, b, mb, c.as_mut_ptr(), n, false) };
             return;
         }
         let cptr = SendPtr(c.as_mut_ptr());
@@ -97,7 +136,7 @@ mod fallback {
                 let cp = cptr;
                 // SAFETY: rows r0..r0+rows of C are written by this task alone; the operand
                 // sub-matrix lies inside A (checked above).
-                unsafe { gemm_raw(rows, k, n, a, sub, b, mb, cp.0.add(r0 * n), n) };
+                unsafe { gemm_raw(rows, k, n, a, sub, b, mb, cp.0.add(r0 * n), n, false) };
             });
         } else {
             let block = n.div_ceil(threads).max(MIN_BLOCK);
@@ -108,16 +147,17 @@ mod fallback {
                 let cp = cptr;
                 // SAFETY: columns c0..c0+cols of C are written by this task alone; the operand
                 // sub-matrix lies inside B (checked above).
-                unsafe { gemm_raw(m, k, cols, a, ma, b, sub, cp.0.add(c0), n) };
+                unsafe { gemm_raw(m, k, cols, a, ma, b, sub, cp.0.add(c0), n, false) };
             });
         }
     }
 
     /// # Safety
     /// A and B must be in bounds for the given sizes and strides; `c` must point at an `m×n` block
-    /// with row stride `rsc` and unit column stride, valid for writes and not aliasing A or B.
+    /// with row stride `rsc` and unit column stride, valid for writes and not aliasing A or B
+    /// (and initialised when `accumulate`, which adds the product to it).
     #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_raw<E: Element>(
+    pub(crate) unsafe fn gemm_raw<E: Element>(
         m: usize,
         k: usize,
         n: usize,
@@ -127,19 +167,36 @@ mod fallback {
         mb: MatRef,
         c: *mut E,
         rsc: usize,
+        accumulate: bool,
     ) {
+        let beta = if accumulate { 1.0 } else { 0.0 };
         let (pa, pb) = (a[ma.offset..].as_ptr(), b[mb.offset..].as_ptr());
         let (rsa, csa, rsb, csb, rsc) = (ma.rs as isize, ma.cs as isize, mb.rs as isize, mb.cs as isize, rsc as isize);
         if TypeId::of::<E>() == TypeId::of::<f32>() {
             // SAFETY: `E` is `f32` (same `TypeId`), so the casts are identities; the operands are in
             // bounds and `c` is a valid, unaliased output by the caller's contract.
             unsafe {
-                matrixmultiply::sgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, 0.0, c.cast(), rsc, 1)
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    pa.cast(),
+                    rsa,
+                    csa,
+                    pb.cast(),
+                    rsb,
+                    csb,
+                    beta as f32,
+                    c.cast(),
+                    rsc,
+                    1,
+                )
             }
         } else if TypeId::of::<E>() == TypeId::of::<f64>() {
             // SAFETY: `E` is `f64` (same `TypeId`), so the casts are identities; the rest as above.
             unsafe {
-                matrixmultiply::dgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, 0.0, c.cast(), rsc, 1)
+                matrixmultiply::dgemm(m, k, n, 1.0, pa.cast(), rsa, csa, pb.cast(), rsb, csb, beta, c.cast(), rsc, 1)
             }
         } else {
             unreachable!("Element is sealed to f32 and f64")

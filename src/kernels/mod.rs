@@ -21,6 +21,7 @@
 //! `tests/matmul.rs`). Small fixed pieces also balance better than one piece per thread on a
 //! busy machine (tried for the elementwise maps: no faster).
 
+pub(crate) mod attention;
 pub(crate) mod cpu;
 pub(crate) mod entry;
 pub(crate) mod gemm;

@@ -2,22 +2,17 @@
 
 use super::module::{Module, Param};
 use crate::shape::try_broadcast_shapes;
-use crate::{Element, Tensor};
-
-/// What a blocked score becomes before the softmax (Keras's large negative for 32- and 64-bit
-/// floats): its weight underflows to zero, and a row with every key blocked attends to all of
-/// them evenly instead of becoming NaN.
-const BLOCKED: f64 = -1e9;
+use crate::{AttnMask, Element, SdpaOptions, Tensor};
 
 /// Scaled dot-product attention, `softmax(q·kᵀ·scale) · v`, as PyTorch's
 /// `torch.nn.functional.scaled_dot_product_attention` (without its dropout), with no
-/// parameters. It takes several inputs through [`Module::forward_many`]:
+/// parameters: a module around the fused [`Tensor::scaled_dot_product_attention`]. It takes
+/// several inputs through [`Module::forward_many`]:
 ///
 /// - `[query, key, value]`, or
 /// - `[query, key, value, mask]`: `mask` is 1 where a query may attend to a key and 0 where
-///   it may not (PyTorch's boolean `attn_mask`, Keras's `attention_mask`). Blocked scores are
-///   set to `−1e9` before the softmax, so they get no weight and no gradient; a query with
-///   every key blocked attends to all of them evenly (PyTorch gives NaN there).
+///   it may not (PyTorch's boolean `attn_mask`, Keras's `attention_mask`). Blocked keys get no
+///   weight and no gradient; a query with every key blocked gets zeros, as in PyTorch 2.15.
 ///
 /// [`Module::forward`] is self-attention: `forward(x)` is `forward_many(&[x, x, x])`.
 ///
@@ -105,20 +100,16 @@ impl ScaledDotProductAttention {
         if lk != lv {
             panic!("{OP}: key has {lk} steps but value has {lv} (key {k:?}, value {v:?})");
         }
-        let scale = self.scale.unwrap_or(1.0 / (d as f64).sqrt());
-        let scores = query.matmul(&key.transpose(k.len() - 2, k.len() - 1)) * E::of(scale);
-        let scores = match mask {
-            None => scores,
-            Some(m) => {
-                if try_broadcast_shapes(m.shape(), scores.shape()).as_deref() != Some(scores.shape()) {
-                    panic!("{OP}: mask of shape {:?} does not broadcast to the scores {:?}", m.shape(), scores.shape());
-                }
-                // s·m + (m − 1)·1e9: the score where allowed, −1e9 where blocked.
-                scores * m + (m - E::one()) * E::of(-BLOCKED)
+        if let Some(m) = mask {
+            let lead = |s: &[usize]| s[..s.len() - 2].to_vec();
+            let mut scores = try_broadcast_shapes(&lead(q), &lead(k)).unwrap_or_else(|| lead(q));
+            scores.extend([q[q.len() - 2], lk]);
+            if try_broadcast_shapes(m.shape(), &scores).as_deref() != Some(&scores[..]) {
+                panic!("{OP}: mask of shape {:?} does not broadcast to the scores {scores:?}", m.shape());
             }
-        };
-        let last = scores.ndim() - 1;
-        scores.softmax(last).matmul(value)
+        }
+        let options = SdpaOptions { attn_mask: mask.map(AttnMask::Bool), scale: self.scale, ..Default::default() };
+        query.scaled_dot_product_attention(key, value, options)
     }
 }
 

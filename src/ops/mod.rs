@@ -3,6 +3,7 @@
 //! themselves be recorded and differentiated again.
 
 mod activation;
+pub(crate) mod attention;
 mod elementwise;
 mod index;
 mod loss;
