@@ -76,6 +76,9 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("bcast_add", "x[1024,1024] + b[1024]"),
     ("sigmoid_1m", "sigmoid over 2^20 f32"),
     ("layer_norm_train", "layer_norm over the last dim of x[2048, 128] with weight and bias, forward + backward"),
+    ("sdpa_train", "scaled_dot_product_attention, q/k/v [32, 4, 128, 32], forward + backward"),
+    ("sdpa_causal_train", "causal scaled_dot_product_attention, q/k/v [4, 4, 512, 32], forward + backward"),
+    ("sdpa_fwd", "scaled_dot_product_attention, q/k/v [32, 4, 128, 32], forward only (no autograd)"),
     ("sum_dim_last", "x[1024,1024].sum_dim(1): one sum per row"),
     ("sum_dim_first", "x[1024,1024].sum_dim(0): one sum per column"),
     ("autograd_mul8", "a * b, two 8-element tensors requiring grad (op recorded, output dropped)"),
@@ -282,6 +285,25 @@ fn build(name: &str, threads: usize) -> Workload {
             Workload {
                 run: Box::new(move || {
                     drop(black_box((&x.layer_norm(&[128], Some(&w), Some(&b), 1e-5) * &u).sum().backward()))
+                }),
+                work: None,
+            }
+        }
+        "sdpa_train" | "sdpa_causal_train" | "sdpa_fwd" => {
+            let causal = name == "sdpa_causal_train";
+            let shape: &[usize] = if causal { &[4, 4, 512, 32] } else { &[32, 4, 128, 32] };
+            let grad = name != "sdpa_fwd";
+            let leaf = |t: Tensor<f32>| if grad { t.requires_grad() } else { t };
+            let (q, k, v) = (leaf(random(shape, rng)), leaf(random(shape, rng)), leaf(random(shape, rng)));
+            let u = random(shape, rng);
+            let opts = tensorgrad::SdpaOptions { is_causal: causal, ..Default::default() };
+            Workload {
+                run: Box::new(move || {
+                    if grad {
+                        drop(black_box((&q.scaled_dot_product_attention(&k, &v, opts) * &u).sum().backward()))
+                    } else {
+                        drop(black_box(tensorgrad::no_grad(|| q.scaled_dot_product_attention(&k, &v, opts))))
+                    }
                 }),
                 work: None,
             }

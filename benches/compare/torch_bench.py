@@ -197,6 +197,23 @@ def torch_workload(name):
             (torch.nn.functional.layer_norm(x, [128], w, b, 1e-5) * u).sum().backward()
 
         return ln_fwd_bwd, None
+    if name in ("sdpa_train", "sdpa_causal_train", "sdpa_fwd"):
+        causal = name == "sdpa_causal_train"
+        shape = (4, 4, 512, 32) if causal else (32, 4, 128, 32)
+        grad = name != "sdpa_fwd"
+        q, k, v = (rand(*shape).requires_grad_(grad) for _ in range(3))
+        u = rand(*shape)
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+
+        def attn():
+            if not grad:
+                with torch.no_grad():
+                    return sdpa(q, k, v, is_causal=causal)
+            # As tensorgrad's backward(), which returns fresh gradients: do not accumulate.
+            q.grad = k.grad = v.grad = None
+            (sdpa(q, k, v, is_causal=causal) * u).sum().backward()
+
+        return attn, None
     if name == "autograd_mul8":
         a, b = rand(8).requires_grad_(), rand(8).requires_grad_()
         return (lambda: a * b), None

@@ -17,12 +17,13 @@ use rayon::prelude::*;
 use super::Par;
 use super::entry::instance;
 use super::gemm::SendPtr;
-use super::math::exp_into;
+use super::math::{exp_shift_sum, max};
 use super::matmul::{MatRef, gemm_tile};
 use crate::tensor::element::Element;
+use crate::tensor::memory;
 
 /// Query rows per tile.
-pub(crate) const BR: usize = 64;
+pub(crate) const BR: usize = 128;
 /// Key columns per tile.
 pub(crate) const BC: usize = 128;
 
@@ -88,29 +89,45 @@ pub(crate) fn dropped(seed: u64, index: u64, p: f64) -> bool {
     ((z >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < p
 }
 
-/// The scaled, masked score tile of queries `i0..i0+br` against keys `j0..j0+bc` of pair `b`,
-/// row-major `br × bc` in `s`. Blocked scores are `−∞`; returns whether any is.
+/// Copies queries `i0..i0+br` of pair `b`, multiplied by the scale, into `qs` (row-major
+/// `br × d`): the score tiles of a query block are then products of contiguous operands with
+/// the scale already applied, and `dK += dSᵀ·(scale·Q)` needs no pass of its own.
+fn scaled_queries<E: Element>(pr: &Problem, b: usize, (i0, br): (usize, usize), q: (&Operand, &[E]), qs: &mut [E]) {
+    let scale = E::of(pr.scale);
+    for (r, row) in qs[..br * pr.d].chunks_mut(pr.d).enumerate() {
+        let at = q.0.rows(b, i0 + r);
+        if at.cs == 1 {
+            for (x, &v) in row.iter_mut().zip(&q.1[at.offset..at.offset + pr.d]) {
+                *x = v * scale;
+            }
+        } else {
+            for (c, x) in row.iter_mut().enumerate() {
+                *x = q.1[at.offset + c * at.cs] * scale;
+            }
+        }
+    }
+}
+
+/// The masked score tile of the scaled queries `qs` (rows `i0..i0+br`) against keys
+/// `j0..j0+bc` of pair `b`, row-major `br × bc` in `s`. Blocked scores are `−∞`.
 #[allow(clippy::too_many_arguments)]
 fn scores<E: Element>(
     pr: &Problem,
     b: usize,
     (i0, br): (usize, usize),
     (j0, bc): (usize, usize),
-    q: (&Operand, &[E]),
+    qs: &[E],
     k: (&Operand, &[E]),
     mask: &MaskOperand<'_, E>,
     s: &mut [E],
-) -> bool {
-    gemm_tile(br, pr.d, bc, q.1, q.0.rows(b, i0), k.1, k.0.rows_t(b, j0), s, bc, false);
-    let scale = E::of(pr.scale);
-    let mut blocked = false;
+) {
+    let qm = MatRef { offset: 0, rs: pr.d, cs: 1 };
+    gemm_tile(br, pr.d, bc, qs, qm, k.1, k.0.rows_t(b, j0), s, bc, false);
     for (r, row) in s[..br * bc].chunks_mut(bc).enumerate() {
-        row.iter_mut().for_each(|x| *x *= scale);
         let i = i0 + r;
         if pr.causal && j0 + bc > i + 1 {
             // Keys after `i` are in the future.
             row[(i + 1).saturating_sub(j0)..].fill(E::neg_infinity());
-            blocked = true;
         }
         if let Some((m, md, additive)) = mask {
             let at = m.offsets[b] + i * m.rs + j0 * m.cs;
@@ -121,24 +138,6 @@ fn scores<E: Element>(
                 } else if mv == E::zero() {
                     *x = E::neg_infinity();
                 }
-            }
-            blocked = true;
-        }
-    }
-    blocked
-}
-
-/// `row ← exp(row − shift)`, exactly 0 where the row was `−∞` (`blocked` says there may be such).
-fn exp_shifted<E: Element>(row: &mut [E], shift: E, blocked: bool, tmp: &mut [E]) {
-    let tmp = &mut tmp[..row.len()];
-    for (t, &x) in tmp.iter_mut().zip(row.iter()) {
-        *t = x - shift;
-    }
-    exp_into(tmp, row);
-    if blocked {
-        for (x, &t) in row.iter_mut().zip(tmp.iter()) {
-            if t == E::neg_infinity() {
-                *x = E::zero();
             }
         }
     }
@@ -179,8 +178,9 @@ fn forward_impl<E: Element>(
     mask: MaskOperand<'_, E>,
 ) -> (Vec<E>, Vec<E>) {
     let (lq, dv) = (pr.lq, pr.dv);
-    let mut out = vec![E::zero(); pr.bh * lq * dv];
-    let mut lse = vec![E::neg_infinity(); pr.bh * lq];
+    // Every element of both is written below.
+    let mut out: Vec<E> = memory::take(pr.bh * lq * dv);
+    let mut lse: Vec<E> = memory::take(pr.bh * lq);
     let blocks = lq.div_ceil(BR);
     let (op, lp) = (SendPtr(out.as_mut_ptr()), SendPtr(lse.as_mut_ptr()));
     let task = |t: usize, bufs: &mut Bufs<E>| {
@@ -199,9 +199,9 @@ fn forward_impl<E: Element>(
     };
     let tasks = pr.bh * blocks;
     if par.for_work(pr.work_ns()).is_parallel() && tasks > 1 {
-        (0..tasks).into_par_iter().for_each_init(Bufs::new, |bufs, t| task(t, bufs));
+        (0..tasks).into_par_iter().for_each_init(|| Bufs::new(pr.d), |bufs, t| task(t, bufs));
     } else {
-        let mut bufs = Bufs::new();
+        let mut bufs = Bufs::new(pr.d);
         (0..tasks).for_each(|t| task(t, &mut bufs));
     }
     (out, lse)
@@ -209,18 +209,22 @@ fn forward_impl<E: Element>(
 
 /// A task's scratch tiles.
 struct Bufs<E> {
+    /// Scores, then probabilities.
     s: Vec<E>,
+    /// Gradients of the probabilities, then of the scores.
     p: Vec<E>,
-    tmp: Vec<E>,
+    /// The scaled query block.
+    qs: Vec<E>,
+    /// Running row maxima.
     m: Vec<E>,
 }
 
 impl<E: Element> Bufs<E> {
-    fn new() -> Self {
+    fn new(d: usize) -> Self {
         Bufs {
             s: vec![E::zero(); BR * BC],
             p: vec![E::zero(); BR * BC],
-            tmp: vec![E::zero(); BC],
+            qs: vec![E::zero(); BR * d],
             m: vec![E::zero(); BR],
         }
     }
@@ -246,21 +250,20 @@ fn forward_block<E: Element>(
     l.fill(E::zero());
     o.fill(E::zero());
     let kend = pr.key_end(i0, br);
+    scaled_queries(pr, b, (i0, br), q, &mut bufs.qs);
     for j0 in (0..kend).step_by(BC) {
         let bc = BC.min(kend - j0);
         let s = &mut bufs.s[..br * bc];
-        let blocked = scores(pr, b, (i0, br), (j0, bc), q, k, mask, s);
+        scores(pr, b, (i0, br), (j0, bc), &bufs.qs, k, mask, s);
         for (r, row) in s.chunks_mut(bc).enumerate() {
-            let mx = row.iter().fold(E::neg_infinity(), |a, &x| a.max(x));
-            let m_new = m[r].max(mx);
+            let m_new = m[r].max(max(row));
             if m_new == E::neg_infinity() {
                 // Every key so far blocked: nothing to add.
                 row.fill(E::zero());
                 continue;
             }
             let alpha = (m[r] - m_new).exp();
-            exp_shifted(row, m_new, blocked, &mut bufs.tmp);
-            l[r] = l[r] * alpha + row.iter().fold(E::zero(), |a, &x| a + x);
+            l[r] = l[r] * alpha + exp_shift_sum(row, m_new);
             if alpha != E::one() {
                 o[r * dv..(r + 1) * dv].iter_mut().for_each(|x| *x *= alpha);
             }
@@ -338,11 +341,18 @@ fn backward_impl<E: Element>(
     mask_grad: bool,
 ) -> Grads<E> {
     let (lq, lk, d, dv) = (pr.lq, pr.lk, pr.d, pr.dv);
+    // From the buffer cache (no page faults for fresh memory on every step), zeroed: the
+    // gradients are accumulated tile by tile.
+    let zeros = |n: usize| {
+        let mut v: Vec<E> = memory::take(n);
+        v.fill(E::zero());
+        v
+    };
     let mut grads = Grads {
-        dq: vec![E::zero(); pr.bh * lq * d],
-        dk: vec![E::zero(); pr.bh * lk * d],
-        dv: vec![E::zero(); pr.bh * lk * dv],
-        dmask: mask_grad.then(|| vec![E::zero(); pr.bh * lq * lk]),
+        dq: zeros(pr.bh * lq * d),
+        dk: zeros(pr.bh * lk * d),
+        dv: zeros(pr.bh * lk * dv),
+        dmask: mask_grad.then(|| zeros(pr.bh * lq * lk)),
     };
     let ptrs = (
         SendPtr(grads.dq.as_mut_ptr()),
@@ -377,9 +387,9 @@ fn backward_impl<E: Element>(
         );
     };
     if par.for_work(2.0 * pr.work_ns()).is_parallel() && pr.bh > 1 {
-        (0..pr.bh).into_par_iter().for_each_init(Bufs::new, |bufs, b| task(b, bufs));
+        (0..pr.bh).into_par_iter().for_each_init(|| Bufs::new(pr.d), |bufs, b| task(b, bufs));
     } else {
-        let mut bufs = Bufs::new();
+        let mut bufs = Bufs::new(pr.d);
         (0..pr.bh).for_each(|b| task(b, &mut bufs));
     }
     grads
@@ -409,28 +419,34 @@ fn backward_pair<E: Element>(
     bufs: &mut Bufs<E>,
 ) {
     let (lq, lk, d, dv) = (pr.lq, pr.lk, pr.d, pr.dv);
-    let scale = E::of(pr.scale);
     // rowsum(dO ∘ O) per query.
     let delta: Vec<E> = (0..lq)
         .map(|i| {
             let (gi, oi) = (g.0.rows(b, i), o.0.rows(b, i));
-            (0..dv).fold(E::zero(), |a, c| a + g.1[gi.offset + c * gi.cs] * o.1[oi.offset + c * oi.cs])
+            if gi.cs == 1 && oi.cs == 1 {
+                let (gr, or) = (&g.1[gi.offset..gi.offset + dv], &o.1[oi.offset..oi.offset + dv]);
+                gr.iter().zip(or).fold(E::zero(), |a, (&x, &y)| a + x * y)
+            } else {
+                (0..dv).fold(E::zero(), |a, c| a + g.1[gi.offset + c * gi.cs] * o.1[oi.offset + c * oi.cs])
+            }
         })
         .collect();
     for i0 in (0..lq).step_by(BR) {
         let br = BR.min(lq - i0);
         let kend = pr.key_end(i0, br);
+        scaled_queries(pr, b, (i0, br), q, &mut bufs.qs);
+        let qs = &bufs.qs[..br * d];
         for j0 in (0..kend).step_by(BC) {
             let bc = BC.min(kend - j0);
             let (s, dp) = (&mut bufs.s[..br * bc], &mut bufs.p[..br * bc]);
-            let blocked = scores(pr, b, (i0, br), (j0, bc), q, k, mask, s);
+            scores(pr, b, (i0, br), (j0, bc), qs, k, mask, s);
             // P = exp(S − lse); rows with every key blocked stay 0.
             for (r, row) in s.chunks_mut(bc).enumerate() {
                 let l = lse[i0 + r];
                 if l == E::neg_infinity() {
                     row.fill(E::zero());
                 } else {
-                    exp_shifted(row, l, blocked, &mut bufs.tmp);
+                    exp_shift_sum(row, l);
                 }
             }
             // dV_j += P_dᵀ·dO_i, with the dropped-out probabilities P_d (in dp for now).
@@ -459,12 +475,14 @@ fn backward_pair<E: Element>(
                 if let Some(dm) = out.dmask.as_deref_mut() {
                     dm[(i0 + r) * lk + j0..][..bc].copy_from_slice(drow);
                 }
-                drow.iter_mut().for_each(|x| *x *= scale);
             }
-            // dQ_i += dS·K_j and dK_j += dSᵀ·Q_i.
+            // dQ_i += dS·K_j (scaled once at the end) and dK_j += dSᵀ·(scale·Q_i).
             let ds = MatRef { offset: 0, rs: bc, cs: 1 };
             gemm_tile(br, bc, d, dp, ds, k.1, k.0.rows(b, j0), &mut out.dq[i0 * d..], d, true);
-            gemm_tile(bc, br, d, dp, pt, q.1, q.0.rows(b, i0), &mut out.dk[j0 * d..], d, true);
+            let qm = MatRef { offset: 0, rs: d, cs: 1 };
+            gemm_tile(bc, br, d, dp, pt, qs, qm, &mut out.dk[j0 * d..], d, true);
         }
     }
+    let scale = E::of(pr.scale);
+    out.dq.iter_mut().for_each(|x| *x *= scale);
 }

@@ -162,6 +162,65 @@ simd_dispatch! {
     }
 }
 
+simd_dispatch! {
+    /// `x[i] ← e^(x[i] − shift)`, exactly 0 where `x[i]` is `−∞`; returns the sum (f32).
+    /// Sixteen partial sums, so the loop vectorises.
+    fn exp_shift_sum_f32<const FMA: bool>(x: &mut [f32], shift: f32) -> f32 {
+        let mut acc = [0.0f32; 16];
+        let mut chunks = x.chunks_exact_mut(16);
+        for c in &mut chunks {
+            for (a, v) in acc.iter_mut().zip(c.iter_mut()) {
+                let t = *v - shift;
+                let e = exp_f32::<FMA>(t);
+                *v = if t < MIN_X { 0.0 } else { e };
+                *a += *v;
+            }
+        }
+        let mut sum = acc.iter().sum::<f32>();
+        for v in chunks.into_remainder() {
+            let t = *v - shift;
+            *v = if t < MIN_X { 0.0 } else { exp_f32::<FMA>(t) };
+            sum += *v;
+        }
+        sum
+    }
+}
+
+simd_dispatch! {
+    /// The largest element (`−∞` for an empty slice; NaNs are passed over) (f32).
+    fn max_f32<const FMA: bool>(x: &[f32]) -> f32 {
+        let mut acc = [f32::NEG_INFINITY; 16];
+        let mut chunks = x.chunks_exact(16);
+        for c in &mut chunks {
+            for (a, &v) in acc.iter_mut().zip(c) {
+                *a = if v > *a { v } else { *a };
+            }
+        }
+        let m = acc.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        chunks.remainder().iter().fold(m, |m, &v| if v > m { v } else { m })
+    }
+}
+
+/// `x[i] ← e^(x[i] − shift)`, exactly 0 where `x[i]` is `−∞` (and where f32's `exp`
+/// underflows); returns the sum. Vectorised for `f32`.
+pub(crate) fn exp_shift_sum<E: Element>(x: &mut [E], shift: E) -> E {
+    match as_f32_mut(x) {
+        Ok(x) => E::of(exp_shift_sum_f32(x, shift.to_f32().unwrap_or(f32::NAN)) as f64),
+        Err(x) => x.iter_mut().fold(E::zero(), |sum, v| {
+            *v = (*v - shift).exp();
+            sum + *v
+        }),
+    }
+}
+
+/// The largest element of `x` (`−∞` when empty). Vectorised for `f32`.
+pub(crate) fn max<E: Element>(x: &[E]) -> E {
+    match as_f32(x) {
+        Some(x) => E::of(max_f32(x) as f64),
+        None => x.iter().fold(E::neg_infinity(), |m, &v| if v > m { v } else { m }),
+    }
+}
+
 /// σ(x) for any element type, finite for any input: `1 / (1 + e^(−x))` for `x ≥ 0`, else
 /// `eˣ / (1 + eˣ)` (no overflow either way).
 #[inline]
@@ -278,6 +337,37 @@ mod tests {
                     let err = (y as f64 - r).abs();
                     assert!(err <= 3e-7 * r.abs() || err < 1e-7, "f({x}) = {y}, expected {r}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn exp_shift_sum_and_max_handle_tails_and_minus_infinity_at_every_level() {
+        for level in 0..=2u8 {
+            for n in [0usize, 1, 15, 16, 17, 40] {
+                let xs: Vec<f32> = (0..n)
+                    .map(|i| if i % 7 == 3 { f32::NEG_INFINITY } else { (i as f32 * 0.37).sin() * 5.0 })
+                    .collect();
+                let run = || {
+                    let mut y = xs.clone();
+                    let m = max(&xs);
+                    let sum = exp_shift_sum(&mut y, if n == 0 { 0.0 } else { m });
+                    (m, sum, y)
+                };
+                let Some((m, sum, y)) = crate::kernels::tests::with_level(level, run) else { continue };
+                let want_m = xs.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                assert_eq!(m, want_m, "level {level}, n {n}");
+                let mut want_sum = 0.0f64;
+                for (&x, &v) in xs.iter().zip(&y) {
+                    let want = ((x - m) as f64).exp(); // the shift is taken in f32
+                    want_sum += want;
+                    if x == f32::NEG_INFINITY {
+                        assert_eq!(v, 0.0, "e^-inf must be exactly 0");
+                    } else {
+                        assert!((v as f64 - want).abs() <= 3e-7 * want, "level {level}: {v} vs {want}");
+                    }
+                }
+                assert!((sum as f64 - want_sum).abs() <= 1e-6 * want_sum.max(1.0), "level {level}: sum {sum}");
             }
         }
     }
