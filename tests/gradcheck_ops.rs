@@ -682,6 +682,12 @@ proptest! {
     }
 
     #[test]
+    fn gradcheck_gelu(vs in any_views(0..=3, Vals::Wide)) {
+        check_unary("gelu", &vs, |x| x.gelu())?;
+        gradgrad_unary("gelu", &vs, |x| x.gelu())?;
+    }
+
+    #[test]
     fn gradcheck_gelu_tanh(vs in any_views(0..=3, Vals::Wide)) {
         check_unary("gelu_tanh", &vs, |x| x.gelu_tanh())?;
         gradgrad_unary("gelu_tanh", &vs, |x| x.gelu_tanh())?;

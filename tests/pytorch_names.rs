@@ -158,6 +158,20 @@ fn gelu_tanh_matches_pytorch() {
     }
 }
 
+/// `gelu` against PyTorch 2.15's `F.gelu(x)` (exact, float64; values printed by PyTorch).
+#[test]
+fn gelu_matches_pytorch() {
+    let x = Tensor::from_vec(vec![1.0f64, -3.0, 0.5, 2.5], &[4]).requires_grad();
+    let y = x.gelu();
+    let want = [0.841344746068543, -0.00404969409489031, 0.34573123063700656, 2.4844758366855597];
+    let dwant = [1.0833154705876864, -0.01194564720418392, 0.8674951246561629, 1.037611085908145];
+    let g = y.sum().backward();
+    for ((a, b), (da, db)) in y.to_vec().iter().zip(want).zip(g.get(&x).unwrap().to_vec().iter().zip(dwant)) {
+        assert_relative_eq!(*a, b, max_relative = 1e-13);
+        assert_relative_eq!(*da, db, max_relative = 1e-13);
+    }
+}
+
 #[test]
 fn masked_scores_give_zero_probability_and_finite_gradients() {
     let scores = Tensor::from_vec(vec![0.5f64, 1.0, 2.0, -1.0, 0.0, 3.0], &[2, 3]).requires_grad();

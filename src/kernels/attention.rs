@@ -79,14 +79,19 @@ impl Problem {
 pub(crate) type MaskOperand<'a, E> = Option<(Operand, &'a [E], bool)>;
 
 /// Whether the dropout mask drops weight number `index` (counted over `[bh, Lq, Lk]` in
-/// row-major order): SplitMix64 of the seed and the index, compared with `p`.
+/// row-major order): SplitMix64 of the seed and the index, below `threshold` = `p · 2⁶⁴` (see
+/// [`drop_threshold`]).
 #[inline]
-pub(crate) fn dropped(seed: u64, index: u64, p: f64) -> bool {
+pub(crate) fn dropped(seed: u64, index: u64, threshold: u64) -> bool {
     let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    ((z >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < p
+    (z ^ (z >> 31)) < threshold
+}
+
+/// The [`dropped`] threshold of drop probability `p` in `[0, 1)`: `p · 2⁶⁴`, rounded down.
+pub(crate) fn drop_threshold(p: f64) -> u64 {
+    (p * 18_446_744_073_709_551_616.0) as u64
 }
 
 /// Copies queries `i0..i0+br` of pair `b`, multiplied by the scale, into `qs` (row-major
@@ -147,8 +152,9 @@ fn scores<E: Element>(
 fn apply_dropout<E: Element>(pr: &Problem, b: usize, i: usize, j0: usize, row: &mut [E]) {
     let keep = E::of(1.0 / (1.0 - pr.dropout_p));
     let base = ((b * pr.lq + i) * pr.lk + j0) as u64;
+    let threshold = drop_threshold(pr.dropout_p);
     for (c, x) in row.iter_mut().enumerate() {
-        *x = if dropped(pr.seed, base + c as u64, pr.dropout_p) { E::zero() } else { *x * keep };
+        *x = if dropped(pr.seed, base + c as u64, threshold) { E::zero() } else { *x * keep };
     }
 }
 

@@ -2,11 +2,20 @@
 //! a mask), and `softmax` / `log_softmax`, composed from primitives so they need no backward of
 //! their own.
 
+use std::f64::consts::FRAC_1_SQRT_2;
+
 use crate::kernels::map::UnaryOp;
 use crate::kernels::math;
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
 use crate::tensor::mode::no_grad;
+
+/// `1/√(2π)`, the standard normal density at 0.
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+/// `√(2/π)`, the tanh approximation's scale.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+/// The tanh approximation's cubic coefficient.
+const GELU_C: f64 = 0.044_715;
 
 impl<E: Element> Tensor<E> {
     /// Hyperbolic tangent. ∂/∂x = 1 − tanh²(x) (from the output).
@@ -93,7 +102,8 @@ impl<E: Element> Tensor<E> {
     }
 
     /// GELU with the exact Gaussian CDF, `x · Φ(x) = x/2 · (1 + erf(x/√2))` (PyTorch's default
-    /// `nn.GELU()`), composed from primitives.
+    /// `nn.GELU()`). One pass forward and one backward (∂/∂x = Φ(x) + x·φ(x)); a recorded
+    /// backward is written with ops, so it can be differentiated again.
     ///
     /// ```
     /// let x = tensorgrad::Tensor::from_vec(vec![0.0f32, 10.0], &[2]);
@@ -102,12 +112,30 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn gelu(&self) -> Tensor<E> {
-        let cdf = self.mul_scalar(E::of(std::f64::consts::FRAC_1_SQRT_2)).erf().add_scalar(E::one());
-        (self * &cdf).mul_scalar(E::of(0.5))
+        self.map(|x| {
+            let v = x.to_f64().unwrap_or(f64::NAN);
+            E::of(0.5 * v * (1.0 + libm::erf(v * FRAC_1_SQRT_2)))
+        })
+        .record("gelu", [self.clone()], |c| {
+            let x = &c.inputs[0];
+            let d = if crate::is_grad_enabled() {
+                // Φ(x) + x·φ(x), with ops.
+                let cdf = x.mul_scalar(E::of(FRAC_1_SQRT_2)).erf().add_scalar(E::one()).mul_scalar(E::of(0.5));
+                let pdf = (x * x).mul_scalar(E::of(-0.5)).exp().mul_scalar(E::of(FRAC_1_SQRT_2PI));
+                &cdf + &(x * &pdf)
+            } else {
+                x.map(|x| {
+                    let v = x.to_f64().unwrap_or(f64::NAN);
+                    E::of(0.5 * (1.0 + libm::erf(v * FRAC_1_SQRT_2)) + v * (-0.5 * v * v).exp() * FRAC_1_SQRT_2PI)
+                })
+            };
+            vec![Some(c.grad() * &d)]
+        })
     }
 
     /// GELU with the tanh approximation, `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`
-    /// (PyTorch's `nn.GELU(approximate='tanh')`, GPT-2's activation), composed from primitives.
+    /// (PyTorch's `nn.GELU(approximate='tanh')`, GPT-2's activation). One pass forward and one
+    /// backward; a recorded backward is written with ops, so it can be differentiated again.
     ///
     /// ```
     /// let x = tensorgrad::Tensor::from_vec(vec![0.0f64, 1.0, -3.0], &[3]);
@@ -116,9 +144,29 @@ impl<E: Element> Tensor<E> {
     /// ```
     #[track_caller]
     pub fn gelu_tanh(&self) -> Tensor<E> {
-        let inner = (self + &self.powf(E::of(3.0)).mul_scalar(E::of(0.044715)))
-            .mul_scalar(E::of((2.0 / std::f64::consts::PI).sqrt()));
-        (self * &inner.tanh().add_scalar(E::one())).mul_scalar(E::of(0.5))
+        self.map(|x| {
+            let v = x.to_f64().unwrap_or(f64::NAN);
+            E::of(0.5 * v * (1.0 + (SQRT_2_OVER_PI * (v + GELU_C * v * v * v)).tanh()))
+        })
+        .record("gelu_tanh", [self.clone()], |c| {
+            let x = &c.inputs[0];
+            // ∂/∂x = (1 + t)/2 + x/2 · (1 − t²) · √(2/π) · (1 + 3·0.044715·x²), t = tanh(inner).
+            let d = if crate::is_grad_enabled() {
+                let x2 = x * x;
+                let t = (x + &(&x2 * x).mul_scalar(E::of(GELU_C))).mul_scalar(E::of(SQRT_2_OVER_PI)).tanh();
+                let dinner = x2.mul_scalar(E::of(3.0 * GELU_C)).add_scalar(E::one()).mul_scalar(E::of(SQRT_2_OVER_PI));
+                let sech2 = (&t * &t).neg().add_scalar(E::one());
+                &t.add_scalar(E::one()).mul_scalar(E::of(0.5)) + &(&(x * &sech2) * &dinner).mul_scalar(E::of(0.5))
+            } else {
+                x.map(|x| {
+                    let v = x.to_f64().unwrap_or(f64::NAN);
+                    let t = (SQRT_2_OVER_PI * (v + GELU_C * v * v * v)).tanh();
+                    let dinner = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * v * v);
+                    E::of(0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * dinner)
+                })
+            };
+            vec![Some(c.grad() * &d)]
+        })
     }
 
     /// Softmax over `dim`: `exp(x − max) / Σ exp(x − max)`, stable for large inputs.
