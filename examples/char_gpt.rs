@@ -111,10 +111,10 @@ fn parse_args() -> Result<Args, String> {
     if a.batch_size == 0 || a.block_size == 0 || a.eval_interval == 0 || a.eval_iters == 0 {
         return Err("--batch-size, --block-size, --eval-interval and --eval-iters must be at least 1".into());
     }
-    if a.n_head == 0 || a.n_embd % a.n_head != 0 {
+    if a.n_head == 0 || !a.n_embd.is_multiple_of(a.n_head) {
         return Err(format!("--n-embd ({}) must be a multiple of --n-head ({})", a.n_embd, a.n_head));
     }
-    if !(0.0..1.0).contains(&a.dropout) || !(a.temperature > 0.0) {
+    if !(0.0..1.0).contains(&a.dropout) || a.temperature.is_nan() || a.temperature <= 0.0 {
         return Err("--dropout must be in [0, 1) and --temperature above 0".into());
     }
     Ok(a)
