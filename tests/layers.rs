@@ -35,6 +35,8 @@ const ROOT_ITEMS: &[(&str, &str)] = &[
     ("GemmPlan", "kernels"),
     ("cpu_info", "kernels"),
     ("PackedMatrix", "ops"),
+    ("AttnMask", "ops"),
+    ("SdpaOptions", "ops"),
     ("Result", "error"),
     ("Element", "tensor::element"),
     ("Layout", "tensor::layout"),
