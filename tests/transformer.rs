@@ -622,3 +622,20 @@ fn panics_report_the_callers_line() {
         );
     }
 }
+
+#[test]
+fn the_modules_sit_in_a_sequential_model() {
+    use tensorgrad::nn::{Linear, Sequential};
+    let config = TransformerLayerConfig { dim_feedforward: 16, batch_first: true, ..TransformerLayerConfig::new(8, 2) };
+    let mut model: Sequential = Sequential::new()
+        .add_named("pos", SinusoidalPositionalEncoding::new(32, 8).batch_first(true))
+        .add_named("encoder", TransformerEncoder::new(TransformerEncoderLayer::new(config, 0), 2, None))
+        .add_named("head", Linear::new(8, 3, 1));
+    model.reseed(3);
+    model.eval();
+    let summary = model.summary(&[2, 10, 8]);
+    assert_eq!(summary.layers[1].output_shape, [2, 10, 8]);
+    assert_eq!(summary.layers[1].kind, "TransformerEncoder");
+    assert_eq!(model.forward(&tensorgrad::Tensor::zeros(&[2, 10, 8])).shape(), &[2, 10, 3]);
+    assert!(model.named_parameters()[0].0.starts_with("encoder.layers.0.self_attn.in_proj_weight"));
+}
