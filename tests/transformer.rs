@@ -306,6 +306,16 @@ fn boolean_and_additive_masks_agree_and_module_forward_is_plain_self_attention()
         ..Default::default()
     };
     assert_eq!(m.forward_with(&x, &x, &x, args).0.to_vec(), a.to_vec());
+    // Self-attention projects q, k and v with one product, key = value with one for both:
+    // the same numbers as three separate products (copies of x are other tensors).
+    let (x2, x3) = (Tensor::from_vec(x.to_vec(), x.shape()), Tensor::from_vec(x.to_vec(), x.shape()));
+    let (fused, _) = m.forward_with(&x, &x, &x, MhaArgs::default());
+    for (k, v) in [(&x2, &x2), (&x2, &x3)] {
+        let (separate, _) = m.forward_with(&x, k, v, MhaArgs::default());
+        for (g, w) in separate.to_vec().iter().zip(fused.to_vec()) {
+            assert!((g - w).abs() < 1e-14, "{g} vs {w}");
+        }
+    }
     // Module::forward and forward_many: no masks, no weights.
     let (plain, _) = m.forward_with(&x, &x, &x, MhaArgs::default());
     assert_eq!(m.forward(&x).to_vec(), plain.to_vec());

@@ -288,17 +288,20 @@ impl<E: Element> MultiheadAttention<E> {
         self.training
     }
 
-    /// The weight and bias projecting the query (`which` 0), key (1) or value (2).
-    fn projection(&self, which: usize) -> (Tensor<E>, Option<Tensor<E>>) {
+    /// The weight and bias projecting `count` consecutive inputs from `first` on (0 query,
+    /// 1 key, 2 value): rows `first·E..(first + count)·E` of the stacked `in_proj_weight`.
+    /// Separate `q/k/v_proj_weight`s project one input at a time (`count` 1).
+    fn projection(&self, first: usize, count: usize) -> (Tensor<E>, Option<Tensor<E>>) {
         let e = self.config.embed_dim;
+        let rows = |t: Tensor<E>| if count == 3 { t } else { t.narrow(0, first * e, count * e) };
         let w = match &self.in_proj_weight {
-            Some(w) => w.tensor().narrow(0, which * e, e),
-            None => [&self.q_proj_weight, &self.k_proj_weight, &self.v_proj_weight][which]
+            Some(w) => rows(w.tensor()),
+            None => [&self.q_proj_weight, &self.k_proj_weight, &self.v_proj_weight][first]
                 .as_ref()
                 .expect("separate projection weights")
                 .tensor(),
         };
-        (w, self.in_proj_bias.as_ref().map(|b| b.tensor().narrow(0, which * e, e)))
+        (w, self.in_proj_bias.as_ref().map(|b| rows(b.tensor())))
     }
 
     /// The seed of this call's dropout mask, drawn as `Dropout::mask` does.
@@ -426,13 +429,25 @@ impl<E: Element> MultiheadAttention<E> {
         let dropout_p = if self.training { self.config.dropout } else { 0.0 };
         let dropout_seed = if dropout_p > 0.0 { self.dropout_seed() } else { 0 };
         let options = SdpaOptions { attn_mask, dropout_p, dropout_seed, is_causal: fused_causal, scale: None };
-        // Project and split the heads: [B, L, E] → [B, H, L, E/H].
-        let heads = |x: &Tensor<E>, which: usize| {
-            let (w, bias) = self.projection(which);
-            let len = x.shape()[1];
-            project(x, &w, bias.as_ref()).reshape(&[b, len, h, e / h]).transpose(1, 2)
+        // Project and split the heads: [B, L, E] → [B, H, L, E/H]. As PyTorch does, inputs
+        // that are one tensor share one product with the stacked weight (self-attention: one
+        // [B·L, E] × [E, 3E] product; key = value: one for both).
+        let heads = |x: &Tensor<E>, first: usize, count: usize| -> Vec<Tensor<E>> {
+            let (w, bias) = self.projection(first, count);
+            let (len, y) = (x.shape()[1], project(x, &w, bias.as_ref()));
+            let split = |y: Tensor<E>| y.reshape(&[b, len, h, e / h]).transpose(1, 2);
+            if count == 1 { vec![split(y)] } else { (0..count).map(|i| split(y.narrow(2, i * e, e))).collect() }
         };
-        let (qh, kh, vh) = (heads(&q, 0), heads(&k, 1), heads(&v, 2));
+        let packed = self.in_proj_weight.is_some();
+        let (qh, kh, vh) = if packed && query.id() == key.id() && key.id() == value.id() {
+            let [qh, kh, vh]: [Tensor<E>; 3] = heads(&q, 0, 3).try_into().expect("three projections");
+            (qh, kh, vh)
+        } else if packed && key.id() == value.id() {
+            let [kh, vh]: [Tensor<E>; 2] = heads(&k, 1, 2).try_into().expect("two projections");
+            (heads(&q, 0, 1).remove(0), kh, vh)
+        } else {
+            (heads(&q, 0, 1).remove(0), heads(&k, 1, 1).remove(0), heads(&v, 2, 1).remove(0))
+        };
         let out = qh.scaled_dot_product_attention(&kh, &vh, options);
         let out = self.out_proj.forward(&out.transpose(1, 2).reshape(&[b, l, e]));
         let out = match (batched, batch_first) {
