@@ -649,3 +649,26 @@ fn the_modules_sit_in_a_sequential_model() {
     assert_eq!(model.forward(&tensorgrad::Tensor::zeros(&[2, 10, 8])).shape(), &[2, 10, 3]);
     assert!(model.named_parameters()[0].0.starts_with("encoder.layers.0.self_attn.in_proj_weight"));
 }
+
+#[test]
+fn a_keras_padding_mask_from_an_embedding_is_the_key_padding_mask() {
+    use tensorgrad::nn::{Embedding, Sequential};
+    let config = TransformerLayerConfig { batch_first: true, ..layer_config(8, 16) };
+    let encoder: TransformerEncoder<f64> = TransformerEncoder::new(TransformerEncoderLayer::new(config, 0), 2, None);
+    let embedding: Embedding<f64> = Embedding::new(10, 8, 0).with_mask_zero(true);
+    // Sequence 1 has two padding ids (0) at the end.
+    let ids = Tensor::from_vec(vec![3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 0.0, 0.0, 0.0], &[2, 5]);
+    let vectors = embedding.forward(&ids);
+    let pad = Tensor::from_vec(vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0], &[2, 5]);
+    let args = EncoderArgs { src_key_padding_mask: Some(MhaMask::Blocked(&pad)), ..Default::default() };
+    let want = encoder.forward_with(&vectors, args).to_vec();
+    let layer = encoder.layers()[0].clone();
+    let model: Sequential<f64> = Sequential::new().add(embedding).add(encoder);
+    let (got, mask) = model.forward_masked(&ids, None);
+    assert_eq!(got.to_vec(), want);
+    assert_eq!(mask.unwrap().lengths(), [5, 2]);
+    // One layer alone, too; without a mask it is the plain forward pass.
+    let (one, _) = layer.forward_masked(&vectors, Some(&tensorgrad::nn::Mask::from_lengths(&[5, 2], 5)));
+    assert_eq!(one.to_vec(), layer.forward_with(&vectors, args).to_vec());
+    assert_eq!(layer.forward_masked(&vectors, None).0.to_vec(), layer.forward(&vectors).to_vec());
+}

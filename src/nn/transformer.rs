@@ -7,7 +7,7 @@ use rand::Rng;
 use super::dropout::{Dropout, check_probability};
 use super::linear::Linear;
 use super::mha::{MhaArgs, MhaMask, MultiheadAttention, MultiheadAttentionConfig};
-use super::module::{Module, Param, derive_seed, join};
+use super::module::{Mask, Module, Param, derive_seed, join};
 use super::norm::LayerNorm;
 use crate::{Element, RngSource, Tensor};
 
@@ -243,6 +243,11 @@ fn attend<E: Element>(
     mha.forward_with(q, kv, kv, args).0
 }
 
+/// A Keras padding [`Mask`] (1 = real step) as a key padding mask (1 = padding).
+fn padding_of<E: Element>(mask: &Mask<E>) -> Tensor<E> {
+    mask.0.detach().neg().add_scalar(E::one())
+}
+
 /// Checks that `x` is `[…, d_model]` with 2 or 3 dims.
 #[track_caller]
 fn check_input<E: Element>(op: &str, what: &str, x: &Tensor<E>, d_model: usize) {
@@ -368,6 +373,17 @@ impl<E: Element> Module<E> for TransformerEncoderLayer<E> {
     #[track_caller]
     fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
         self.forward_with(x, EncoderArgs::default())
+    }
+
+    /// With a Keras padding mask (`[B, L]`, 1 = real step, as an
+    /// [`Embedding`](super::Embedding) with `mask_zero` makes): the padding steps are the
+    /// `src_key_padding_mask`. The mask is passed on unchanged.
+    #[track_caller]
+    fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
+        let Some(m) = mask else { return (self.forward(x), None) };
+        let pad = padding_of(m);
+        let args = EncoderArgs { src_key_padding_mask: Some(MhaMask::Blocked(&pad)), ..Default::default() };
+        (self.forward_with(x, args), mask.cloned())
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
@@ -612,7 +628,10 @@ fn describe_stack<E: Element>(name: &str, layers: &[String], norm: Option<&Layer
 /// dropout seed (so does `new`).
 ///
 /// Padded positions (`src_key_padding_mask`) are computed like any other, as in PyTorch's
-/// regular path; PyTorch's nested-tensor fast path (inference only) returns zeros there.
+/// regular path; PyTorch's nested-tensor fast path (inference only) returns zeros there. In a
+/// [`Sequential`](super::Sequential) after an [`Embedding`](super::Embedding) with
+/// `mask_zero`, the embedding's padding mask becomes the key padding mask
+/// ([`Module::forward_masked`]).
 ///
 /// ```
 /// use tensorgrad::Tensor;
@@ -680,6 +699,16 @@ impl<E: Element> Module<E> for TransformerEncoder<E> {
     #[track_caller]
     fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
         self.forward_with(x, EncoderArgs::default())
+    }
+
+    /// With a Keras padding mask (`[B, L]`, 1 = real step): the padding steps are the
+    /// `src_key_padding_mask` of every layer. The mask is passed on unchanged.
+    #[track_caller]
+    fn forward_masked(&self, x: &Tensor<E>, mask: Option<&Mask<E>>) -> (Tensor<E>, Option<Mask<E>>) {
+        let Some(m) = mask else { return (self.forward(x), None) };
+        let pad = padding_of(m);
+        let args = EncoderArgs { src_key_padding_mask: Some(MhaMask::Blocked(&pad)), ..Default::default() };
+        (self.forward_with(x, args), mask.cloned())
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
