@@ -14,11 +14,13 @@ mod embedding;
 mod flatten;
 pub mod init;
 mod linear;
+mod mha;
 mod module;
 mod norm;
 mod rnn;
 mod sequential;
 mod step_key;
+mod transformer;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
 pub use attention::ScaledDotProductAttention;
@@ -27,8 +29,13 @@ pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use init::Init;
 pub use linear::{Dense, Linear};
+pub use mha::{MhaArgs, MhaMask, MultiheadAttention, MultiheadAttentionConfig};
 pub use module::{Mask, Module, Param, param_name};
 pub use norm::{LayerNorm, RmsNorm};
 pub use rnn::{Gru, GruConfig, GruOutput, Lstm, LstmConfig, LstmOutput, LstmState, RnnConfig};
 pub use sequential::{LayerSummary, Sequential, Summary};
 pub use step_key::StepKey;
+pub use transformer::{
+    DecoderArgs, EncoderArgs, SinusoidalPositionalEncoding, TransformerActivation, TransformerDecoder,
+    TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer, TransformerLayerConfig,
+};
