@@ -62,7 +62,10 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tensorgrad::loss::{Reduction, bce_with_logits, cross_entropy};
-use tensorgrad::nn::{Embedding, Linear, Lstm, LstmConfig, Module, Relu, Sequential};
+use tensorgrad::nn::{
+    Embedding, Linear, Lstm, LstmConfig, Module, Relu, Sequential, TransformerEncoder, TransformerEncoderLayer,
+    TransformerLayerConfig,
+};
 use tensorgrad::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use tensorgrad::{Tensor, no_grad};
 
@@ -88,6 +91,7 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("lstm_predict1", "the flagship's predict: that model on one snippet of 100 tokens, no autograd, sigmoid"),
     ("lstm_train_unfused", "lstm_train with the cell composed op by op (fused = false)"),
     ("mlp_train", "MLP 784-512-512-10 (ReLU), batch 256, cross-entropy, SGD step"),
+    ("encoder_train", "TransformerEncoder d128 4 heads ff512 4 layers dropout 0.1, B32 T64, Adam step"),
     ("noop", "nothing (baseline for peak memory)"),
     ("probe_clock", "machine probe: 20 dependent integer adds per loop (rate = GHz)"),
     ("probe_fma256", "machine probe: 12 independent 256-bit FMA chains per thread (rate = GFLOP/s)"),
@@ -252,6 +256,23 @@ fn mlp_train(rng: &mut StdRng) -> Workload {
     Workload { run: Box::new(run), work: None }
 }
 
+/// PyTorch's `nn.TransformerEncoder` settings: d_model 128, 4 heads, feed-forward 512, 4 layers,
+/// dropout 0.1, ReLU, post-norm, batch first; a batch of 32 sequences of 64 steps, Adam.
+fn encoder_train(rng: &mut StdRng) -> Workload {
+    let cfg = TransformerLayerConfig { dim_feedforward: 512, batch_first: true, ..TransformerLayerConfig::new(128, 4) };
+    let enc: TransformerEncoder = TransformerEncoder::new(TransformerEncoderLayer::new(cfg, &mut *rng), 4, None);
+    let x = Tensor::randn(&[32, 64, 128], 0.0, 1.0, &mut *rng);
+    let u = Tensor::randn(&[32, 64, 128], 0.0, 1.0, &mut *rng);
+    let mut opt = Adam::new(enc.named_parameters(), AdamConfig::default());
+    let run = move || {
+        let loss = (&enc.forward(&x) * &u).sum();
+        let grads = loss.backward();
+        opt.step(&grads);
+        black_box(loss.item());
+    };
+    Workload { run: Box::new(run), work: None }
+}
+
 fn build(name: &str, threads: usize) -> Workload {
     let mut rng = StdRng::seed_from_u64(0);
     let rng = &mut rng;
@@ -323,6 +344,7 @@ fn build(name: &str, threads: usize) -> Workload {
         "lstm_fwd" => lstm_fwd(rng),
         "lstm_predict1" => lstm_predict1(rng),
         "mlp_train" => mlp_train(rng),
+        "encoder_train" => encoder_train(rng),
         "noop" => Workload { run: Box::new(|| black_box(())), work: None },
         "probe_clock" => {
             // One repetition: 10⁸ dependent adds, one cycle each → rate in GHz.

@@ -15,9 +15,17 @@
 //! scores divided by `p (1 − p)`, the same for every token of a sentence, so the ranking and the
 //! colours (normalised per sentence) would not change.
 //!
+//! For the Transformer classifier (`text_classification --model transformer`, which writes
+//! `architecture.txt` = `transformer` beside its weights) it shows an attention map instead: the
+//! weight the attention-pooling query gives each token, averaged over the heads (how much of the
+//! sentence's vector comes from that token; the weights of a sentence sum to 1). Attention says
+//! where the model looks, not which way a token pushes the prediction.
+//!
 //! ```text
 //! cargo run --release --example text_classification
 //! cargo run --release --example explain
+//! cargo run --release --example text_classification -- --model transformer --out target/tc_transformer
+//! cargo run --release --example explain -- --model-dir target/tc_transformer
 //! cargo run --release --example explain -- --model-dir /tmp/tc --text "A dull, lifeless remake."
 //! ```
 //!
@@ -35,6 +43,10 @@ use rand::rngs::StdRng;
 use tensorgrad::data::{Padding, Tokenizer, Truncating, pad_sequences};
 use tensorgrad::io;
 use tensorgrad::nn::{Activation, Dense, Embedding, Lstm, LstmConfig, Module, Sequential};
+
+#[path = "common/text_transformer.rs"]
+mod text_transformer;
+use text_transformer::TransformerClassifier;
 
 /// The flagship's embedding size and LSTM width (fixed there).
 const EMBEDDING_DIM: usize = 16;
@@ -162,7 +174,11 @@ fn layer<'a>(model: &'a Sequential, name: &str) -> Result<&'a dyn Module, String
     model.get(name).ok_or_else(|| format!("the model has no layer called {name:?}"))
 }
 
-fn explain(model: &Sequential, tok: &Tokenizer, text: &str, max_len: usize) -> Result<Explanation, String> {
+/// The words of a sentence, where each went, and the ids the model sees.
+type Tokenized = (Vec<String>, Vec<Slot>, Vec<usize>);
+
+/// The words of `text`, where each went, and the ids the model sees.
+fn tokenize(tok: &Tokenizer, text: &str, max_len: usize) -> Result<Tokenized, String> {
     let words = tok.tokenize(text);
     let mut seq = Vec::new();
     let mut slots = Vec::with_capacity(words.len());
@@ -178,6 +194,40 @@ fn explain(model: &Sequential, tok: &Tokenizer, text: &str, max_len: usize) -> R
     if seq != tok.text_to_sequence(text) {
         return Err(format!("word-by-word ids disagree with the tokenizer's for {text:?}"));
     }
+    Ok((words, slots, seq))
+}
+
+/// The explanation of a sentence from one score per padded position.
+fn explanation(text: &str, p: f32, words: Vec<String>, slots: Vec<Slot>, scores: &[f32], real: usize) -> Explanation {
+    let tokens = words
+        .into_iter()
+        .zip(slots)
+        .map(|(word, slot)| match slot {
+            Slot::Pos(t) => Token { word, score: Some(scores[t]), note: "" },
+            Slot::Oov => Token { word, score: None, note: "not in the vocabulary" },
+            Slot::Truncated => Token { word, score: None, note: "truncated" },
+        })
+        .collect();
+    Explanation { text: text.to_string(), p, tokens, padding: scores[real..].iter().sum() }
+}
+
+/// The Transformer's attention-pooling weights for `text`.
+fn explain_attention(
+    model: &TransformerClassifier,
+    tok: &Tokenizer,
+    text: &str,
+    max_len: usize,
+) -> Result<Explanation, String> {
+    let (words, slots, seq) = tokenize(tok, text, max_len)?;
+    let x = pad_sequences(&[&seq], Some(max_len), Padding::Post, Truncating::Post, 0.0);
+    let (p, w) = tensorgrad::no_grad(|| model.run(&x, true));
+    let w = w.ok_or("the pooling attention returned no weights")?.to_vec();
+    Ok(explanation(text, p.item(), words, slots, &w, seq.len().min(max_len)))
+}
+
+/// Gradient × input on the LSTM model's embeddings for `text`.
+fn explain(model: &Sequential, tok: &Tokenizer, text: &str, max_len: usize) -> Result<Explanation, String> {
+    let (words, slots, seq) = tokenize(tok, text, max_len)?;
     let x = pad_sequences(&[&seq], Some(max_len), Padding::Post, Truncating::Post, 0.0);
 
     let (e, mask) = layer(model, "embedding")?.forward_masked(&x, None);
@@ -194,17 +244,7 @@ fn explain(model: &Sequential, tok: &Tokenizer, text: &str, max_len: usize) -> R
     // [1, max_len, 16] → [max_len]: gradient × input, summed over the embedding dimensions.
     let scores = (&e * g).sum_dim(2, false).to_vec();
 
-    let real = seq.len().min(max_len);
-    let tokens = words
-        .into_iter()
-        .zip(slots)
-        .map(|(word, slot)| match slot {
-            Slot::Pos(t) => Token { word, score: Some(scores[t]), note: "" },
-            Slot::Oov => Token { word, score: None, note: "not in the vocabulary" },
-            Slot::Truncated => Token { word, score: None, note: "truncated" },
-        })
-        .collect();
-    Ok(Explanation { text: text.to_string(), p: p.item(), tokens, padding: scores[real..].iter().sum() })
+    Ok(explanation(text, p.item(), words, slots, &scores, seq.len().min(max_len)))
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -229,6 +269,21 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .map(|(_, t)| t.shape()[0])
         .ok_or_else(|| format!("{} has no embedding.weight: not a text_classification model", weights.display()))?;
     drop(tensors);
+    let architecture = std::fs::read_to_string(args.model_dir.join("architecture.txt")).unwrap_or_default();
+    if architecture.trim() == "transformer" {
+        let mut model = TransformerClassifier::new(vocab, args.max_len, 0, &mut StdRng::seed_from_u64(0));
+        io::load_model(&model, &weights)?;
+        model.eval();
+        println!("model: {} ({})", weights.display(), model.describe());
+        println!("weight = the attention-pooling query's attention to the token, averaged over the heads\n");
+        let mut out = Vec::with_capacity(args.texts.len());
+        for text in &args.texts {
+            let ex = explain_attention(&model, &tok, text, args.max_len)?;
+            print_explanation(&ex, false);
+            out.push(ex);
+        }
+        return write_html(args, &out, &weights, true);
+    }
     let mut model = build_model(vocab, args.mask);
     io::load_model(&model, &weights)?;
     model.eval();
@@ -248,11 +303,19 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         print_explanation(&ex, !args.mask);
         out.push(ex);
     }
+    write_html(args, &out, &weights, false)
+}
 
+fn write_html(
+    args: &Args,
+    out: &[Explanation],
+    weights: &std::path::Path,
+    attention: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = args.html.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.html, html_page(&out, &weights.display().to_string(), args.mask))?;
+    std::fs::write(&args.html, html_page(out, &weights.display().to_string(), args.mask, attention))?;
     println!("wrote {}", args.html.display());
     Ok(())
 }
@@ -312,7 +375,7 @@ fn colour(s: f32) -> (u8, u8, u8) {
     (mix(r), mix(g), mix(b))
 }
 
-fn html_page(exs: &[Explanation], model: &str, mask: bool) -> String {
+fn html_page(exs: &[Explanation], model: &str, mask: bool, attention: bool) -> String {
     let mut h = String::new();
     h.push_str(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -338,17 +401,32 @@ fn html_page(exs: &[Explanation], model: &str, mask: bool) -> String {
          </style>\n</head>\n<body>\n",
     );
     h.push_str("<h1>Why the model thinks so</h1>\n");
-    let _ = writeln!(
-        h,
-        "<p class=\"sub\">Model: <code>{}</code> (Embedding → LSTM → Dense, padding {}). Each token is scored \
+    if attention {
+        let _ = writeln!(
+            h,
+            "<p class=\"sub\">Model: <code>{}</code> (Transformer encoder → attention pooling → Dense). Each token \
+             is coloured by the weight the pooling attention gives it, averaged over the heads: how much of the \
+             sentence's vector comes from it (green = more; it does not say in which direction).</p>",
+            escape_html(model)
+        );
+    } else {
+        let _ = writeln!(
+            h,
+            "<p class=\"sub\">Model: <code>{}</code> (Embedding → LSTM → Dense, padding {}). Each token is scored \
          by gradient × input on its embedding, summed over the embedding dimensions, for the predicted \
          probability p(positive).</p>",
-        escape_html(model),
-        if mask { "masked" } else { "not masked" }
-    );
+            escape_html(model),
+            if mask { "masked" } else { "not masked" }
+        );
+    }
+    if !attention {
+        h.push_str(
+            "<div class=\"legend\"><span>pushes towards <b class=\"neg\">negative</b></span>\
+             <div class=\"scale\"></div><span>pushes towards <b class=\"pos\">positive</b></span></div>\n",
+        );
+    }
     h.push_str(
-        "<div class=\"legend\"><span>pushes towards <b class=\"neg\">negative</b></span>\
-         <div class=\"scale\"></div><span>pushes towards <b class=\"pos\">positive</b></span></div>\n\
+        "\
          <p class=\"note\">Colours are normalised per sentence: the token with the largest |score| gets the \
          full colour. Hover a token for its score. Struck-out tokens were not seen by the model \
          (not in the vocabulary, or past the maximum length).</p>\n",

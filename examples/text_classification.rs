@@ -6,18 +6,25 @@
 //! carries its state over padded steps, so the state it ends with is each snippet's state at its
 //! last real token. `--no-mask` reproduces the model literally, reading the state after 100 steps.
 //!
+//! `--model transformer` trains a small Transformer encoder on the same data instead
+//! (`examples/common/text_transformer.rs`: embeddings with sinusoidal positions, two pre-norm
+//! encoder layers with the padding masked out of every attention, attention pooling, a sigmoid
+//! output); `explain` then shows its attention maps.
+//!
 //! ```text
 //! cargo run --release --example text_classification
 //! cargo run --release --example text_classification -- --epochs 3 --no-mask --out /tmp/tc
+//! cargo run --release --example text_classification -- --model transformer --out target/tc_transformer
 //! ```
 //!
 //! Flags: `--train FILE`, `--test FILE` (TSV or CSV with a `label` and a `text` column; without
 //! `--test`, a seeded 80/20 split of `--train`), `--epochs`, `--batch-size`, `--max-len`,
 //! `--vocab`, `--seed`, `--out DIR` (default `target/text_classification/`), `--no-mask`,
 //! `--limit N` (use only the first N rows, for a quick run), `--save-split` (also write the
-//! train/test split as `train.tsv` and `test.tsv`, to train another framework on the same data). It writes `history.json`,
-//! `history.csv`, `training_curves.png`, the weights (`model.safetensors`) and the vocabulary
-//! (`vocab.txt`) into `--out`. The last line it prints is `test_accuracy=… test_loss=…`.
+//! train/test split as `train.tsv` and `test.tsv`, to train another framework on the same data),
+//! `--model lstm|transformer`. It writes `history.json`, `history.csv`, `training_curves.png`,
+//! the weights (`model.safetensors`), the vocabulary (`vocab.txt`) and the architecture's name
+//! (`architecture.txt`) into `--out`. The last line it prints is `test_accuracy=… test_loss=…`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +39,10 @@ use tensorgrad::optim::{Adam, AdamConfig};
 use tensorgrad::train::{FitOptions, Metric, Trainer, Validation};
 use tensorgrad::{Tensor, io};
 
+#[path = "common/text_transformer.rs"]
+mod text_transformer;
+use text_transformer::TransformerClassifier;
+
 struct Args {
     train: PathBuf,
     test: Option<PathBuf>,
@@ -44,6 +55,7 @@ struct Args {
     mask: bool,
     limit: Option<usize>,
     save_split: bool,
+    transformer: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -60,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
         mask: true,
         limit: None,
         save_split: false,
+        transformer: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +90,13 @@ fn parse_args() -> Result<Args, String> {
             "--limit" => a.limit = Some(num(value()?)?),
             "--no-mask" => a.mask = false,
             "--save-split" => a.save_split = true,
+            "--model" => {
+                a.transformer = match value()?.as_str() {
+                    "lstm" => false,
+                    "transformer" => true,
+                    other => return Err(format!("--model is lstm or transformer, not {other}")),
+                }
+            }
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -96,7 +116,7 @@ fn main() -> ExitCode {
             }
             eprintln!(
                 "usage: text_classification [--train FILE] [--test FILE] [--epochs N] [--batch-size N] [--max-len N] \
-                 [--vocab N] [--seed N] [--out DIR] [--no-mask] [--limit N] [--save-split]"
+                 [--vocab N] [--seed N] [--out DIR] [--no-mask] [--limit N] [--save-split] [--model lstm|transformer]"
             );
             return ExitCode::from(2);
         }
@@ -165,17 +185,24 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let lstm = LstmConfig { dropout: 0.2, recurrent_dropout: 0.2, seed: args.seed, ..LstmConfig::new(16, 128) };
-    let model: Sequential = Sequential::new()
-        .add_named("embedding", Embedding::new(args.vocab, 16, &mut rng).with_mask_zero(args.mask))
-        .add_named("lstm", Lstm::new(lstm, &mut rng))
-        .add_named("dense", Dense::new(128, 1, Some(Activation::Sigmoid), &mut rng));
-    println!(
-        "model: Embedding({}, 16) → LSTM(128, dropout 0.2, recurrent_dropout 0.2) → Dense(1, sigmoid); {} parameters; padding {}",
-        args.vocab,
-        model.num_parameters(),
-        if args.mask { "masked" } else { "not masked (--no-mask)" }
-    );
+    let model: Box<dyn Module> = if args.transformer {
+        let model = TransformerClassifier::new(args.vocab, args.max_len, args.seed, &mut rng);
+        println!("model: {}; {} parameters; padding masked", model.describe(), model.num_parameters());
+        Box::new(model)
+    } else {
+        let lstm = LstmConfig { dropout: 0.2, recurrent_dropout: 0.2, seed: args.seed, ..LstmConfig::new(16, 128) };
+        let model: Sequential = Sequential::new()
+            .add_named("embedding", Embedding::new(args.vocab, 16, &mut rng).with_mask_zero(args.mask))
+            .add_named("lstm", Lstm::new(lstm, &mut rng))
+            .add_named("dense", Dense::new(128, 1, Some(Activation::Sigmoid), &mut rng));
+        println!(
+            "model: Embedding({}, 16) → LSTM(128, dropout 0.2, recurrent_dropout 0.2) → Dense(1, sigmoid); {} parameters; padding {}",
+            args.vocab,
+            model.num_parameters(),
+            if args.mask { "masked" } else { "not masked (--no-mask)" }
+        );
+        Box::new(model)
+    };
 
     let opt = Adam::new(model.named_parameters(), AdamConfig::default());
     let mut trainer =
@@ -197,9 +224,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     history.plot(args.out.join("training_curves.png"))?;
     io::save_model(trainer.model(), args.out.join("model.safetensors"))?;
     tok.save(args.out.join("vocab.txt"))?;
+    std::fs::write(args.out.join("architecture.txt"), if args.transformer { "transformer\n" } else { "lstm\n" })?;
     let per_epoch = history.epoch_seconds().iter().sum::<f64>() / history.epochs().max(1) as f64;
     println!(
-        "wrote history.json, history.csv, training_curves.png, model.safetensors and vocab.txt to {}",
+        "wrote history.json, history.csv, training_curves.png, model.safetensors, vocab.txt and architecture.txt to {}",
         args.out.display()
     );
     println!("{:.1} s per epoch on average; {:.1} s in all", per_epoch, started.elapsed().as_secs_f64());

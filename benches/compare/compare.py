@@ -66,6 +66,7 @@ WORKLOADS = {
     "lstm_train": (8, 1, 2, ("tensorgrad", "torch"), ("torch", 0.6, None)),
     "lstm_train_unfused": (4, 1, 1, ("tensorgrad", "torch"), None),
     "mlp_train": (10, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
+    "encoder_train": (8, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
 }
 
 LABEL = {"tensorgrad": "tensorgrad", "torch": "PyTorch", "numpy": "NumPy"}

@@ -265,6 +265,21 @@ def torch_workload(name):
             return loss.item()
 
         return step, None
+    if name == "encoder_train":
+        layer = nn.TransformerEncoderLayer(128, 4, 512, 0.1, batch_first=True)
+        enc = nn.TransformerEncoder(layer, 4, enable_nested_tensor=False)
+        x = torch.randn(32, 64, 128, generator=gen)
+        u = torch.randn(32, 64, 128, generator=gen)
+        opt = torch.optim.Adam(enc.parameters(), lr=1e-3)
+
+        def enc_step():
+            opt.zero_grad(set_to_none=True)
+            loss = (enc(x) * u).sum()
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        return enc_step, None
     if name == "noop":
         return (lambda: None), None
     return None
