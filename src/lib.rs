@@ -39,7 +39,7 @@
 //! | module | what it holds | PyTorch / Keras counterpart |
 //! |---|---|---|
 //! | crate root | [`Tensor`], [`Gradients`], [`no_grad`], [`gradcheck`] | `torch.Tensor`, `torch.autograd` |
-//! | [`nn`] | layers: [`Linear`](nn::Linear), [`Dense`](nn::Dense), [`Embedding`](nn::Embedding), [`Lstm`](nn::Lstm), [`Gru`](nn::Gru), [`Dropout`](nn::Dropout), activations, [`Sequential`](nn::Sequential); the [`Module`](nn::Module) trait | `torch.nn`, `keras.layers` |
+//! | [`nn`] | layers: [`Linear`](nn::Linear), [`Dense`](nn::Dense), [`Embedding`](nn::Embedding), [`Lstm`](nn::Lstm), [`Gru`](nn::Gru), [`Dropout`](nn::Dropout), [`LayerNorm`](nn::LayerNorm), [`MultiheadAttention`](nn::MultiheadAttention), [`TransformerEncoder`](nn::TransformerEncoder)/[`TransformerDecoder`](nn::TransformerDecoder), activations, [`Sequential`](nn::Sequential); the [`Module`](nn::Module) trait | `torch.nn`, `keras.layers` |
 //! | [`loss`] | [`mse`](loss::mse), [`bce`](loss::bce), [`bce_with_logits`](loss::bce_with_logits), [`cross_entropy`](loss::cross_entropy), … | `torch.nn.functional` losses |
 //! | [`optim`] | [`Sgd`](optim::Sgd), [`Adam`](optim::Adam), [`AdamW`](optim::AdamW), [`RmsProp`](optim::RmsProp), [`Adagrad`](optim::Adagrad), clipping, learning-rate schedules | `torch.optim` |
 //! | [`train`] | [`Trainer`](train::Trainer) (`fit`, `evaluate`, `predict`), [`History`](train::History), metrics, callbacks, checkpoints | `model.compile` + `model.fit` |

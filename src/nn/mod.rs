@@ -6,6 +6,11 @@
 //! dotted names in a stable order, as in a PyTorch `state_dict` (`lstm.weight_ih_l0`, `fc.bias`,
 //! …). Dropout masks come from the key of the training step ([`StepKey`]), not from a generator
 //! shared by threads.
+//!
+//! Transformers: [`MultiheadAttention`], [`TransformerEncoderLayer`]/[`TransformerEncoder`],
+//! [`TransformerDecoderLayer`]/[`TransformerDecoder`], [`SinusoidalPositionalEncoding`],
+//! [`LayerNorm`] and [`RmsNorm`], with PyTorch's names and parameter layout, all running on the
+//! fused [`Tensor::scaled_dot_product_attention`](crate::Tensor::scaled_dot_product_attention).
 
 mod activation;
 mod attention;
