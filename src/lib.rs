@@ -224,6 +224,7 @@ mod error;
 pub mod io;
 mod kernels;
 pub mod loss;
+pub mod models;
 pub mod nn;
 mod ops;
 pub mod optim;

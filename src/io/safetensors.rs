@@ -402,6 +402,24 @@ fn load_parsed_model<E: Element, M: Module<E> + ?Sized>(model: &M, parsed: &Pars
     Ok(())
 }
 
+/// Every tensor of a safetensors file as `E`, converting from any float dtype a checkpoint may
+/// hold (`F32`, `F64`, `F16`, `BF16`): for loading pretrained weights, where the file's dtype is
+/// the publisher's choice. Checked as strictly as [`load_tensors`]; another dtype (integers,
+/// `F8`) is an [`Error::DType`].
+pub(crate) fn load_tensors_converted<E: Element>(path: &Path) -> Result<Vec<(String, Tensor<E>)>> {
+    let bytes = read_file(path)?;
+    let parsed = Parsed::new(&bytes, Some(path))?;
+    let mut entries: Vec<(String, &TensorInfo)> = parsed.meta.tensors().into_iter().collect();
+    entries.sort_by(|(a, x), (b, y)| x.data_offsets.cmp(&y.data_offsets).then_with(|| a.cmp(b)));
+    entries
+        .into_iter()
+        .map(|(name, info)| {
+            let values = parsed.values_converted::<E>(&name, info)?;
+            Ok((name, Tensor::try_from_vec(values, &info.shape)?))
+        })
+        .collect()
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|source| Error::Io { op: "read", path: path.to_path_buf(), source })
 }
@@ -451,6 +469,56 @@ impl<'a> Parsed<'a> {
                 Ok((name, t))
             })
             .collect()
+    }
+
+    /// The values of one float tensor of any of the dtypes `F32`, `F64`, `F16`, `BF16`,
+    /// converted to `E`, after the same checks as [`values`](Self::values).
+    fn values_converted<E: Element>(&self, name: &str, info: &TensorInfo) -> Result<Vec<E>> {
+        let width = match info.dtype {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+            Dtype::F16 | Dtype::BF16 => 2,
+            other => {
+                return Err(Error::DType {
+                    path: self.path.map(Path::to_path_buf),
+                    name: name.to_string(),
+                    found: other.to_string(),
+                    expected: "a float dtype (F32, F64, F16 or BF16)".to_string(),
+                });
+            }
+        };
+        if info.dtype == dtype_of::<E>() {
+            return self.values(name, info);
+        }
+        let (start, end) = info.data_offsets;
+        let needed = info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|n| n.checked_mul(width));
+        let bytes = match self.data.get(start..end) {
+            Some(b) if Some(b.len()) == needed => b,
+            _ => {
+                return Err(Error::Format {
+                    path: self.path.map(Path::to_path_buf),
+                    reason: format!(
+                        "tensor {} of shape {:?} declares bytes {start}..{end}, which do not hold it within the {} data bytes",
+                        backticked(name),
+                        info.shape,
+                        self.data.len()
+                    ),
+                });
+            }
+        };
+        let two = |c: &[u8]| u16::from_le_bytes([c[0], c[1]]);
+        Ok(match info.dtype {
+            Dtype::F32 => {
+                bytes.chunks_exact(4).map(|c| E::of(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))).collect()
+            }
+            Dtype::F64 => {
+                bytes.chunks_exact(8).map(|c| E::of(f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))).collect()
+            }
+            Dtype::BF16 => {
+                bytes.chunks_exact(2).map(|c| E::of(f64::from(f32::from_bits(u32::from(two(c)) << 16)))).collect()
+            }
+            _ => bytes.chunks_exact(2).map(|c| E::of(f16_to_f64(two(c)))).collect(),
+        })
     }
 
     /// The values of one tensor, after checking its dtype and that its declared size is exactly
@@ -608,6 +676,19 @@ fn dtype_of<E: Element>() -> Dtype {
         "f32" => Dtype::F32,
         "f64" => Dtype::F64,
         other => unreachable!("Element is sealed to f32 and f64, got {other}"),
+    }
+}
+
+/// An IEEE half-precision number's value.
+fn f16_to_f64(h: u16) -> f64 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = i32::from((h >> 10) & 0x1f);
+    let frac = f64::from(h & 0x3ff);
+    match exp {
+        0 => sign * frac * 2f64.powi(-24),
+        31 if frac == 0.0 => sign * f64::INFINITY,
+        31 => f64::NAN,
+        e => sign * (1.0 + frac / 1024.0) * 2f64.powi(e - 15),
     }
 }
 
