@@ -435,3 +435,37 @@ fn tokenizers_feature_reads_the_fixture_tokenizers() {
     assert!(matches!(tensorgrad::models::load_tokenizer(&bad), Err(Error::Tokenizer { .. })));
     std::fs::remove_file(&bad).ok();
 }
+
+#[test]
+fn sharded_and_double_precision_checkpoints_load() {
+    let model: Gpt2LMHeadModel = Gpt2LMHeadModel::from_pretrained(gpt2_dir()).unwrap();
+    let ids = Tensor::from_vec(vec![5.0, 17.0, 3.0, 40.0], &[1, 4]);
+    let want = model.forward(&ids).to_vec();
+
+    // Two shards and an index, as save_pretrained writes large models.
+    let dir = TempModel::copy(&gpt2_dir(), "sharded-gpt2");
+    std::fs::remove_file(dir.0.join("model.safetensors")).unwrap();
+    let params = model.named_parameters();
+    let (a, b) = params.split_at(params.len() / 2);
+    io::save_tensors(dir.0.join("model-00001-of-00002.safetensors"), a, &[]).unwrap();
+    io::save_tensors(dir.0.join("model-00002-of-00002.safetensors"), b, &[]).unwrap();
+    let map: Vec<String> = params
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| format!("\"{n}\": \"model-0000{}-of-00002.safetensors\"", if i < a.len() { 1 } else { 2 }))
+        .collect();
+    let index = format!("{{\"metadata\": {{}}, \"weight_map\": {{{}}}}}", map.join(", "));
+    std::fs::write(dir.0.join("model.safetensors.index.json"), index).unwrap();
+    let sharded: Gpt2LMHeadModel = Gpt2LMHeadModel::from_pretrained(&dir.0).unwrap();
+    assert_eq!(sharded.forward(&ids).to_vec(), want);
+
+    // An F64 checkpoint (`model.double().save_pretrained`) loads into f32 and f64 models.
+    let dir = TempModel::copy(&gpt2_dir(), "double-gpt2");
+    let double: Gpt2LMHeadModel<f64> = Gpt2LMHeadModel::from_pretrained(gpt2_dir()).unwrap();
+    io::save_model(&double, dir.0.join("model.safetensors")).unwrap();
+    let back: Gpt2LMHeadModel = Gpt2LMHeadModel::from_pretrained(&dir.0).unwrap();
+    assert_eq!(back.forward(&ids).to_vec(), want);
+    let back64: Gpt2LMHeadModel<f64> = Gpt2LMHeadModel::from_pretrained(&dir.0).unwrap();
+    let ids64 = Tensor::from_vec(vec![5.0, 17.0, 3.0, 40.0], &[1, 4]);
+    assert_close(&back64.forward(&ids64), &double.forward(&ids64), 0.0, "f64 round trip");
+}

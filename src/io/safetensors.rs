@@ -721,3 +721,56 @@ fn decode<E: Element>(bytes: &[u8]) -> Vec<E> {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file with the given (name, dtype, shape, little-endian bytes) entries.
+    fn file(entries: &[(&str, &str, &[usize], Vec<u8>)]) -> Vec<u8> {
+        let (mut header, mut data) = (Vec::new(), Vec::new());
+        for (name, dtype, shape, bytes) in entries {
+            let start = data.len();
+            data.extend_from_slice(bytes);
+            header.push(format!(
+                "\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{start},{}]}}",
+                data.len()
+            ));
+        }
+        let header = format!("{{{}}}", header.join(","));
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn converted_loading_reads_every_float_dtype() {
+        let half: Vec<u8> =
+            [0x3c00u16, 0xc000, 0x3800, 0x0001, 0x7c00, 0x3555].iter().flat_map(|h| h.to_le_bytes()).collect();
+        let bf16: Vec<u8> =
+            [1.5f32, -3.25, 1e-3].iter().flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes()).collect();
+        let f64s: Vec<u8> = [0.1f64, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let ints: Vec<u8> = [1i64].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let bytes = file(&[("h", "F16", &[6], half), ("b", "BF16", &[3], bf16), ("d", "F64", &[2], f64s)]);
+        let path = std::env::temp_dir().join(format!("tensorgrad-converted-{}.safetensors", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let t = load_tensors_converted::<f64>(&path).unwrap();
+        assert_eq!(t[0].0, "h");
+        let h = t[0].1.to_vec();
+        assert_eq!(&h[..5], [1.0, -2.0, 0.5, 2f64.powi(-24), f64::INFINITY]);
+        assert!((h[5] - 1.0 / 3.0).abs() < 1e-3);
+        assert_eq!(t[1].1.to_vec(), [1.5, -3.25, f64::from(f32::from_bits(1e-3f32.to_bits() & 0xffff_0000))]);
+        assert_eq!(t[2].1.to_vec(), [0.1, -2.0]);
+        let t = load_tensors_converted::<f32>(&path).unwrap();
+        assert_eq!(t[2].1.to_vec(), [0.1f32, -2.0]);
+        // Integers are not weights; truncated data is a format error.
+        std::fs::write(&path, file(&[("i", "I64", &[1], ints)])).unwrap();
+        assert!(matches!(load_tensors_converted::<f32>(&path), Err(Error::DType { .. })));
+        let mut short = file(&[("h", "F16", &[2], vec![0, 0, 0, 0])]);
+        short.pop();
+        std::fs::write(&path, short).unwrap();
+        assert!(matches!(load_tensors_converted::<f32>(&path), Err(Error::Format { .. })));
+        std::fs::remove_file(&path).ok();
+    }
+}

@@ -1,18 +1,21 @@
-//! Pretrained transformer models that load Hugging Face checkpoints: [`gpt2`] (GPT-2, with
-//! cached generation) and [`bert`] (BERT, with a sequence-classification head).
+//!
+//! Two model families: [`gpt2`](crate::models::gpt2) (GPT-2, with cached generation) and
+//! [`bert`](crate::models::bert) (BERT, with a sequence-classification head).
 //!
 //! A model directory as `save_pretrained` writes it holds a `config.json` and the weights in
 //! `model.safetensors` (or shards listed in `model.safetensors.index.json`). The models here are
 //! built from the crate's layers with Hugging Face's module names, so
-//! [`Module::named_parameters`] gives exactly the keys of the checkpoint
-//! (`transformer.h.0.attn.c_attn.weight`, `bert.encoder.layer.0.attention.self.query.weight`,
-//! …), [`io::save_model`](crate::io::save_model) writes a file that `from_pretrained` in
-//! Python reads, and the models train like any other module (with a
-//! [`Trainer`](crate::train::Trainer) or an optimizer).
+//! [`Module::named_parameters`](crate::nn::Module::named_parameters) gives exactly the keys of the
+//! checkpoint (`transformer.h.0.attn.c_attn.weight`,
+//! `bert.encoder.layer.0.attention.self.query.weight`, …),
+//! [`io::save_model`](crate::io::save_model) writes a file that `from_pretrained` in Python reads,
+//! and the models train like any other module (with a [`Trainer`](crate::train::Trainer) or an
+//! optimizer).
 //!
 //! Loading checks the whole checkpoint before writing anything: a missing file is an
-//! [`Error::Io`], an unusable `config.json` an [`Error::Config`], and weights that do not fit
-//! the configuration an [`Error::StateMismatch`] naming every missing, unexpected and
+//! [`Error::Io`](crate::Error::Io), an unusable `config.json` an
+//! [`Error::Config`](crate::Error::Config), and weights that do not fit the configuration an
+//! [`Error::StateMismatch`](crate::Error::StateMismatch) naming every missing, unexpected and
 //! mis-shaped tensor. Weights stored as `F16`, `BF16`, `F32` or `F64` load into `f32` or `f64`
 //! models.
 //!
