@@ -26,6 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["io"],
     &["data"],
     &["train"],
+    &["models"],
 ];
 
 /// Where the crate root's re-exports are defined (`crate::Tensor` is `tensor::handle`'s).
@@ -35,6 +36,8 @@ const ROOT_ITEMS: &[(&str, &str)] = &[
     ("GemmPlan", "kernels"),
     ("cpu_info", "kernels"),
     ("PackedMatrix", "ops"),
+    ("AttnMask", "ops"),
+    ("SdpaOptions", "ops"),
     ("Result", "error"),
     ("Element", "tensor::element"),
     ("Layout", "tensor::layout"),
