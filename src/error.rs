@@ -148,6 +148,35 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A model configuration (a Hugging Face `config.json`) that cannot be used: corrupt JSON,
+    /// a value of the wrong type, or a setting the model does not support (see
+    /// [`crate::models`]).
+    #[error("{}: {reason}", describe_config_origin(.path))]
+    Config {
+        /// The file, or `None` for JSON given as a string.
+        path: Option<std::path::PathBuf>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tokenizer file (`tokenizer.json`) that the `tokenizers` crate cannot read (see
+    /// `models::load_tokenizer`, behind the `tokenizers` feature).
+    #[error("{}: not a usable tokenizer: {reason}", .path.display())]
+    Tokenizer {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, as the `tokenizers` crate reports it.
+        reason: String,
+    },
+    /// An argument outside what an operation accepts, found before any work was done: a token
+    /// id beyond the vocabulary, a sequence longer than the model's positions, a temperature
+    /// that is not positive (see [`crate::models::gpt2::Gpt2LMHeadModel::generate`]).
+    #[error("{op}: {reason}")]
+    InvalidArgument {
+        /// The operation that checked.
+        op: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// A plot that cannot be drawn: an unsupported file extension, nothing to draw, or a
     /// failure of the drawing backend.
     #[error("cannot plot to {}: {reason}", .path.display())]
@@ -165,6 +194,15 @@ fn describe_origin(path: &Option<PathBuf>) -> String {
     match path {
         Some(p) => format!("`{}`", p.display()),
         None => "safetensors bytes".to_string(),
+    }
+}
+
+/// `` `path`: not a valid model configuration `` or the same for JSON in memory, for the message
+/// of [`Error::Config`].
+fn describe_config_origin(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(p) => format!("`{}`: not a usable model configuration", p.display()),
+        None => "model configuration JSON: not usable".to_string(),
     }
 }
 

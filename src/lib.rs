@@ -45,6 +45,7 @@
 //! | [`train`] | [`Trainer`](train::Trainer) (`fit`, `evaluate`, `predict`), [`History`](train::History), metrics, callbacks, checkpoints | `model.compile` + `model.fit` |
 //! | [`data`] | [`Tokenizer`](data::Tokenizer), [`pad_sequences`](data::pad_sequences), CSV and labelled-text readers, splits, [`Dataset`](data::Dataset) and [`DataLoader`](data::DataLoader) | `torch.utils.data`, Keras preprocessing |
 //! | [`io`] | safetensors weight files: [`save_model`](io::save_model), [`load_model`](io::load_model), … | `safetensors.torch`, `model.save_weights` |
+//! | [`models`] | Hugging Face checkpoints: [GPT-2](models::gpt2) with cached generation, [BERT](models::bert) with a classification head | `transformers` `from_pretrained`, `generate` |
 //!
 //! Every part is also shown at full size in the
 //! [`examples/`](https://github.com/tensorgrad/tensorgrad/tree/main/examples) directory of the
@@ -215,7 +216,9 @@
 //!
 //! `plot` (`History::plot`: training curves as PNG or SVG) and
 //! `progress` (progress bars in `fit`) are on by default; `default-features = false` leaves
-//! both out.
+//! both out. `tokenizers` (off by default) adds `models::load_tokenizer`, which reads a model
+//! directory's `tokenizer.json` with Hugging Face's `tokenizers` crate (its pure-Rust regex
+//! backend: no C library).
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -224,6 +227,8 @@ mod error;
 pub mod io;
 mod kernels;
 pub mod loss;
+/// Pretrained transformers (GPT-2, BERT) loading Hugging Face checkpoints.
+pub mod models;
 pub mod nn;
 mod ops;
 pub mod optim;

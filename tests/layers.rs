@@ -26,6 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["io"],
     &["data"],
     &["train"],
+    &["models"],
 ];
 
 /// Where the crate root's re-exports are defined (`crate::Tensor` is `tensor::handle`'s).

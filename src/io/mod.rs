@@ -28,6 +28,7 @@
 mod atomic;
 mod safetensors;
 
+pub(crate) use self::safetensors::load_tensors_converted;
 pub use self::safetensors::{
     load_metadata, load_metadata_from_bytes, load_model, load_model_from_bytes, load_tensors, load_tensors_from_bytes,
     save_model, save_model_to_bytes, save_tensors, save_tensors_to_bytes,

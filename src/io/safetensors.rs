@@ -402,6 +402,24 @@ fn load_parsed_model<E: Element, M: Module<E> + ?Sized>(model: &M, parsed: &Pars
     Ok(())
 }
 
+/// Every tensor of a safetensors file as `E`, converting from any float dtype a checkpoint may
+/// hold (`F32`, `F64`, `F16`, `BF16`): for loading pretrained weights, where the file's dtype is
+/// the publisher's choice. Checked as strictly as [`load_tensors`]; another dtype (integers,
+/// `F8`) is an [`Error::DType`].
+pub(crate) fn load_tensors_converted<E: Element>(path: &Path) -> Result<Vec<(String, Tensor<E>)>> {
+    let bytes = read_file(path)?;
+    let parsed = Parsed::new(&bytes, Some(path))?;
+    let mut entries: Vec<(String, &TensorInfo)> = parsed.meta.tensors().into_iter().collect();
+    entries.sort_by(|(a, x), (b, y)| x.data_offsets.cmp(&y.data_offsets).then_with(|| a.cmp(b)));
+    entries
+        .into_iter()
+        .map(|(name, info)| {
+            let values = parsed.values_converted::<E>(&name, info)?;
+            Ok((name, Tensor::try_from_vec(values, &info.shape)?))
+        })
+        .collect()
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|source| Error::Io { op: "read", path: path.to_path_buf(), source })
 }
@@ -451,6 +469,56 @@ impl<'a> Parsed<'a> {
                 Ok((name, t))
             })
             .collect()
+    }
+
+    /// The values of one float tensor of any of the dtypes `F32`, `F64`, `F16`, `BF16`,
+    /// converted to `E`, after the same checks as [`values`](Self::values).
+    fn values_converted<E: Element>(&self, name: &str, info: &TensorInfo) -> Result<Vec<E>> {
+        let width = match info.dtype {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+            Dtype::F16 | Dtype::BF16 => 2,
+            other => {
+                return Err(Error::DType {
+                    path: self.path.map(Path::to_path_buf),
+                    name: name.to_string(),
+                    found: other.to_string(),
+                    expected: "a float dtype (F32, F64, F16 or BF16)".to_string(),
+                });
+            }
+        };
+        if info.dtype == dtype_of::<E>() {
+            return self.values(name, info);
+        }
+        let (start, end) = info.data_offsets;
+        let needed = info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).and_then(|n| n.checked_mul(width));
+        let bytes = match self.data.get(start..end) {
+            Some(b) if Some(b.len()) == needed => b,
+            _ => {
+                return Err(Error::Format {
+                    path: self.path.map(Path::to_path_buf),
+                    reason: format!(
+                        "tensor {} of shape {:?} declares bytes {start}..{end}, which do not hold it within the {} data bytes",
+                        backticked(name),
+                        info.shape,
+                        self.data.len()
+                    ),
+                });
+            }
+        };
+        let two = |c: &[u8]| u16::from_le_bytes([c[0], c[1]]);
+        Ok(match info.dtype {
+            Dtype::F32 => {
+                bytes.chunks_exact(4).map(|c| E::of(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))).collect()
+            }
+            Dtype::F64 => {
+                bytes.chunks_exact(8).map(|c| E::of(f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))).collect()
+            }
+            Dtype::BF16 => {
+                bytes.chunks_exact(2).map(|c| E::of(f64::from(f32::from_bits(u32::from(two(c)) << 16)))).collect()
+            }
+            _ => bytes.chunks_exact(2).map(|c| E::of(f16_to_f64(two(c)))).collect(),
+        })
     }
 
     /// The values of one tensor, after checking its dtype and that its declared size is exactly
@@ -611,6 +679,19 @@ fn dtype_of<E: Element>() -> Dtype {
     }
 }
 
+/// An IEEE half-precision number's value.
+fn f16_to_f64(h: u16) -> f64 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = i32::from((h >> 10) & 0x1f);
+    let frac = f64::from(h & 0x3ff);
+    match exp {
+        0 => sign * frac * 2f64.powi(-24),
+        31 if frac == 0.0 => sign * f64::INFINITY,
+        31 => f64::NAN,
+        e => sign * (1.0 + frac / 1024.0) * 2f64.powi(e - 15),
+    }
+}
+
 /// Little-endian bytes of the values (bit-exact, NaN payloads included).
 fn encode<E: Element>(values: &[E]) -> Vec<u8> {
     match dtype_of::<E>() {
@@ -638,5 +719,58 @@ fn decode<E: Element>(bytes: &[u8]) -> Vec<E> {
                 E::of(f64::from_le_bytes(a))
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file with the given (name, dtype, shape, little-endian bytes) entries.
+    fn file(entries: &[(&str, &str, &[usize], Vec<u8>)]) -> Vec<u8> {
+        let (mut header, mut data) = (Vec::new(), Vec::new());
+        for (name, dtype, shape, bytes) in entries {
+            let start = data.len();
+            data.extend_from_slice(bytes);
+            header.push(format!(
+                "\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{start},{}]}}",
+                data.len()
+            ));
+        }
+        let header = format!("{{{}}}", header.join(","));
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn converted_loading_reads_every_float_dtype() {
+        let half: Vec<u8> =
+            [0x3c00u16, 0xc000, 0x3800, 0x0001, 0x7c00, 0x3555].iter().flat_map(|h| h.to_le_bytes()).collect();
+        let bf16: Vec<u8> =
+            [1.5f32, -3.25, 1e-3].iter().flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes()).collect();
+        let f64s: Vec<u8> = [0.1f64, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let ints: Vec<u8> = [1i64].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let bytes = file(&[("h", "F16", &[6], half), ("b", "BF16", &[3], bf16), ("d", "F64", &[2], f64s)]);
+        let path = std::env::temp_dir().join(format!("tensorgrad-converted-{}.safetensors", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let t = load_tensors_converted::<f64>(&path).unwrap();
+        assert_eq!(t[0].0, "h");
+        let h = t[0].1.to_vec();
+        assert_eq!(&h[..5], [1.0, -2.0, 0.5, 2f64.powi(-24), f64::INFINITY]);
+        assert!((h[5] - 1.0 / 3.0).abs() < 1e-3);
+        assert_eq!(t[1].1.to_vec(), [1.5, -3.25, f64::from(f32::from_bits(1e-3f32.to_bits() & 0xffff_0000))]);
+        assert_eq!(t[2].1.to_vec(), [0.1, -2.0]);
+        let t = load_tensors_converted::<f32>(&path).unwrap();
+        assert_eq!(t[2].1.to_vec(), [0.1f32, -2.0]);
+        // Integers are not weights; truncated data is a format error.
+        std::fs::write(&path, file(&[("i", "I64", &[1], ints)])).unwrap();
+        assert!(matches!(load_tensors_converted::<f32>(&path), Err(Error::DType { .. })));
+        let mut short = file(&[("h", "F16", &[2], vec![0, 0, 0, 0])]);
+        short.pop();
+        std::fs::write(&path, short).unwrap();
+        assert!(matches!(load_tensors_converted::<f32>(&path), Err(Error::Format { .. })));
+        std::fs::remove_file(&path).ok();
     }
 }

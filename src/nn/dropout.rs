@@ -96,9 +96,7 @@ impl Dropout {
             return Tensor::ones(shape);
         }
         let keep = E::of(1.0 / (1.0 - self.p));
-        let stream = scoped_stream(self.seed)
-            .unwrap_or_else(|| derive_seed(self.seed, self.draws.fetch_add(1, Ordering::Relaxed)));
-        let mut rng = StdRng::seed_from_u64(stream);
+        let mut rng = StdRng::seed_from_u64(self.next_stream());
         let n: usize = shape.iter().product();
         let data = (0..n).map(|_| if rng.random::<f64>() < self.p { E::zero() } else { keep }).collect();
         Tensor::from_vec(data, shape)
@@ -106,6 +104,16 @@ impl Dropout {
 }
 
 /// Panics unless `p` is a probability in `[0, 1)`.
+impl Dropout {
+    /// The seed of this module's next random stream: from the training step's key when a
+    /// [`StepKey`](super::StepKey) scope is in force, else from the seed and a draw counter. A
+    /// fused op that drops inside itself (attention's `dropout_p`) seeds its mask with it, so it
+    /// is keyed like this module's own masks.
+    pub(crate) fn next_stream(&self) -> u64 {
+        scoped_stream(self.seed).unwrap_or_else(|| derive_seed(self.seed, self.draws.fetch_add(1, Ordering::Relaxed)))
+    }
+}
+
 #[track_caller]
 pub(crate) fn check_probability(module: &str, p: f64) {
     if !(0.0..1.0).contains(&p) {

@@ -35,6 +35,7 @@ pub use flatten::Flatten;
 pub use init::Init;
 pub use linear::{Dense, Linear};
 pub use mha::{MhaArgs, MhaMask, MultiheadAttention, MultiheadAttentionConfig};
+pub(crate) use module::derive_seed;
 pub use module::{Mask, Module, Param, param_name};
 pub use norm::{LayerNorm, RmsNorm};
 pub use rnn::{Gru, GruConfig, GruOutput, Lstm, LstmConfig, LstmOutput, LstmState, RnnConfig};
