@@ -188,6 +188,24 @@ fn masked_scores_give_zero_probability_and_finite_gradients() {
 }
 
 #[test]
+fn a_fully_masked_row_softmaxes_to_zeros_with_zero_gradients() {
+    let scores = Tensor::from_vec(vec![0.5f64, 1.0, 2.0, -1.0, 0.0, 3.0], &[2, 3]).requires_grad();
+    let blocked = Tensor::from_vec(vec![0.0f64, 0.0, 0.0, 1.0, 1.0, 1.0], &[2, 3]);
+    let p = scores.masked_fill(&blocked, f64::NEG_INFINITY).softmax(1);
+    let v = p.to_vec();
+    assert!((v[0] + v[1] + v[2] - 1.0).abs() < 1e-15);
+    assert_eq!(&v[3..], &[0.0, 0.0, 0.0]);
+    let g = (&p * &Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])).sum().backward();
+    let gs = g.get(&scores).unwrap().to_vec();
+    assert!(gs.iter().all(|v| v.is_finite()), "{gs:?}");
+    assert_eq!(&gs[3..], &[0.0, 0.0, 0.0]);
+    // Second order stays finite too.
+    let x = Tensor::from_vec(vec![f64::NEG_INFINITY; 3], &[1, 3]).requires_grad();
+    let gx = x.softmax(1).sum().backward_with_graph().get(&x).unwrap().clone();
+    assert!(gx.to_vec().iter().all(|v| *v == 0.0));
+}
+
+#[test]
 fn where_cond_broadcasts_and_tril_keeps_the_lower_triangle() {
     let cond = Tensor::from_vec(vec![1.0f32, 0.0], &[2, 1]);
     let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]);

@@ -169,18 +169,25 @@ impl<E: Element> Tensor<E> {
         })
     }
 
-    /// Softmax over `dim`: `exp(x − max) / Σ exp(x − max)`, stable for large inputs.
+    /// Softmax over `dim`: `exp(x − max) / Σ exp(x − max)`, stable for large inputs. A slice
+    /// whose values are all `−∞` (a query with every key masked) gives zeros and zero gradients,
+    /// where PyTorch gives NaN.
     ///
     /// ```
     /// let x = tensorgrad::Tensor::from_vec(vec![1.0f64, 2.0, 3.0], &[1, 3]);
     /// let p = x.softmax(1).to_vec();
     /// assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    /// let masked = tensorgrad::Tensor::from_vec(vec![f64::NEG_INFINITY; 3], &[1, 3]);
+    /// assert_eq!(masked.softmax(1).to_vec(), [0.0; 3]);
     /// ```
     #[track_caller]
     pub fn softmax(&self, dim: usize) -> Tensor<E> {
         crate::tensor::shape::check_dim("softmax", dim, self.shape());
         let e = (self - &self.shift_for(dim)).exp();
-        &e / &e.sum_dim(dim, true)
+        let sum = e.sum_dim(dim, true);
+        // Σ = 0 only for an all −∞ slice, whose exponentials are all 0: divide those by 1.
+        let alive = no_grad(|| sum.detach().map(|s| if s == E::zero() { E::zero() } else { E::one() }));
+        &e / &Tensor::where_cond(&alive, &sum, &Tensor::ones(&[1]))
     }
 
     /// `ln(softmax(x))` over `dim`, computed as `x − max − ln Σ exp(x − max)`.
