@@ -19,6 +19,7 @@ use super::entry::instance;
 use super::gemm::SendPtr;
 use super::math::{exp_shift_sum, max};
 use super::matmul::{MatRef, gemm_tile};
+use super::random::{drop_threshold, dropped};
 use crate::tensor::element::Element;
 use crate::tensor::memory;
 
@@ -77,22 +78,6 @@ impl Problem {
 
 /// A mask operand: its matrices, its buffer, and whether it is added (float) or boolean (0/1).
 pub(crate) type MaskOperand<'a, E> = Option<(Operand, &'a [E], bool)>;
-
-/// Whether the dropout mask drops weight number `index` (counted over `[bh, Lq, Lk]` in
-/// row-major order): SplitMix64 of the seed and the index, below `threshold` = `p · 2⁶⁴` (see
-/// [`drop_threshold`]).
-#[inline]
-pub(crate) fn dropped(seed: u64, index: u64, threshold: u64) -> bool {
-    let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) < threshold
-}
-
-/// The [`dropped`] threshold of drop probability `p` in `[0, 1)`: `p · 2⁶⁴`, rounded down.
-pub(crate) fn drop_threshold(p: f64) -> u64 {
-    (p * 18_446_744_073_709_551_616.0) as u64
-}
 
 /// Copies queries `i0..i0+br` of pair `b`, multiplied by the scale, into `qs` (row-major
 /// `br × d`): the score tiles of a query block are then products of contiguous operands with

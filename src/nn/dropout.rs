@@ -2,11 +2,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
 use super::module::{Module, Param, derive_seed};
 use super::step_key::scoped_stream;
+use crate::kernels::Par;
+use crate::kernels::random::dropout_mask;
 use crate::{Element, Tensor};
 
 /// Zeroes each element with probability `p` in training mode and scales the rest by
@@ -16,8 +15,9 @@ use crate::{Element, Tensor};
 /// Any shape in, same shape out.
 ///
 /// # Where the masks come from
-/// The module keeps no generator. Each mask is drawn from a fresh generator whose seed is a
-/// function of the module's seed and a count:
+/// The module keeps no generator. Each mask is a stream of counter-based draws (a hash of the
+/// stream's seed and the element's index, filled in parallel) whose seed is a function of the
+/// module's seed and a count:
 ///
 /// - inside a [`StepKey`](super::StepKey) scope (every training step of
 ///   [`Trainer::fit`](crate::train::Trainer::fit)), of the step's key, the module's seed and
@@ -95,15 +95,11 @@ impl Dropout {
         if !self.training || self.p == 0.0 {
             return Tensor::ones(shape);
         }
-        let keep = E::of(1.0 / (1.0 - self.p));
-        let mut rng = StdRng::seed_from_u64(self.next_stream());
         let n: usize = shape.iter().product();
-        let data = (0..n).map(|_| if rng.random::<f64>() < self.p { E::zero() } else { keep }).collect();
-        Tensor::from_vec(data, shape)
+        Tensor::from_data(dropout_mask(Par::current(), n, self.next_stream(), self.p), shape)
     }
 }
 
-/// Panics unless `p` is a probability in `[0, 1)`.
 impl Dropout {
     /// The seed of this module's next random stream: from the training step's key when a
     /// [`StepKey`](super::StepKey) scope is in force, else from the seed and a draw counter. A
@@ -114,6 +110,7 @@ impl Dropout {
     }
 }
 
+/// Panics unless `p` is a probability in `[0, 1)`.
 #[track_caller]
 pub(crate) fn check_probability(module: &str, p: f64) {
     if !(0.0..1.0).contains(&p) {

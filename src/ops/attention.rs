@@ -282,9 +282,10 @@ fn safe_softmax<E: Element>(scores: &Tensor<E>, bias: Option<&Tensor<E>>, mask: 
 /// same numbers the fused kernel draws.
 fn dropout_keep<E: Element>(full: &[usize], p: f64, seed: u64) -> Tensor<E> {
     let keep = E::of(1.0 / (1.0 - p));
-    let threshold = kernel::drop_threshold(p);
-    let data =
-        (0..numel(full) as u64).map(|i| if kernel::dropped(seed, i, threshold) { E::zero() } else { keep }).collect();
+    let threshold = crate::kernels::random::drop_threshold(p);
+    let data = (0..numel(full) as u64)
+        .map(|i| if crate::kernels::random::dropped(seed, i, threshold) { E::zero() } else { keep })
+        .collect();
     Tensor::from_data(data, full)
 }
 
