@@ -10,25 +10,12 @@ use tensorgrad::{AttnMask, SdpaOptions, Tensor, gradcheck};
 
 type T = Tensor<f64>;
 
+mod common;
+use common::close;
+
 /// A named tensor of the reference file: `name [shape] [values]`.
 fn reference(name: &str) -> T {
-    let text = include_str!("fixtures/attention/reference.txt");
-    let rest = text
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{name} missing"));
-    let (shape, values) = rest.split_once("] ").unwrap();
-    let shape: Vec<usize> = shape.trim_start_matches('[').split(',').map(|v| v.trim().parse().unwrap()).collect();
-    let values = values.trim().trim_start_matches('[').trim_end_matches(']');
-    let values: Vec<f64> = values.split(',').map(|v| v.trim().parse().unwrap()).collect();
-    Tensor::from_vec(values, &shape)
-}
-
-fn close(got: &T, want: &T, what: &str) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shapes");
-    for (i, (g, w)) in got.to_vec().iter().zip(want.to_vec()).enumerate() {
-        assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{what}[{i}]: {g} vs PyTorch {w}");
-    }
+    common::named_tensor(include_str!("fixtures/attention/reference.txt"), name)
 }
 
 /// Runs case `name` of the fixture with `options` (its mask filled in from the file) and

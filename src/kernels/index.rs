@@ -110,3 +110,16 @@ pub(crate) fn whole_numbers<E: Element>(values: &[E]) -> Result<Vec<usize>, (usi
     }
     Ok(out)
 }
+
+/// The first element of the strided `layout` over `data` that is neither 0 nor 1 (a boolean
+/// mask stored as floats), read in place.
+pub(crate) fn first_non_boolean<E: Element>(data: &[E], layout: &Layout) -> Option<E> {
+    let mut bad = None;
+    layout.for_each_offset(|o| {
+        let x = data[o];
+        if bad.is_none() && x != E::zero() && x != E::one() {
+            bad = Some(x);
+        }
+    });
+    bad
+}

@@ -498,7 +498,7 @@ fn check_mask<E: Element>(name: &str, mask: MhaMask<'_, E>, shapes: &[&[usize]])
     match mask {
         MhaMask::Blocked(t) => {
             let t = t.detach();
-            if let Some(bad) = t.to_vec().into_iter().find(|&x| x != E::zero() && x != E::one()) {
+            if let Some(bad) = crate::kernels::index::first_non_boolean(&t.data(), t.layout()) {
                 panic!(
                     "{OP}: a boolean (Blocked) {name} holds 0 and 1 only, found {bad:?}; use MhaMask::Additive for a float mask"
                 );

@@ -114,7 +114,7 @@ fn check<E: Element>(q: &Tensor<E>, k: &Tensor<E>, v: &Tensor<E>, o: &SdpaOption
             panic!("{OP}: attn_mask of shape {ms:?} does not broadcast to the scores {scores:?}");
         }
         if let AttnMask::Bool(t) = m
-            && let Some(bad) = t.detach().to_vec().into_iter().find(|&x| x != E::zero() && x != E::one())
+            && let Some(bad) = crate::kernels::index::first_non_boolean(&t.data(), t.layout())
         {
             panic!(
                 "{OP}: a boolean attn_mask holds 0 and 1 only, found {bad:?}; pass AttnMask::Additive for a float mask"
@@ -281,12 +281,7 @@ fn safe_softmax<E: Element>(scores: &Tensor<E>, bias: Option<&Tensor<E>>, mask: 
 /// The dropout factor of every weight (`0` or `1/(1−p)`) for the scores' shape `full`, the
 /// same numbers the fused kernel draws.
 fn dropout_keep<E: Element>(full: &[usize], p: f64, seed: u64) -> Tensor<E> {
-    let keep = E::of(1.0 / (1.0 - p));
-    let threshold = crate::kernels::random::drop_threshold(p);
-    let data = (0..numel(full) as u64)
-        .map(|i| if crate::kernels::random::dropped(seed, i, threshold) { E::zero() } else { keep })
-        .collect();
-    Tensor::from_data(data, full)
+    Tensor::from_data(crate::kernels::random::dropout_mask(Par::current(), numel(full), seed, p), full)
 }
 
 /// What the recorded op keeps for its backward pass.
