@@ -347,6 +347,10 @@ struct BinCase {
     b_small: Vec<Viewed>,
     col: Vec<Viewed>,
     row: Vec<Viewed>,
+    /// The row and column with their values drawn the other way round, for `[n] op [m, 1]`:
+    /// the right operand keeps the right operand's values (a divisor stays away from 0).
+    row_left: Vec<Viewed>,
+    col_right: Vec<Viewed>,
 }
 
 fn bin_case(va: Vals, vb: Vals) -> BoxedStrategy<BinCase> {
@@ -360,9 +364,19 @@ fn bin_case(va: Vals, vb: Vals) -> BoxedStrategy<BinCase> {
                 views(sb, vb),
                 views(vec![m, 1], va),
                 views(vec![n], vb),
+                (views(vec![n], va), views(vec![m, 1], vb)),
             )
         })
-        .prop_map(|(a, b, a_small, b_small, col, row)| BinCase { a, b, a_small, b_small, col, row })
+        .prop_map(|(a, b, a_small, b_small, col, row, (row_left, col_right))| BinCase {
+            a,
+            b,
+            a_small,
+            b_small,
+            col,
+            row,
+            row_left,
+            col_right,
+        })
         .boxed()
 }
 
@@ -376,7 +390,7 @@ fn check_binary_broadcasting(name: &str, c: &BinCase, f: impl Fn(&T, &T) -> T) -
     check_pairs(name, &c.a_small, &c.b_small, &f)?;
     check_pairs(name, &c.col, &c.row, &f)?;
     // The row on the left: [n] op [m, 1].
-    check_pairs(name, &c.row, &c.col, &f)
+    check_pairs(name, &c.row_left, &c.col_right, &f)
 }
 
 /// A scalar-form strategy: views plus a scalar constant.
