@@ -36,6 +36,7 @@ const ROOT_ITEMS: &[(&str, &str)] = &[
     ("GemmPlan", "kernels"),
     ("cpu_info", "kernels"),
     ("PackedMatrix", "ops"),
+    ("BatchNormOptions", "ops"),
     ("AttnMask", "ops"),
     ("SdpaOptions", "ops"),
     ("Result", "error"),

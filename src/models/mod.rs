@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::nn::{Dropout, Module};
+use crate::nn::{Dropout, Module, write_state};
 use crate::{Element, Error, Result, Tensor};
 
 /// The file name of a single-file checkpoint in a model directory.
@@ -124,7 +124,8 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files.into_iter().map(|f| dir.join(f)).collect())
 }
 
-/// Loads a Hugging Face checkpoint from `dir` into `model`'s parameters.
+/// Loads a Hugging Face (or torchvision) checkpoint from `dir` into `model`'s parameters and
+/// buffers ([`Module::state_dict`]).
 ///
 /// Each tensor's name in the file goes through `rename`: `None` skips it (buffers such as
 /// GPT-2's old `attn.bias` causal mask, a tied head), `Some(name)` is the parameter it fills.
@@ -149,7 +150,7 @@ pub(crate) fn load_weights<E: Element, M: Module<E> + ?Sized>(
             }
         }
     }
-    let params = model.named_parameters();
+    let params = model.state_dict();
     let (mut missing, mut mismatched) = (Vec::new(), Vec::new());
     for (name, p) in &params {
         match found.get(name) {
@@ -170,10 +171,7 @@ pub(crate) fn load_weights<E: Element, M: Module<E> + ?Sized>(
     if let Some((name, t)) = params.iter().find(|(_, t)| !t.is_contiguous()) {
         return Err(Error::NotContiguous { name: name.clone(), shape: t.shape().to_vec() });
     }
-    for (name, p) in &params {
-        let values = found[name].to_vec();
-        p.update_(|d| d.copy_from_slice(&values));
-    }
+    write_state(model, params.iter().map(|(name, _)| found[name].to_vec()).collect());
     Ok(())
 }
 

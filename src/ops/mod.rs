@@ -8,7 +8,7 @@ mod elementwise;
 mod index;
 mod loss;
 pub(crate) mod matmul;
-mod norm;
+pub(crate) mod norm;
 mod reduce;
 mod rnn;
 mod view;

@@ -10,7 +10,12 @@ pub fn named_tensor(file: &str, name: &str) -> Tensor<f64> {
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
         .unwrap_or_else(|| panic!("{name} missing"));
     let (shape, values) = rest.split_once("] ").unwrap();
-    let shape: Vec<usize> = shape.trim_start_matches('[').split(',').map(|v| v.trim().parse().unwrap()).collect();
+    let shape: Vec<usize> = shape
+        .trim_start_matches('[')
+        .split(',')
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
     let values = values.trim().trim_start_matches('[').trim_end_matches(']');
     let values: Vec<f64> = values.split(',').map(|v| v.trim().parse().unwrap()).collect();
     Tensor::from_vec(values, &shape)
