@@ -146,7 +146,8 @@ impl<E: Element> Tensor<E> {
     fn pad_gather(&self, plan: &Arc<PadMaps>) -> Tensor<E> {
         let out = map_gather(&self.data(), self.layout(), &plan.maps);
         let p = Arc::clone(plan);
-        Tensor::from_data(out, &plan.out_shape).record("pad", [self.clone()], move |c| vec![Some(c.grad().pad_scatter(&p))])
+        Tensor::from_data(out, &plan.out_shape)
+            .record("pad", [self.clone()], move |c| vec![Some(c.grad().pad_scatter(&p))])
     }
 
     /// The adjoint of `pad_gather` (padding's backward); its backward is `pad_gather`.

@@ -83,20 +83,11 @@ pub struct AvgPool1dConfig {
     pub ceil_mode: bool,
     /// Whether the padding counts in the divisor.
     pub count_include_pad: bool,
-    /// Divide every window's sum by this instead of its size.
-    pub divisor_override: Option<usize>,
 }
 
 impl Default for AvgPool1dConfig {
     fn default() -> Self {
-        AvgPool1dConfig {
-            kernel_size: 1,
-            stride: None,
-            padding: 0,
-            ceil_mode: false,
-            count_include_pad: true,
-            divisor_override: None,
-        }
+        AvgPool1dConfig { kernel_size: 1, stride: None, padding: 0, ceil_mode: false, count_include_pad: true }
     }
 }
 
@@ -188,12 +179,6 @@ impl AvgPool1dConfig {
         self.count_include_pad = count_include_pad;
         self
     }
-
-    /// Sets the divisor of every window.
-    pub fn divisor_override(mut self, divisor: usize) -> Self {
-        self.divisor_override = Some(divisor);
-        self
-    }
 }
 
 impl AvgPool2dConfig {
@@ -241,11 +226,7 @@ impl Spec {
             );
         }
         if (0..2).any(|i| self.p[i] > self.k[i] / 2) {
-            panic!(
-                "{op}: padding {} must be at most half of kernel_size {}",
-                show(self.p),
-                show(self.k)
-            );
+            panic!("{op}: padding {} must be at most half of kernel_size {}", show(self.p), show(self.k));
         }
     }
 }
@@ -460,8 +441,12 @@ impl<E: Element> Tensor<E> {
         let op = "adaptive_max_pool2d";
         let (lead, hw) = split_shape(op, self.shape(), 2);
         check_output_size(op, &output_size, self.shape());
-        let geo =
-            Geometry { h: hw[0], w: hw[1], rows: adaptive_windows(hw[0], output_size[0]), cols: adaptive_windows(hw[1], output_size[1]) };
+        let geo = Geometry {
+            h: hw[0],
+            w: hw[1],
+            rows: adaptive_windows(hw[0], output_size[0]),
+            cols: adaptive_windows(hw[1], output_size[1]),
+        };
         self.max_pool_geo(op, geo, with_spatial(&lead, output_size, 2)).0
     }
 
@@ -493,8 +478,8 @@ impl<E: Element> Tensor<E> {
             in_shape: self.shape().to_vec(),
             out_shape: out_shape.clone(),
         });
-        let values =
-            Tensor::from_data(vals, &out_shape).record(op, [self.clone()], move |c| vec![Some(c.grad().plane_scatter(&map))]);
+        let values = Tensor::from_data(vals, &out_shape)
+            .record(op, [self.clone()], move |c| vec![Some(c.grad().plane_scatter(&map))]);
         (values, indices)
     }
 
@@ -529,12 +514,12 @@ impl<E: Element> Tensor<E> {
     /// ```
     ///
     /// # Panics
-    /// If the input is not 2-D or 3-D, an option or `divisor_override` is 0, the padding is
-    /// more than half the window, or the input is too small for one window.
+    /// If the input is not 2-D or 3-D, an option is 0, the padding is more than half the
+    /// window, or the input is too small for one window.
     #[track_caller]
     pub fn avg_pool1d(&self, cfg: AvgPool1dConfig) -> Tensor<E> {
         let spec = Spec::one_d(cfg.kernel_size, cfg.stride, cfg.padding, 1, cfg.ceil_mode);
-        self.avg_pool_spec("avg_pool1d", &spec, 1, cfg.count_include_pad, cfg.divisor_override)
+        self.avg_pool_spec("avg_pool1d", &spec, 1, cfg.count_include_pad, None)
     }
 
     /// 2-D average pooling over the last two dims of a `[N, C, H, W]` (or `[C, H, W]`) input,
@@ -547,7 +532,8 @@ impl<E: Element> Tensor<E> {
     /// ```
     ///
     /// # Panics
-    /// As [`avg_pool1d`](Self::avg_pool1d), for 3-D or 4-D inputs.
+    /// As [`avg_pool1d`](Self::avg_pool1d), for 3-D or 4-D inputs, and if `divisor_override`
+    /// is 0.
     #[track_caller]
     pub fn avg_pool2d(&self, cfg: AvgPool2dConfig) -> Tensor<E> {
         let spec = Spec::two_d(cfg.kernel_size, cfg.stride, cfg.padding, [1, 1], cfg.ceil_mode);
@@ -593,8 +579,12 @@ impl<E: Element> Tensor<E> {
         let op = "adaptive_avg_pool2d";
         let (lead, hw) = split_shape(op, self.shape(), 2);
         check_output_size(op, &output_size, self.shape());
-        let geo =
-            Geometry { h: hw[0], w: hw[1], rows: adaptive_windows(hw[0], output_size[0]), cols: adaptive_windows(hw[1], output_size[1]) };
+        let geo = Geometry {
+            h: hw[0],
+            w: hw[1],
+            rows: adaptive_windows(hw[0], output_size[0]),
+            cols: adaptive_windows(hw[1], output_size[1]),
+        };
         self.adaptive_avg(op, geo, with_spatial(&lead, output_size, 2))
     }
 
@@ -653,7 +643,8 @@ impl<E: Element> Tensor<E> {
     fn avg_apply(&self, op: &'static str, plan: &Arc<AvgPlan<E>>) -> Tensor<E> {
         let out = with_data(self, |x| avg_pool(Par::current(), x, plan.planes, &plan.geo, &plan.scale));
         let p = Arc::clone(plan);
-        Tensor::from_data(out, &plan.out_shape).record(op, [self.clone()], move |c| vec![Some(c.grad().avg_adjoint(&p))])
+        Tensor::from_data(out, &plan.out_shape)
+            .record(op, [self.clone()], move |c| vec![Some(c.grad().avg_adjoint(&p))])
     }
 
     /// The adjoint of average pooling (its backward); its own backward is the pooling.
