@@ -66,7 +66,7 @@ impl<E: Element> Tensor<E> {
     pub fn pad(&self, pads: &[usize], mode: PadMode) -> Tensor<E> {
         let shape = self.shape();
         let nd = shape.len();
-        if pads.len() % 2 != 0 || pads.len() / 2 > nd {
+        if !pads.len().is_multiple_of(2) || pads.len() / 2 > nd {
             panic!(
                 "pad: {} padding values for a tensor of shape {shape:?}: needs an even number, at most 2 per dim",
                 pads.len()

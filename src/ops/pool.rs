@@ -124,7 +124,7 @@ impl Default for AvgPool2dConfig {
 }
 
 macro_rules! setters {
-    ($t:ty, $n:ty, $wrap:expr) => {
+    ($t:ty, $wrap:expr) => {
         impl $t {
             /// A window of `kernel_size` (in every dim), the other options at their defaults.
             pub fn new(kernel_size: usize) -> Self {
@@ -152,10 +152,10 @@ macro_rules! setters {
     };
 }
 
-setters!(MaxPool1dConfig, usize, |k: usize| k);
-setters!(MaxPool2dConfig, [usize; 2], |k: usize| [k, k]);
-setters!(AvgPool1dConfig, usize, |k: usize| k);
-setters!(AvgPool2dConfig, [usize; 2], |k: usize| [k, k]);
+setters!(MaxPool1dConfig, |k: usize| k);
+setters!(MaxPool2dConfig, |k: usize| [k, k]);
+setters!(AvgPool1dConfig, |k: usize| k);
+setters!(AvgPool2dConfig, |k: usize| [k, k]);
 
 impl MaxPool1dConfig {
     /// Sets the dilation.
