@@ -240,6 +240,8 @@ pub use kernels::info::{CpuInfo, GemmPlan, cpu_info};
 pub use ops::attention::{AttnMask, SdpaOptions};
 pub use ops::matmul::PackedMatrix;
 pub use ops::norm::BatchNormOptions;
+pub use ops::pad::PadMode;
+pub use ops::pool::{AvgPool1dConfig, AvgPool2dConfig, MaxPool1dConfig, MaxPool2dConfig};
 pub use tensor::autograd::Gradients;
 pub use tensor::element::Element;
 pub use tensor::gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradcheck_with};

@@ -141,3 +141,83 @@ impl<E: Element> Module<E> for Dropout {
         *self.draws.get_mut() = 0;
     }
 }
+
+/// Channel dropout (PyTorch's `nn.Dropout2d`): in training mode, zeroes each whole channel of
+/// a `[N, C, H, W]` input with probability `p` and scales the others by `1 / (1 − p)`; the
+/// identity in evaluation mode. A `[N, C, L]` input drops channels of length `L` (PyTorch's
+/// `Dropout1d`, and what its `Dropout2d` does with 3-D inputs).
+///
+/// The mask is `[N, C, 1, 1]` (or `[N, C, 1]`), drawn as [`Dropout`]'s masks are (same seeds,
+/// step keys and [`reseed`](Module::reseed)): it is a `Dropout` drawing a smaller mask.
+///
+/// ```
+/// use tensorgrad::{Tensor, nn::{Dropout2d, Module}};
+/// let mut drop = Dropout2d::new(0.5, 3);
+/// let y = drop.forward(&Tensor::<f32>::ones(&[4, 8, 5, 5])).to_vec();
+/// for channel in y.chunks(25) {
+///     assert!(channel.iter().all(|&v| v == 0.0) || channel.iter().all(|&v| v == 2.0));
+/// }
+/// drop.set_training(false);
+/// assert_eq!(drop.forward(&Tensor::<f32>::ones(&[1, 1, 2, 2])).to_vec(), vec![1.0; 4]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Dropout2d {
+    inner: Dropout,
+}
+
+impl Dropout2d {
+    /// Channel dropout with drop probability `p` in `[0, 1)` and the random streams of `seed`.
+    ///
+    /// # Panics
+    /// If `p` is not in `[0, 1)`.
+    #[track_caller]
+    pub fn new(p: f64, seed: u64) -> Self {
+        check_probability("Dropout2d", p);
+        Dropout2d { inner: Dropout { p, training: true, seed, draws: AtomicU64::new(0) } }
+    }
+
+    /// The drop probability.
+    pub fn p(&self) -> f64 {
+        self.inner.p
+    }
+
+    /// Whether the module is in training mode.
+    pub fn is_training(&self) -> bool {
+        self.inner.training
+    }
+
+    /// Switches between training (dropping) and evaluation (identity).
+    pub fn set_training(&mut self, training: bool) {
+        self.inner.training = training;
+    }
+}
+
+impl<E: Element> Module<E> for Dropout2d {
+    #[track_caller]
+    fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
+        let s = x.shape();
+        if s.len() != 3 && s.len() != 4 {
+            panic!("Dropout2d: expects a 3-D [N, C, L] or 4-D [N, C, H, W] input, got shape {s:?}");
+        }
+        if !self.inner.training || self.inner.p == 0.0 {
+            return x.clone();
+        }
+        let mut mask_shape = s.to_vec();
+        mask_shape[2..].fill(1);
+        x * &self.inner.mask(&mask_shape)
+    }
+
+    fn visit_params(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Param<E>)) {}
+
+    fn describe(&self) -> String {
+        format!("Dropout2d(p={})", self.inner.p)
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.inner.training = training;
+    }
+
+    fn reseed(&mut self, seed: u64) {
+        Module::<E>::reseed(&mut self.inner, seed);
+    }
+}

@@ -56,3 +56,41 @@ impl<E: Element> Module<E> for Flatten {
         format!("Flatten(start_dim={}, end_dim={})", self.start_dim, self.end_dim)
     }
 }
+
+/// Splits dim `dim` into dims of `sizes` (PyTorch's `nn.Unflatten`, the inverse of
+/// [`Flatten`]): `[N, C·H·W]` becomes `[N, C, H, W]` with `Unflatten::new(1, &[C, H, W])`.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::{Module, Unflatten};
+/// let unflatten = Unflatten::new(1, &[2, 5, 5]);
+/// let y: Tensor = unflatten.forward(&Tensor::zeros(&[3, 50]));
+/// assert_eq!(y.shape(), &[3, 2, 5, 5]);
+/// assert_eq!(Module::<f32>::describe(&unflatten), "Unflatten(dim=1, unflattened_size=(2, 5, 5))");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unflatten {
+    dim: usize,
+    sizes: Vec<usize>,
+}
+
+impl Unflatten {
+    /// Splits `dim` into `sizes`.
+    pub fn new(dim: usize, sizes: &[usize]) -> Self {
+        Unflatten { dim, sizes: sizes.to_vec() }
+    }
+}
+
+impl<E: Element> Module<E> for Unflatten {
+    fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
+        x.unflatten(self.dim, &self.sizes)
+    }
+
+    fn visit_params(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Param<E>)) {}
+
+    fn describe(&self) -> String {
+        let sizes: Vec<String> = self.sizes.iter().map(usize::to_string).collect();
+        let tuple = if sizes.len() == 1 { format!("({},)", sizes[0]) } else { format!("({})", sizes.join(", ")) };
+        format!("Unflatten(dim={}, unflattened_size={tuple})", self.dim)
+    }
+}

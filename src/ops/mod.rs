@@ -9,6 +9,8 @@ mod index;
 mod loss;
 pub(crate) mod matmul;
 pub(crate) mod norm;
+pub(crate) mod pad;
+pub(crate) mod pool;
 mod reduce;
 mod rnn;
 mod view;

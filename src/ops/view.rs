@@ -192,6 +192,32 @@ impl<E: Element> Tensor<E> {
         self.reshape(&shape)
     }
 
+    /// Splits dim `dim` into dims of `sizes` (PyTorch's `unflatten`, the inverse of
+    /// [`flatten`](Self::flatten)): `[N, C·H·W]` with `unflatten(1, &[C, H, W])` is
+    /// `[N, C, H, W]`. A view for contiguous data, like [`reshape`](Self::reshape).
+    ///
+    /// ```
+    /// let x = tensorgrad::Tensor::<f32>::zeros(&[2, 60]);
+    /// assert_eq!(x.unflatten(1, &[3, 4, 5]).shape(), &[2, 3, 4, 5]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `dim` is not a dim of the tensor or `sizes` do not multiply to its size.
+    #[track_caller]
+    pub fn unflatten(&self, dim: usize, sizes: &[usize]) -> Tensor<E> {
+        check_dim("unflatten", dim, self.shape());
+        let s = self.shape();
+        if numel(sizes) != s[dim] || sizes.is_empty() {
+            panic!(
+                "unflatten: sizes {sizes:?} multiply to {}, but dim {dim} of shape {s:?} has size {}",
+                numel(sizes),
+                s[dim]
+            );
+        }
+        let shape: Vec<usize> = s[..dim].iter().chain(sizes).chain(&s[dim + 1..]).copied().collect();
+        self.reshape(&shape)
+    }
+
     /// Joins tensors along an existing dim; all other dims must agree. Takes owned handles
     /// (`&[a, b]`) or references (`&[&a, &b]`). Its backward hands each input its `narrow` of the
     /// gradient.

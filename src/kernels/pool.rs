@@ -1,0 +1,312 @@
+//! Pooling loops over planes: max pooling (values and the flat index of each maximum in its
+//! input plane), the gather by those indices and its adjoint (the scatter-add that is max
+//! pooling's backward), and average pooling with its adjoint. Inputs are row-major
+//! `planes × h × w` buffers the op made contiguous; 1-D pooling is 2-D pooling with `h = 1`.
+//!
+//! Work is split across threads by whole planes (every plane is computed by one call running
+//! the same loop), so results do not depend on the number of threads.
+
+use rayon::prelude::*;
+
+use super::entry::instance;
+use super::{PAR_CHUNK, Par};
+use crate::tensor::element::Element;
+use crate::tensor::memory;
+
+/// One output position's window along one axis: the input positions `start`, `start + step`,
+/// … (`count` of them), all inside the input (padding already cut off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Win {
+    /// The first input position inside the input.
+    pub start: usize,
+    /// How many positions of the window are inside the input.
+    pub count: usize,
+    /// The distance between two positions (the dilation; 1 for average pooling).
+    pub step: usize,
+}
+
+/// The shape of a pooling: the input plane (`h × w`) and each output row's and column's window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// Input plane height.
+    pub h: usize,
+    /// Input plane width.
+    pub w: usize,
+    /// The window of each output row (its length is the output height).
+    pub rows: Vec<Win>,
+    /// The window of each output column (its length is the output width).
+    pub cols: Vec<Win>,
+}
+
+impl Geometry {
+    /// Elements of an input plane.
+    pub(crate) fn in_plane(&self) -> usize {
+        self.h * self.w
+    }
+
+    /// Elements of an output plane.
+    pub(crate) fn out_plane(&self) -> usize {
+        self.rows.len() * self.cols.len()
+    }
+
+    /// Input elements visited per output plane (for the parallel split).
+    fn visits(&self) -> usize {
+        let r: usize = self.rows.iter().map(|w| w.count).sum();
+        let c: usize = self.cols.iter().map(|w| w.count).sum();
+        r * c
+    }
+}
+
+/// How many planes one task takes, and whether to split at all, for `planes` planes of `work`
+/// element visits each.
+fn split(par: Par, planes: usize, work: usize) -> (Par, usize) {
+    let work = work.max(1);
+    (par.for_elems(planes * work), (PAR_CHUNK / work).max(1))
+}
+
+/// Max pooling of `planes` row-major planes of `x`: the maxima and, for each, its flat index in
+/// its input plane. The first maximum wins ties; a NaN is a maximum (as in PyTorch).
+pub(crate) fn max_pool<E: Element>(par: Par, x: &[E], planes: usize, g: &Geometry) -> (Vec<E>, Vec<usize>) {
+    type F<T> = fn(Par, &[T], usize, &Geometry) -> (Vec<T>, Vec<usize>);
+    static F32: F<f32> = max_pool_impl::<f32>;
+    static F64: F<f64> = max_pool_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, x, planes, g)
+}
+
+/// [`max_pool`]'s body, instantiated in this crate only.
+fn max_pool_impl<E: Element>(par: Par, x: &[E], planes: usize, g: &Geometry) -> (Vec<E>, Vec<usize>) {
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    let mut vals: Vec<E> = memory::take(planes * op);
+    let mut idx = vec![0usize; planes * op];
+    if op == 0 {
+        return (vals, idx);
+    }
+    let plane = |(p, (v, ix)): (usize, (&mut [E], &mut [usize]))| {
+        let src = &x[p * ip..(p + 1) * ip];
+        let mut k = 0;
+        for r in &g.rows {
+            for c in &g.cols {
+                let mut best = E::neg_infinity();
+                let mut at = r.start * g.w + c.start;
+                for i in 0..r.count {
+                    let row = (r.start + i * r.step) * g.w;
+                    for j in 0..c.count {
+                        let pos = row + c.start + j * c.step;
+                        let val = src[pos];
+                        if val > best || val.is_nan() {
+                            best = val;
+                            at = pos;
+                            if val.is_nan() {
+                                break;
+                            }
+                        }
+                    }
+                    if best.is_nan() {
+                        break;
+                    }
+                }
+                v[k] = best;
+                ix[k] = at;
+                k += 1;
+            }
+        }
+    };
+    let (par, per_task) = split(par, planes, g.visits());
+    if par.is_parallel() && planes > per_task {
+        vals.par_chunks_mut(op).zip(idx.par_chunks_mut(op)).enumerate().with_min_len(per_task).for_each(plane);
+    } else {
+        vals.chunks_mut(op).zip(idx.chunks_mut(op)).enumerate().for_each(plane);
+    }
+    (vals, idx)
+}
+
+/// `out[p, i] = x[p, idx[p, i]]` for `planes` planes of `in_plane` input and `out_plane`
+/// output elements (max pooling's values read through its indices).
+pub(crate) fn plane_gather<E: Element>(par: Par, x: &[E], in_plane: usize, idx: &[usize], out_plane: usize) -> Vec<E> {
+    type F<T> = fn(Par, &[T], usize, &[usize], usize) -> Vec<T>;
+    static F32: F<f32> = plane_gather_impl::<f32>;
+    static F64: F<f64> = plane_gather_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, x, in_plane, idx, out_plane)
+}
+
+/// [`plane_gather`]'s body, instantiated in this crate only.
+fn plane_gather_impl<E: Element>(par: Par, x: &[E], in_plane: usize, idx: &[usize], out_plane: usize) -> Vec<E> {
+    let mut out: Vec<E> = memory::take(idx.len());
+    if out_plane == 0 {
+        return out;
+    }
+    let planes = idx.len() / out_plane;
+    let plane = |(p, (o, ix)): (usize, (&mut [E], &[usize]))| {
+        let src = &x[p * in_plane..(p + 1) * in_plane];
+        for (o, &i) in o.iter_mut().zip(ix) {
+            *o = src[i];
+        }
+    };
+    let (par, per_task) = split(par, planes, out_plane);
+    if par.is_parallel() && planes > per_task {
+        out.par_chunks_mut(out_plane).zip(idx.par_chunks(out_plane)).enumerate().with_min_len(per_task).for_each(plane);
+    } else {
+        out.chunks_mut(out_plane).zip(idx.chunks(out_plane)).enumerate().for_each(plane);
+    }
+    out
+}
+
+/// The adjoint of [`plane_gather`]: zero planes of `in_plane` elements into which `g[p, i]` is
+/// added at `idx[p, i]` (in order of `i`; repeated indices add up). Max pooling's backward.
+pub(crate) fn plane_scatter<E: Element>(par: Par, g: &[E], idx: &[usize], out_plane: usize, in_plane: usize) -> Vec<E> {
+    type F<T> = fn(Par, &[T], &[usize], usize, usize) -> Vec<T>;
+    static F32: F<f32> = plane_scatter_impl::<f32>;
+    static F64: F<f64> = plane_scatter_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, g, idx, out_plane, in_plane)
+}
+
+/// [`plane_scatter`]'s body, instantiated in this crate only.
+fn plane_scatter_impl<E: Element>(par: Par, g: &[E], idx: &[usize], out_plane: usize, in_plane: usize) -> Vec<E> {
+    let planes = idx.len().checked_div(out_plane).unwrap_or(0);
+    let mut out: Vec<E> = memory::zeroed(planes * in_plane);
+    if in_plane == 0 || out_plane == 0 {
+        return out;
+    }
+    let plane = |(p, o): (usize, &mut [E])| {
+        let (gs, ix) = (&g[p * out_plane..(p + 1) * out_plane], &idx[p * out_plane..(p + 1) * out_plane]);
+        for (&gv, &i) in gs.iter().zip(ix) {
+            o[i] += gv;
+        }
+    };
+    let (par, per_task) = split(par, planes, in_plane + out_plane);
+    if par.is_parallel() && planes > per_task {
+        out.par_chunks_mut(in_plane).enumerate().with_min_len(per_task).for_each(plane);
+    } else {
+        out.chunks_mut(in_plane).enumerate().for_each(plane);
+    }
+    out
+}
+
+/// Average pooling of `planes` row-major planes of `x`: each output is the sum of its window
+/// times `scale[k]` (one factor per output position `k` of a plane, `1 / divisor`).
+pub(crate) fn avg_pool<E: Element>(par: Par, x: &[E], planes: usize, g: &Geometry, scale: &[E]) -> Vec<E> {
+    type F<T> = fn(Par, &[T], usize, &Geometry, &[T]) -> Vec<T>;
+    static F32: F<f32> = avg_pool_impl::<f32>;
+    static F64: F<f64> = avg_pool_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, x, planes, g, scale)
+}
+
+/// [`avg_pool`]'s body, instantiated in this crate only.
+fn avg_pool_impl<E: Element>(par: Par, x: &[E], planes: usize, g: &Geometry, scale: &[E]) -> Vec<E> {
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    let mut out: Vec<E> = memory::take(planes * op);
+    if op == 0 {
+        return out;
+    }
+    let plane = |(p, o): (usize, &mut [E])| {
+        let src = &x[p * ip..(p + 1) * ip];
+        let mut k = 0;
+        for r in &g.rows {
+            for c in &g.cols {
+                let mut s = E::zero();
+                for i in 0..r.count {
+                    let row = &src[(r.start + i * r.step) * g.w..][..g.w];
+                    for j in 0..c.count {
+                        s += row[c.start + j * c.step];
+                    }
+                }
+                o[k] = s * scale[k];
+                k += 1;
+            }
+        }
+    };
+    let (par, per_task) = split(par, planes, g.visits());
+    if par.is_parallel() && planes > per_task {
+        out.par_chunks_mut(op).enumerate().with_min_len(per_task).for_each(plane);
+    } else {
+        out.chunks_mut(op).enumerate().for_each(plane);
+    }
+    out
+}
+
+/// The adjoint of [`avg_pool`] (its backward): zero input planes into which each output
+/// gradient times its `scale` is added over its window.
+pub(crate) fn avg_pool_adjoint<E: Element>(par: Par, gr: &[E], planes: usize, g: &Geometry, scale: &[E]) -> Vec<E> {
+    type F<T> = fn(Par, &[T], usize, &Geometry, &[T]) -> Vec<T>;
+    static F32: F<f32> = avg_pool_adjoint_impl::<f32>;
+    static F64: F<f64> = avg_pool_adjoint_impl::<f64>;
+    instance::<E, F<E>>(&F32, &F64)(par, gr, planes, g, scale)
+}
+
+/// [`avg_pool_adjoint`]'s body, instantiated in this crate only.
+fn avg_pool_adjoint_impl<E: Element>(par: Par, gr: &[E], planes: usize, g: &Geometry, scale: &[E]) -> Vec<E> {
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    let mut out: Vec<E> = memory::zeroed(planes * ip);
+    if op == 0 || ip == 0 {
+        return out;
+    }
+    let plane = |(p, o): (usize, &mut [E])| {
+        let src = &gr[p * op..(p + 1) * op];
+        let mut k = 0;
+        for r in &g.rows {
+            for c in &g.cols {
+                let v = src[k] * scale[k];
+                for i in 0..r.count {
+                    let row = &mut o[(r.start + i * r.step) * g.w..][..g.w];
+                    for j in 0..c.count {
+                        row[c.start + j * c.step] += v;
+                    }
+                }
+                k += 1;
+            }
+        }
+    };
+    let (par, per_task) = split(par, planes, g.visits());
+    if par.is_parallel() && planes > per_task {
+        out.par_chunks_mut(ip).enumerate().with_min_len(per_task).for_each(plane);
+    } else {
+        out.chunks_mut(ip).enumerate().for_each(plane);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geo(h: usize, w: usize, k: usize, s: usize) -> Geometry {
+        let wins = |l: usize| (0..(l - k) / s + 1).map(|o| Win { start: o * s, count: k, step: 1 }).collect();
+        Geometry { h, w, rows: wins(h), cols: wins(w) }
+    }
+
+    #[test]
+    fn max_pool_picks_the_first_maximum_and_scatter_is_the_gathers_adjoint() {
+        let x = [1.0f64, 3.0, 3.0, 0.0, 2.0, -1.0, 5.0, 5.0, 0.0, 0.0, 4.0, 6.0, 1.0, 1.0, 1.0, 1.0];
+        let g = geo(4, 4, 2, 2);
+        let (v, i) = max_pool(Par::Seq, &x, 1, &g);
+        assert_eq!(v, vec![3.0, 5.0, 1.0, 6.0]);
+        assert_eq!(i, vec![1, 6, 12, 11]);
+        assert_eq!(plane_gather(Par::Seq, &x, 16, &i, 4), v);
+        let back = plane_scatter(Par::Seq, &[1.0f64, 2.0, 3.0, 4.0], &i, 4, 16);
+        assert_eq!(back.iter().sum::<f64>(), 10.0);
+        assert_eq!((back[1], back[6], back[12], back[11]), (1.0, 2.0, 3.0, 4.0));
+        let nan = [1.0f64, f64::NAN, 7.0, 2.0];
+        let (v, i) = max_pool(Par::Seq, &nan, 1, &geo(2, 2, 2, 2));
+        assert!(v[0].is_nan() && i[0] == 1);
+    }
+
+    #[test]
+    fn avg_pool_and_its_adjoint_agree_and_do_not_depend_on_the_split() {
+        let planes = 300;
+        let x: Vec<f64> = (0..planes * 36).map(|i| ((i * 7919) % 101) as f64 / 10.0).collect();
+        let g = geo(6, 6, 3, 1);
+        let scale = vec![1.0 / 9.0; g.out_plane()];
+        let a = avg_pool(Par::Seq, &x, planes, &g, &scale);
+        let b = avg_pool(Par::Rayon { threads: 2 }, &x, planes, &g, &scale);
+        assert_eq!(a, b);
+        // <A x, y> = <x, Aᵀ y>
+        let y: Vec<f64> = (0..a.len()).map(|i| (i % 13) as f64 - 6.0).collect();
+        let aty = avg_pool_adjoint(Par::Seq, &y, planes, &g, &scale);
+        let lhs: f64 = a.iter().zip(&y).map(|(p, q)| p * q).sum();
+        let rhs: f64 = x.iter().zip(&aty).map(|(p, q)| p * q).sum();
+        assert!((lhs - rhs).abs() < 1e-9 * lhs.abs().max(1.0));
+        let (v1, i1) = max_pool(Par::Seq, &x, planes, &g);
+        let (v2, i2) = max_pool(Par::Rayon { threads: 2 }, &x, planes, &g);
+        assert_eq!((v1, i1), (v2, i2));
+    }
+}
