@@ -64,6 +64,10 @@ impl ConvGeom {
     fn l(&self) -> usize {
         self.oh * self.ow
     }
+    /// Output positions per image (`oh·ow`).
+    pub(crate) fn l_out(&self) -> usize {
+        self.l()
+    }
     /// Values of one input image.
     fn in_img(&self) -> usize {
         self.c * self.h * self.w
@@ -245,7 +249,15 @@ fn forward_impl<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>, g: &
     let cols_len = if g.is_pointwise() { 0 } else { g.c * g.kk() * g.l() };
     let one = |ip: Par, i: usize, o: &mut [E], cols: &mut Vec<E>| {
         let xi = &x[i * g.in_img()..][..g.in_img()];
-        let (b, l) = (if g.is_pointwise() { xi } else { unfold_planes(ip, xi, g.c, g, cols); &cols[..] }, g.l());
+        let (b, l) = (
+            if g.is_pointwise() {
+                xi
+            } else {
+                unfold_planes(ip, xi, g.c, g, cols);
+                &cols[..]
+            },
+            g.l(),
+        );
         let (ocg, k) = (g.ocg(), g.cg() * g.kk());
         for grp in 0..g.groups {
             let add_bias = |row: usize, _: usize, v: &mut [E]| {
@@ -526,9 +538,35 @@ fn depthwise_weight_grad<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom) 
 mod tests {
     use super::*;
 
-    fn geom(c: usize, oc: usize, groups: usize, (h, w): (usize, usize), k: usize, s: usize, p: usize, d: usize) -> ConvGeom {
+    fn geom(
+        c: usize,
+        oc: usize,
+        groups: usize,
+        (h, w): (usize, usize),
+        k: usize,
+        s: usize,
+        p: usize,
+        d: usize,
+    ) -> ConvGeom {
         let o = |i: usize| (i + 2 * p - d * (k - 1) - 1) / s + 1;
-        ConvGeom { n: 2, c, oc, groups, h, w, kh: k, kw: k, oh: o(h), ow: o(w), sh: s, sw: s, ph: p, pw: p, dh: d, dw: d }
+        ConvGeom {
+            n: 2,
+            c,
+            oc,
+            groups,
+            h,
+            w,
+            kh: k,
+            kw: k,
+            oh: o(h),
+            ow: o(w),
+            sh: s,
+            sw: s,
+            ph: p,
+            pw: p,
+            dh: d,
+            dw: d,
+        }
     }
 
     /// The convolution by its definition, one output at a time.
