@@ -14,6 +14,7 @@
 
 mod activation;
 mod attention;
+mod conv;
 mod dropout;
 mod embedding;
 mod flatten;
@@ -30,6 +31,9 @@ mod transformer;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
 pub use attention::ScaledDotProductAttention;
+pub use conv::{
+    Conv, Conv1d, Conv2d, ConvConfig, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTransposeConfig,
+};
 pub use dropout::{Dropout, Dropout2d};
 pub use embedding::Embedding;
 pub use flatten::{Flatten, Unflatten};

@@ -4,6 +4,7 @@
 
 mod activation;
 pub(crate) mod attention;
+pub(crate) mod conv;
 mod elementwise;
 mod index;
 mod loss;
