@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{close, named_tensor};
+use common::{close, close_to, named_tensor};
 use proptest::prelude::*;
 use tensorgrad::nn::{BatchNorm1d, BatchNorm2d, BatchNormConfig, Linear, Module, Sequential};
 use tensorgrad::{BatchNormOptions, Tensor, gradcheck, io};
@@ -16,14 +16,6 @@ const REF: &str = include_str!("fixtures/batchnorm/reference.txt");
 
 fn r(name: &str) -> T {
     named_tensor(REF, name)
-}
-
-/// `got` equals `want` to `tol` (relative above 1, absolute below).
-fn close_to(got: &T, want: &T, tol: f64, what: &str) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shapes");
-    for (i, (g, w)) in got.to_vec().iter().zip(want.to_vec()).enumerate() {
-        assert!((g - w).abs() <= tol * w.abs().max(1.0), "{what}[{i}]: {g} vs PyTorch {w}");
-    }
 }
 
 #[test]

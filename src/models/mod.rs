@@ -1,6 +1,7 @@
 //!
-//! Two model families: [`gpt2`](crate::models::gpt2) (GPT-2, with cached generation) and
-//! [`bert`](crate::models::bert) (BERT, with a sequence-classification head).
+//! Three model families: [`gpt2`](crate::models::gpt2) (GPT-2, with cached generation),
+//! [`bert`](crate::models::bert) (BERT, with a sequence-classification head), and
+//! [`resnet`](crate::models::resnet) (ResNet-18/34/50 from torchvision weights).
 //!
 //! A model directory as `save_pretrained` writes it holds a `config.json` and the weights in
 //! `model.safetensors` (or shards listed in `model.safetensors.index.json`). The models here are
@@ -37,6 +38,7 @@
 
 pub mod bert;
 pub mod gpt2;
+pub mod resnet;
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -137,16 +139,29 @@ pub(crate) fn load_weights<E: Element, M: Module<E> + ?Sized>(
     rename: impl Fn(&str) -> Option<String>,
 ) -> Result<()> {
     let files = weight_files(dir)?;
+    let mut tensors = Vec::new();
+    for file in &files {
+        tensors.extend(crate::io::load_tensors_converted::<E>(file)?);
+    }
+    let path = if files.len() == 1 { files[0].clone() } else { dir.to_path_buf() };
+    load_tensors_into(&path, tensors, model, rename)
+}
+
+/// [`load_weights`] from tensors already read (from `path`, named in errors).
+pub(crate) fn load_tensors_into<E: Element, M: Module<E> + ?Sized>(
+    path: &Path,
+    tensors: Vec<(String, Tensor<E>)>,
+    model: &M,
+    rename: impl Fn(&str) -> Option<String>,
+) -> Result<()> {
     let mut found: HashMap<String, Tensor<E>> = HashMap::new();
     let mut unexpected = Vec::new();
-    for file in &files {
-        for (name, t) in crate::io::load_tensors_converted::<E>(file)? {
-            let Some(target) = rename(&name) else { continue };
-            match found.entry(target) {
-                Entry::Occupied(_) => unexpected.push(name), // two tensors for one parameter
-                Entry::Vacant(slot) => {
-                    slot.insert(t);
-                }
+    for (name, t) in tensors {
+        let Some(target) = rename(&name) else { continue };
+        match found.entry(target) {
+            Entry::Occupied(_) => unexpected.push(name), // two tensors for one parameter
+            Entry::Vacant(slot) => {
+                slot.insert(t);
             }
         }
     }
@@ -165,7 +180,7 @@ pub(crate) fn load_weights<E: Element, M: Module<E> + ?Sized>(
     unexpected.extend(found.keys().filter(|n| !names.contains(n.as_str())).cloned());
     unexpected.sort();
     if !(missing.is_empty() && unexpected.is_empty() && mismatched.is_empty()) {
-        let path = if files.len() == 1 { Some(files[0].clone()) } else { Some(dir.to_path_buf()) };
+        let path = Some(path.to_path_buf());
         return Err(Error::StateMismatch { path, missing, unexpected, mismatched, wrong_dtype: Vec::new() });
     }
     if let Some((name, t)) = params.iter().find(|(_, t)| !t.is_contiguous()) {

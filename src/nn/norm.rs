@@ -189,7 +189,7 @@ impl Default for BatchNormConfig {
 /// assert_eq!(z.shape(), &[8, 3, 4, 4]);
 /// ```
 #[derive(Clone, Debug)]
-pub struct BatchNorm<const D: usize, E: Element = f32> {
+pub struct BatchNorm<E: Element, const D: usize> {
     channels: usize,
     config: BatchNormConfig,
     weight: Option<Param<E>>,
@@ -201,13 +201,13 @@ pub struct BatchNorm<const D: usize, E: Element = f32> {
 }
 
 /// Batch norm over `[N, C]` or `[N, C, L]` (PyTorch's `nn.BatchNorm1d`).
-pub type BatchNorm1d<E = f32> = BatchNorm<1, E>;
+pub type BatchNorm1d<E = f32> = BatchNorm<E, 1>;
 /// Batch norm over `[N, C, H, W]` (PyTorch's `nn.BatchNorm2d`).
-pub type BatchNorm2d<E = f32> = BatchNorm<2, E>;
+pub type BatchNorm2d<E = f32> = BatchNorm<E, 2>;
 /// Batch norm over `[N, C, D, H, W]` (PyTorch's `nn.BatchNorm3d`).
-pub type BatchNorm3d<E = f32> = BatchNorm<3, E>;
+pub type BatchNorm3d<E = f32> = BatchNorm<E, 3>;
 
-impl<const D: usize, E: Element> BatchNorm<D, E> {
+impl<E: Element, const D: usize> BatchNorm<E, D> {
     /// A layer over `channels` channels with PyTorch's defaults, in training mode.
     pub fn new(channels: usize) -> Self {
         Self::with_config(channels, BatchNormConfig::default())
@@ -278,7 +278,7 @@ impl<const D: usize, E: Element> BatchNorm<D, E> {
     }
 }
 
-impl<const D: usize, E: Element> Module<E> for BatchNorm<D, E> {
+impl<E: Element, const D: usize> Module<E> for BatchNorm<E, D> {
     fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
         let name = Self::name();
         let ok = if D == 1 { matches!(x.ndim(), 2 | 3) } else { x.ndim() == D + 2 };
