@@ -538,6 +538,7 @@ fn depthwise_weight_grad<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom) 
 mod tests {
     use super::*;
 
+    #[allow(clippy::too_many_arguments)]
     fn geom(
         c: usize,
         oc: usize,
