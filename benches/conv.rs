@@ -55,5 +55,10 @@ fn bench_conv(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_conv);
+// No plots: criterion's plotting backend panics when no system font is available.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench_conv
+}
 criterion_main!(benches);

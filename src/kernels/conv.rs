@@ -8,12 +8,13 @@
 //! A 1×1 convolution with stride 1 and no padding skips im2col: the image is its own column
 //! matrix.
 //!
-//! **Threads.** A batch of at least as many images as threads runs one image per task (each
-//! with its own column buffer); a smaller batch runs image by image with the GEMM (and im2col)
-//! split. Only one image's columns exist per task at a time. The weight gradient adds the
-//! images in a fixed number of pieces (depending on the batch size only), each summed in
-//! order, then the pieces in order, so its bits do not depend on the number of threads; the
-//! other outputs are computed by one task each.
+//! **Chunks and threads.** Small images are batched: the columns of a chunk of images (about
+//! [`CHUNK_COLS`] columns in all) form one matrix, so that a product is not dominated by its
+//! packing; a large image is a chunk alone. Only one chunk's columns exist per task at a time.
+//! With at least as many chunks as threads, each task runs whole chunks; otherwise chunks run in
+//! turn with the GEMM (and im2col) split. The weight gradient adds the chunks in a fixed number
+//! of pieces (depending on the problem only), each summed in order, then the pieces in order, so
+//! its bits do not depend on the number of threads; every other output is computed by one task.
 
 use rayon::prelude::*;
 
@@ -95,11 +96,38 @@ impl ConvGeom {
     fn macs(&self) -> usize {
         self.n * self.oc * self.l() * self.cg() * self.kk()
     }
-    /// Whether to run one image per task: enough images for every thread and enough work.
+    /// Images per product: enough that a product has about [`CHUNK_COLS`] columns (one image
+    /// when it has that many alone, and always for a 1×1 convolution), with the chunk's columns
+    /// at most [`CHUNK_ELEMS`] values.
+    fn chunk(&self) -> usize {
+        if self.is_pointwise() {
+            return 1;
+        }
+        let l = self.l().max(1);
+        let by_mem = CHUNK_ELEMS / (self.c * self.kk() * l).max(1);
+        CHUNK_COLS.div_ceil(l).min(by_mem).min(self.n).max(1)
+    }
+    /// A task's buffers for a chunk of images (see [`Scratch`]).
+    fn scratch<E: Element>(&self) -> Scratch<E> {
+        let (cs, l) = (self.chunk(), self.l());
+        let cols = if self.is_pointwise() { 0 } else { self.c * self.kk() * cs * l };
+        let tmp = if cs > 1 { self.oc * cs * l } else { 0 };
+        (memory::take(cols), memory::take(tmp))
+    }
+    /// Whether to run one chunk of images per task: enough chunks for every thread and enough
+    /// work.
     fn batch_par(&self, par: Par) -> bool {
-        par.is_parallel() && self.n >= par.threads() && par.for_work(self.macs() as f64 / 8.0).is_parallel()
+        par.is_parallel()
+            && self.n.div_ceil(self.chunk()) >= par.threads()
+            && par.for_work(self.macs() as f64 / 8.0).is_parallel()
     }
 }
+
+/// Columns per product that small images are batched up to: a product of a few hundred
+/// columns spends a large share of its time packing.
+const CHUNK_COLS: usize = 1024;
+/// At most this many values in a chunk's column matrix (16 MiB of `f32`).
+const CHUNK_ELEMS: usize = 1 << 22;
 
 /// The outputs `o` in `0..count` whose input position `o·stride + off − pad` lies in
 /// `0..size`, as a range.
@@ -109,14 +137,15 @@ fn valid(count: usize, off: usize, pad: usize, stride: usize, size: usize) -> (u
     (lo.min(hi), hi)
 }
 
-/// The columns of one channel plane `x` (`h × w`): `kh·kw` rows of `oh·ow` values.
-fn unfold_plane<E: Element>(x: &[E], g: &ConvGeom, out: &mut [E]) {
+/// The columns of one channel plane `x` (`h × w`): `kh·kw` rows of `oh·ow` values, `rs` apart
+/// in `out`.
+fn unfold_plane<E: Element>(x: &[E], g: &ConvGeom, out: &mut [E], rs: usize) {
     let l = g.l();
     for ky in 0..g.kh {
         let (ylo, yhi) = valid(g.oh, ky * g.dh, g.ph, g.sh, g.h);
         for kx in 0..g.kw {
             let (xlo, xhi) = valid(g.ow, kx * g.dw, g.pw, g.sw, g.w);
-            let row = &mut out[(ky * g.kw + kx) * l..][..l];
+            let row = &mut out[(ky * g.kw + kx) * rs..][..l];
             for oy in 0..g.oh {
                 let dst = &mut row[oy * g.ow..][..g.ow];
                 if oy < ylo || oy >= yhi || xlo >= xhi {
@@ -140,8 +169,9 @@ fn unfold_plane<E: Element>(x: &[E], g: &ConvGeom, out: &mut [E]) {
     }
 }
 
-/// Adds the columns `cols` (`kh·kw` rows of `oh·ow`) of one channel back into its plane `x`.
-fn fold_plane<E: Element>(cols: &[E], g: &ConvGeom, x: &mut [E]) {
+/// Adds the columns `cols` (`kh·kw` rows of `oh·ow`, `rs` apart) of one channel back into its
+/// plane `x`.
+fn fold_plane<E: Element>(cols: &[E], g: &ConvGeom, x: &mut [E], rs: usize) {
     let l = g.l();
     for ky in 0..g.kh {
         let (ylo, yhi) = valid(g.oh, ky * g.dh, g.ph, g.sh, g.h);
@@ -150,7 +180,7 @@ fn fold_plane<E: Element>(cols: &[E], g: &ConvGeom, x: &mut [E]) {
             if xlo >= xhi {
                 continue;
             }
-            let row = &cols[(ky * g.kw + kx) * l..][..l];
+            let row = &cols[(ky * g.kw + kx) * rs..][..l];
             for oy in ylo..yhi {
                 let src = &row[oy * g.ow + xlo..oy * g.ow + xhi];
                 let iy = oy * g.sh + ky * g.dh - g.ph;
@@ -176,9 +206,9 @@ fn unfold_planes<E: Element>(par: Par, x: &[E], planes: usize, g: &ConvGeom, out
     let (hw, kl) = (g.h * g.w, g.kk() * g.l());
     let (x, out) = (&x[..planes * hw], &mut out[..planes * kl]);
     if par.for_elems(planes * kl).is_parallel() && planes > 1 {
-        out.par_chunks_mut(kl).zip(x.par_chunks(hw)).for_each(|(o, p)| unfold_plane(p, g, o));
+        out.par_chunks_mut(kl).zip(x.par_chunks(hw)).for_each(|(o, p)| unfold_plane(p, g, o, g.l()));
     } else {
-        out.chunks_mut(kl).zip(x.chunks(hw)).for_each(|(o, p)| unfold_plane(p, g, o));
+        out.chunks_mut(kl).zip(x.chunks(hw)).for_each(|(o, p)| unfold_plane(p, g, o, g.l()));
     }
 }
 
@@ -188,7 +218,7 @@ fn fold_planes<E: Element>(par: Par, cols: &[E], planes: usize, g: &ConvGeom, x:
     let (x, cols) = (&mut x[..planes * hw], &cols[..planes * kl]);
     let one = |(p, c): (&mut [E], &[E])| {
         p.fill(E::zero());
-        fold_plane(c, g, p)
+        fold_plane(c, g, p, g.l())
     };
     if par.for_elems(planes * kl).is_parallel() && planes > 1 {
         x.par_chunks_mut(hw).zip(cols.par_chunks(kl)).for_each(one);
@@ -246,19 +276,18 @@ fn forward_impl<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>, g: &
         depthwise_forward(par, x, w, bias, g, &mut out);
         return out;
     }
-    let cols_len = if g.is_pointwise() { 0 } else { g.c * g.kk() * g.l() };
-    let one = |ip: Par, i: usize, o: &mut [E], cols: &mut Vec<E>| {
-        let xi = &x[i * g.in_img()..][..g.in_img()];
-        let (b, l) = (
-            if g.is_pointwise() {
-                xi
-            } else {
-                unfold_planes(ip, xi, g.c, g, cols);
-                &cols[..]
-            },
-            g.l(),
-        );
-        let (ocg, k) = (g.ocg(), g.cg() * g.kk());
+    let (cs, l, ocg, k) = (g.chunk(), g.l(), g.ocg(), g.cg() * g.kk());
+    // Images i0..i0 + m into their output `o`: one product per group over their columns.
+    let one = |ip: Par, i0: usize, o: &mut [E], (cols, tmp): &mut Scratch<E>| {
+        let m = o.len() / g.out_img();
+        let mc = m * l;
+        let b: &[E] = if g.is_pointwise() {
+            &x[i0 * g.in_img()..][..g.in_img()]
+        } else {
+            unfold_chunk(ip, x, g, i0, m, cols);
+            cols
+        };
+        let dst: &mut [E] = if m == 1 { &mut *o } else { &mut tmp[..g.oc * mc] };
         for grp in 0..g.groups {
             let add_bias = |row: usize, _: usize, v: &mut [E]| {
                 if let Some(bias) = bias {
@@ -267,21 +296,91 @@ fn forward_impl<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>, g: &
                 }
             };
             let wm = MatRef { offset: grp * ocg * k, rs: k, cs: 1 };
-            let bm = MatRef { offset: grp * k * l, rs: l, cs: 1 };
+            let bm = MatRef { offset: grp * k * mc, rs: mc, cs: 1 };
             let epi: Option<gemm::Epilogue<'_, E>> = if bias.is_some() { Some(&add_bias) } else { None };
-            gemm::gemm(ip, ocg, k, l, w, wm, BOperand::Strided(b, bm), &mut o[grp * ocg * l..], l, false, epi);
+            gemm::gemm(ip, ocg, k, mc, w, wm, BOperand::Strided(b, bm), &mut dst[grp * ocg * mc..], mc, false, epi);
+        }
+        if m > 1 {
+            // [OC, m·L] → m images of [OC, L].
+            for (i, img) in o.chunks_mut(g.out_img()).enumerate() {
+                for (oc, row) in img.chunks_mut(l).enumerate() {
+                    row.copy_from_slice(&tmp[oc * mc + i * l..][..l]);
+                }
+            }
         }
     };
+    let scratch = || g.scratch::<E>();
     if g.batch_par(par) {
-        out.par_chunks_mut(g.out_img())
+        out.par_chunks_mut(cs * g.out_img())
             .enumerate()
-            .for_each_init(|| memory::take(cols_len), |cols, (i, o)| one(Par::Seq, i, o, cols));
+            .for_each_init(scratch, |s, (c, o)| one(Par::Seq, c * cs, o, s));
     } else {
-        let mut cols = memory::take(cols_len);
-        out.chunks_mut(g.out_img()).enumerate().for_each(|(i, o)| one(par, i, o, &mut cols));
-        memory::recycle(cols);
+        let mut s = scratch();
+        out.chunks_mut(cs * g.out_img()).enumerate().for_each(|(c, o)| one(par, c * cs, o, &mut s));
+        recycle(s);
     }
     out
+}
+
+/// A task's buffers: the columns of a chunk of images, and its outputs (or output gradients) as
+/// one `[OC, m·L]` matrix.
+type Scratch<E> = (Vec<E>, Vec<E>);
+
+fn recycle<E: Element>((a, b): Scratch<E>) {
+    memory::recycle(a);
+    memory::recycle(b);
+}
+
+/// The output gradients of images `i0..i0 + m` as one `[OC, m·L]` matrix in `tmp` (or, for one
+/// image, in place).
+fn gather<'a, E: Element>(dy: &'a [E], g: &ConvGeom, i0: usize, m: usize, tmp: &'a mut [E]) -> &'a [E] {
+    let (l, img) = (g.l(), g.out_img());
+    if m == 1 {
+        return &dy[i0 * img..][..img];
+    }
+    let mc = m * l;
+    for i in 0..m {
+        for (oc, row) in dy[(i0 + i) * img..][..img].chunks(l).enumerate() {
+            tmp[oc * mc + i * l..][..l].copy_from_slice(row);
+        }
+    }
+    &tmp[..g.oc * mc]
+}
+
+/// The columns of images `i0..i0 + m` into `cols`, `[C·kh·kw, m·L]` (image `i`'s in columns
+/// `i·L..(i + 1)·L`), split by channel when `par` allows.
+fn unfold_chunk<E: Element>(par: Par, x: &[E], g: &ConvGeom, i0: usize, m: usize, cols: &mut [E]) {
+    let (hw, l, kk) = (g.h * g.w, g.l(), g.kk());
+    let rs = m * l;
+    let rows = &mut cols[..g.c * kk * rs];
+    let channel = |(c, out): (usize, &mut [E])| {
+        for i in 0..m {
+            unfold_plane(&x[((i0 + i) * g.c + c) * hw..][..hw], g, &mut out[i * l..], rs);
+        }
+    };
+    if g.c > 1 && par.for_elems(rows.len()).is_parallel() {
+        rows.par_chunks_mut(kk * rs).enumerate().for_each(channel);
+    } else {
+        rows.chunks_mut(kk * rs).enumerate().for_each(channel);
+    }
+}
+
+/// Folds the columns of `m` images (laid out as [`unfold_chunk`] makes them) into their input
+/// gradient `dx` (`m` images, overwritten), split by plane when `par` allows.
+fn fold_chunk<E: Element>(par: Par, cols: &[E], g: &ConvGeom, m: usize, dx: &mut [E]) {
+    let (hw, l, kk) = (g.h * g.w, g.l(), g.kk());
+    let rs = m * l;
+    let plane = |(q, p): (usize, &mut [E])| {
+        let (i, c) = (q / g.c, q % g.c);
+        p.fill(E::zero());
+        fold_plane(&cols[c * kk * rs + i * l..], g, p, rs);
+    };
+    let dx = &mut dx[..m * g.in_img()];
+    if par.for_elems(g.c * kk * rs).is_parallel() && dx.len() > hw {
+        dx.par_chunks_mut(hw).enumerate().for_each(plane);
+    } else {
+        dx.chunks_mut(hw).enumerate().for_each(plane);
+    }
 }
 
 /// The input gradient of [`forward`]: `dy` `[n, oc, oh, ow]` → `[n, c, h, w]` (also the
@@ -303,30 +402,31 @@ fn input_grad_impl<E: Element>(par: Par, dy: &[E], w: &[E], g: &ConvGeom) -> Vec
         depthwise_input_grad(par, dy, w, g, &mut dx);
         return dx;
     }
+    let (cs, l, ocg, k) = (g.chunk(), g.l(), g.ocg(), g.cg() * g.kk());
     let pointwise = g.is_pointwise();
-    let cols_len = if pointwise { 0 } else { g.c * g.kk() * g.l() };
-    let one = |ip: Par, i: usize, dxi: &mut [E], cols: &mut Vec<E>| {
-        let dyi = &dy[i * g.out_img()..][..g.out_img()];
-        let (ocg, k, l) = (g.ocg(), g.cg() * g.kk(), g.l());
-        let target: &mut [E] = if pointwise { &mut *dxi } else { &mut cols[..] };
+    // Images i0..i0 + m: the columns' gradient W[g]ᵀ·dY[g] per group, folded into `dxc`.
+    let one = |ip: Par, i0: usize, dxc: &mut [E], (cols, tmp): &mut Scratch<E>| {
+        let m = dxc.len() / g.in_img();
+        let mc = m * l;
+        let b = gather(dy, g, i0, m, tmp);
+        let target: &mut [E] = if pointwise { &mut *dxc } else { &mut cols[..] };
         for grp in 0..g.groups {
             // W[g]ᵀ: element (j, o) at w[(grp·ocg + o)·k + j].
             let wm = MatRef { offset: grp * ocg * k, rs: 1, cs: k };
-            let bm = MatRef { offset: grp * ocg * l, rs: l, cs: 1 };
-            gemm::gemm(ip, k, ocg, l, w, wm, BOperand::Strided(dyi, bm), &mut target[grp * k * l..], l, false, None);
+            let bm = MatRef { offset: grp * ocg * mc, rs: mc, cs: 1 };
+            gemm::gemm(ip, k, ocg, mc, w, wm, BOperand::Strided(b, bm), &mut target[grp * k * mc..], mc, false, None);
         }
         if !pointwise {
-            fold_planes(ip, cols, g.c, g, dxi);
+            fold_chunk(ip, cols, g, m, dxc);
         }
     };
+    let scratch = || g.scratch::<E>();
     if g.batch_par(par) {
-        dx.par_chunks_mut(g.in_img())
-            .enumerate()
-            .for_each_init(|| memory::take(cols_len), |cols, (i, o)| one(Par::Seq, i, o, cols));
+        dx.par_chunks_mut(cs * g.in_img()).enumerate().for_each_init(scratch, |s, (c, o)| one(Par::Seq, c * cs, o, s));
     } else {
-        let mut cols = memory::take(cols_len);
-        dx.chunks_mut(g.in_img()).enumerate().for_each(|(i, o)| one(par, i, o, &mut cols));
-        memory::recycle(cols);
+        let mut s = scratch();
+        dx.chunks_mut(cs * g.in_img()).enumerate().for_each(|(c, o)| one(par, c * cs, o, &mut s));
+        recycle(s);
     }
     dx
 }
@@ -340,8 +440,8 @@ pub(crate) fn weight_grad<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom)
     instance::<E, F<E>>(&F32, &F64)(par, x, dy, g)
 }
 
-/// How many pieces the images of a weight gradient are summed in (a function of the batch
-/// size only, so the sum's order does not depend on the threads).
+/// How many pieces the chunks of images of a weight gradient are summed in (a function of the
+/// problem only, so the sum's order does not depend on the threads).
 const WEIGHT_GRAD_PIECES: usize = 8;
 
 fn weight_grad_impl<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom) -> Vec<E> {
@@ -354,45 +454,44 @@ fn weight_grad_impl<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom) -> Ve
     if g.n == 0 || l == 0 || wlen == 0 {
         return memory::zeroed(wlen);
     }
-    let pointwise = g.is_pointwise();
-    let cols_len = if pointwise { 0 } else { g.c * g.kk() * l };
-    // Images i0..i1 added into `acc` (zeroed), in order.
-    let piece = |ip: Par, i0: usize, i1: usize, acc: &mut [E], cols: &mut Vec<E>| {
-        for i in i0..i1 {
-            let xi = &x[i * g.in_img()..][..g.in_img()];
-            let dyi = &dy[i * g.out_img()..][..g.out_img()];
-            let b = if pointwise {
-                xi
+    let cs = g.chunk();
+    let chunks = g.n.div_ceil(cs);
+    // Chunks c0..c1 added into `acc` (zeroed), in order: dY[g]·cols[g]ᵀ per chunk and group.
+    let piece = |ip: Par, c0: usize, c1: usize, acc: &mut [E], (cols, tmp): &mut Scratch<E>| {
+        for c in c0..c1 {
+            let (i0, m) = (c * cs, cs.min(g.n - c * cs));
+            let mc = m * l;
+            let b: &[E] = if g.is_pointwise() {
+                &x[i0 * g.in_img()..][..g.in_img()]
             } else {
-                unfold_planes(ip, xi, g.c, g, cols);
-                &cols[..]
+                unfold_chunk(ip, x, g, i0, m, cols);
+                cols
             };
+            let a = gather(dy, g, i0, m, tmp);
             for grp in 0..g.groups {
-                let am = MatRef { offset: grp * ocg * l, rs: l, cs: 1 };
-                // colsᵀ[g]: element (p, j) at cols[(grp·k + j)·l + p].
-                let bm = MatRef { offset: grp * k * l, rs: 1, cs: l };
-                gemm::gemm(ip, ocg, l, k, dyi, am, BOperand::Strided(b, bm), &mut acc[grp * ocg * k..], k, true, None);
+                let am = MatRef { offset: grp * ocg * mc, rs: mc, cs: 1 };
+                // colsᵀ[g]: element (p, j) at cols[(grp·k + j)·mc + p].
+                let bm = MatRef { offset: grp * k * mc, rs: 1, cs: mc };
+                gemm::gemm(ip, ocg, mc, k, a, am, BOperand::Strided(b, bm), &mut acc[grp * ocg * k..], k, true, None);
             }
         }
     };
-    let pieces = g.n.min(WEIGHT_GRAD_PIECES);
-    let bounds = |p: usize| (p * g.n / pieces, (p + 1) * g.n / pieces);
+    let pieces = chunks.min(WEIGHT_GRAD_PIECES);
+    let bounds = |p: usize| (p * chunks / pieces, (p + 1) * chunks / pieces);
     let mut partial = memory::zeroed(pieces * wlen);
+    let scratch = || g.scratch::<E>();
     if g.batch_par(par) {
-        partial.par_chunks_mut(wlen).enumerate().for_each_init(
-            || memory::take(cols_len),
-            |cols, (p, acc)| {
-                let (i0, i1) = bounds(p);
-                piece(Par::Seq, i0, i1, acc, cols)
-            },
-        );
+        partial.par_chunks_mut(wlen).enumerate().for_each_init(scratch, |s, (p, acc)| {
+            let (c0, c1) = bounds(p);
+            piece(Par::Seq, c0, c1, acc, s)
+        });
     } else {
-        let mut cols = memory::take(cols_len);
+        let mut s = scratch();
         for (p, acc) in partial.chunks_mut(wlen).enumerate() {
-            let (i0, i1) = bounds(p);
-            piece(par, i0, i1, acc, &mut cols);
+            let (c0, c1) = bounds(p);
+            piece(par, c0, c1, acc, &mut s);
         }
-        memory::recycle(cols);
+        recycle(s);
     }
     let (first, rest) = partial.split_at_mut(wlen);
     for part in rest.chunks(wlen) {
