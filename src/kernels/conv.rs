@@ -140,32 +140,65 @@ fn valid(count: usize, off: usize, pad: usize, stride: usize, size: usize) -> (u
 /// The columns of one channel plane `x` (`h × w`): `kh·kw` rows of `oh·ow` values, `rs` apart
 /// in `out`.
 fn unfold_plane<E: Element>(x: &[E], g: &ConvGeom, out: &mut [E], rs: usize) {
-    let l = g.l();
+    let (l, ow) = (g.l(), g.ow);
     for ky in 0..g.kh {
         let (ylo, yhi) = valid(g.oh, ky * g.dh, g.ph, g.sh, g.h);
         for kx in 0..g.kw {
-            let (xlo, xhi) = valid(g.ow, kx * g.dw, g.pw, g.sw, g.w);
+            let (xlo, xhi) = valid(ow, kx * g.dw, g.pw, g.sw, g.w);
             let row = &mut out[(ky * g.kw + kx) * rs..][..l];
-            for oy in 0..g.oh {
-                let dst = &mut row[oy * g.ow..][..g.ow];
-                if oy < ylo || oy >= yhi || xlo >= xhi {
-                    dst.fill(E::zero());
-                    continue;
-                }
-                let iy = oy * g.sh + ky * g.dh - g.ph;
-                let src = &x[iy * g.w..][..g.w];
-                dst[..xlo].fill(E::zero());
-                dst[xhi..].fill(E::zero());
-                let ix0 = xlo * g.sw + kx * g.dw - g.pw;
+            if xlo >= xhi || ylo >= yhi {
+                row.fill(E::zero());
+                continue;
+            }
+            // Zeros where the kernel tap falls in the padding: whole rows above and below, and
+            // (one pass over the row rather than a short fill per output row) left and right.
+            if xlo > 0 || xhi < ow {
+                row.fill(E::zero());
+            } else {
+                row[..ylo * ow].fill(E::zero());
+                row[yhi * ow..].fill(E::zero());
+            }
+            let n = xhi - xlo;
+            let first = (ylo * g.sh + ky * g.dh - g.ph) * g.w + xlo * g.sw + kx * g.dw - g.pw;
+            let step = g.sh * g.w;
+            for (j, d) in row[ylo * ow..yhi * ow].chunks_exact_mut(ow).enumerate() {
+                let s0 = first + j * step;
+                let d = &mut d[xlo..xhi];
                 if g.sw == 1 {
-                    dst[xlo..xhi].copy_from_slice(&src[ix0..ix0 + xhi - xlo]);
+                    copy_row(d, &x[s0..s0 + n]);
                 } else {
-                    for (d, s) in dst[xlo..xhi].iter_mut().zip(src[ix0..].iter().step_by(g.sw)) {
+                    for (d, s) in d.iter_mut().zip(x[s0..].iter().step_by(g.sw)) {
                         *d = *s;
                     }
                 }
             }
         }
+    }
+}
+
+/// `dst = src` for the short rows of im2col: whole blocks of 8 and 4 values are fixed-size
+/// copies (moves in registers), where `copy_from_slice` would call `memmove` for every row (a
+/// quarter of LeNet's second convolution went into those calls).
+#[inline(always)]
+fn copy_row<E: Copy>(dst: &mut [E], src: &[E]) {
+    let n = dst.len();
+    if n > 64 {
+        dst.copy_from_slice(&src[..n]);
+        return;
+    }
+    let mut i = 0;
+    while i + 8 <= n {
+        let d: &mut [E; 8] = (&mut dst[i..i + 8]).try_into().expect("8 values");
+        *d = src[i..i + 8].try_into().expect("8 values");
+        i += 8;
+    }
+    if i + 4 <= n {
+        let d: &mut [E; 4] = (&mut dst[i..i + 4]).try_into().expect("4 values");
+        *d = src[i..i + 4].try_into().expect("4 values");
+        i += 4;
+    }
+    for (d, s) in dst[i..].iter_mut().zip(&src[i..n]) {
+        *d = *s;
     }
 }
 
