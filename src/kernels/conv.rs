@@ -96,6 +96,27 @@ impl ConvGeom {
     fn macs(&self) -> usize {
         self.n * self.oc * self.l() * self.cg() * self.kk()
     }
+    /// Stride 1, no padding and short output rows: the products run over *wide* rows, as wide
+    /// as the input (positions `ow..w` of each row are computed and dropped), so that each
+    /// kernel tap's columns of a channel are one run of the input plane, copied at once
+    /// instead of one short row at a time (LeNet's layers).
+    fn is_wide(&self) -> bool {
+        self.sh == 1
+            && self.sw == 1
+            && self.ph == 0
+            && self.pw == 0
+            && self.ow < self.w
+            && self.ow <= WIDE_MAX_OW
+            && !self.is_pointwise()
+    }
+    /// Columns of the column matrix per output row: `w` for wide rows, else `ow`.
+    fn lw(&self) -> usize {
+        if self.is_wide() { self.w } else { self.ow }
+    }
+    /// Columns of the column matrix per image: `oh · lw`.
+    fn lc(&self) -> usize {
+        self.oh * self.lw()
+    }
     /// Images per product: enough that a product has about [`CHUNK_COLS`] columns (one image
     /// when it has that many alone, and always for a 1×1 convolution), with the chunk's columns
     /// at most [`CHUNK_ELEMS`] values.
@@ -103,15 +124,15 @@ impl ConvGeom {
         if self.is_pointwise() {
             return 1;
         }
-        let l = self.l().max(1);
+        let l = self.lc().max(1);
         let by_mem = CHUNK_ELEMS / (self.c * self.kk() * l).max(1);
         CHUNK_COLS.div_ceil(l).min(by_mem).min(self.n).max(1)
     }
     /// A task's buffers for a chunk of images (see [`Scratch`]).
     fn scratch<E: Element>(&self) -> Scratch<E> {
-        let (cs, l) = (self.chunk(), self.l());
+        let (cs, l) = (self.chunk(), self.lc());
         let cols = if self.is_pointwise() { 0 } else { self.c * self.kk() * cs * l };
-        let tmp = if cs > 1 { self.oc * cs * l } else { 0 };
+        let tmp = if cs > 1 || self.is_wide() { self.oc * cs * l } else { 0 };
         (memory::take(cols), memory::take(tmp))
     }
     /// Whether to run one chunk of images per task: enough chunks for every thread and enough
@@ -126,6 +147,8 @@ impl ConvGeom {
 /// Columns per product that small images are batched up to: a product of a few hundred
 /// columns spends a large share of its time packing.
 const CHUNK_COLS: usize = 1024;
+/// Output rows up to this long run as wide rows ([`ConvGeom::is_wide`]).
+const WIDE_MAX_OW: usize = 32;
 /// At most this many values in a chunk's column matrix (16 MiB of `f32`).
 const CHUNK_ELEMS: usize = 1 << 22;
 
@@ -309,18 +332,19 @@ fn forward_impl<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>, g: &
         depthwise_forward(par, x, w, bias, g, &mut out);
         return out;
     }
-    let (cs, l, ocg, k) = (g.chunk(), g.l(), g.ocg(), g.cg() * g.kk());
+    let (cs, lc, ocg, k) = (g.chunk(), g.lc(), g.ocg(), g.cg() * g.kk());
+    let direct = !g.is_wide();
     // Images i0..i0 + m into their output `o`: one product per group over their columns.
     let one = |ip: Par, i0: usize, o: &mut [E], (cols, tmp): &mut Scratch<E>| {
         let m = o.len() / g.out_img();
-        let mc = m * l;
+        let mc = m * lc;
         let b: &[E] = if g.is_pointwise() {
             &x[i0 * g.in_img()..][..g.in_img()]
         } else {
             unfold_chunk(ip, x, g, i0, m, cols);
             cols
         };
-        let dst: &mut [E] = if m == 1 { &mut *o } else { &mut tmp[..g.oc * mc] };
+        let dst: &mut [E] = if m == 1 && direct { &mut *o } else { &mut tmp[..g.oc * mc] };
         for grp in 0..g.groups {
             let add_bias = |row: usize, _: usize, v: &mut [E]| {
                 if let Some(bias) = bias {
@@ -333,11 +357,15 @@ fn forward_impl<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>, g: &
             let epi: Option<gemm::Epilogue<'_, E>> = if bias.is_some() { Some(&add_bias) } else { None };
             gemm::gemm(ip, ocg, k, mc, w, wm, BOperand::Strided(b, bm), &mut dst[grp * ocg * mc..], mc, false, epi);
         }
-        if m > 1 {
-            // [OC, m·L] → m images of [OC, L].
+        if m > 1 || !direct {
+            // [OC, m·L] → m images of [OC, L] (dropping the ends of wide rows).
+            let (ow, lw) = (g.ow, g.lw());
             for (i, img) in o.chunks_mut(g.out_img()).enumerate() {
-                for (oc, row) in img.chunks_mut(l).enumerate() {
-                    row.copy_from_slice(&tmp[oc * mc + i * l..][..l]);
+                for (oc, plane) in img.chunks_mut(g.l()).enumerate() {
+                    let src = &tmp[oc * mc + i * lc..][..lc];
+                    for (d, s) in plane.chunks_exact_mut(ow).zip(src.chunks(lw)) {
+                        d.copy_from_slice(&s[..ow]);
+                    }
                 }
             }
         }
@@ -367,28 +395,52 @@ fn recycle<E: Element>((a, b): Scratch<E>) {
 /// The output gradients of images `i0..i0 + m` as one `[OC, m·L]` matrix in `tmp` (or, for one
 /// image, in place).
 fn gather<'a, E: Element>(dy: &'a [E], g: &ConvGeom, i0: usize, m: usize, tmp: &'a mut [E]) -> &'a [E] {
-    let (l, img) = (g.l(), g.out_img());
-    if m == 1 {
+    let (l, lc, img) = (g.l(), g.lc(), g.out_img());
+    if m == 1 && !g.is_wide() {
         return &dy[i0 * img..][..img];
     }
-    let mc = m * l;
+    let mc = m * lc;
+    let tmp = &mut tmp[..g.oc * mc];
+    if g.is_wide() {
+        // The dropped ends of wide rows get a zero gradient.
+        tmp.fill(E::zero());
+    }
+    let (ow, lw) = (g.ow, g.lw());
     for i in 0..m {
-        for (oc, row) in dy[(i0 + i) * img..][..img].chunks(l).enumerate() {
-            tmp[oc * mc + i * l..][..l].copy_from_slice(row);
+        for (oc, plane) in dy[(i0 + i) * img..][..img].chunks(l).enumerate() {
+            let dst = &mut tmp[oc * mc + i * lc..][..lc];
+            for (d, s) in dst.chunks_mut(lw).zip(plane.chunks_exact(ow)) {
+                d[..ow].copy_from_slice(s);
+            }
         }
     }
-    &tmp[..g.oc * mc]
+    tmp
 }
 
 /// The columns of images `i0..i0 + m` into `cols`, `[C·kh·kw, m·L]` (image `i`'s in columns
 /// `i·L..(i + 1)·L`), split by channel when `par` allows.
 fn unfold_chunk<E: Element>(par: Par, x: &[E], g: &ConvGeom, i0: usize, m: usize, cols: &mut [E]) {
-    let (hw, l, kk) = (g.h * g.w, g.l(), g.kk());
+    let (hw, l, kk) = (g.h * g.w, g.lc(), g.kk());
     let rs = m * l;
     let rows = &mut cols[..g.c * kk * rs];
+    let wide = g.is_wide();
     let channel = |(c, out): (usize, &mut [E])| {
         for i in 0..m {
-            unfold_plane(&x[((i0 + i) * g.c + c) * hw..][..hw], g, &mut out[i * l..], rs);
+            let plane = &x[((i0 + i) * g.c + c) * hw..][..hw];
+            if wide {
+                // Tap (ky, kx) sees the plane from (ky·dh, kx·dw) on, in one run.
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let start = ky * g.dh * g.w + kx * g.dw;
+                        let n = l.min(hw - start);
+                        let dst = &mut out[(ky * g.kw + kx) * rs + i * l..][..l];
+                        dst[..n].copy_from_slice(&plane[start..start + n]);
+                        dst[n..].fill(E::zero());
+                    }
+                }
+            } else {
+                unfold_plane(plane, g, &mut out[i * l..], rs);
+            }
         }
     };
     if g.c > 1 && par.for_elems(rows.len()).is_parallel() {
@@ -401,12 +453,25 @@ fn unfold_chunk<E: Element>(par: Par, x: &[E], g: &ConvGeom, i0: usize, m: usize
 /// Folds the columns of `m` images (laid out as [`unfold_chunk`] makes them) into their input
 /// gradient `dx` (`m` images, overwritten), split by plane when `par` allows.
 fn fold_chunk<E: Element>(par: Par, cols: &[E], g: &ConvGeom, m: usize, dx: &mut [E]) {
-    let (hw, l, kk) = (g.h * g.w, g.l(), g.kk());
+    let (hw, l, kk) = (g.h * g.w, g.lc(), g.kk());
     let rs = m * l;
+    let wide = g.is_wide();
     let plane = |(q, p): (usize, &mut [E])| {
         let (i, c) = (q / g.c, q % g.c);
         p.fill(E::zero());
-        fold_plane(&cols[c * kk * rs + i * l..], g, p, rs);
+        let cols = &cols[c * kk * rs + i * l..];
+        if wide {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let start = ky * g.dh * g.w + kx * g.dw;
+                    let n = l.min(hw - start);
+                    let src = &cols[(ky * g.kw + kx) * rs..][..n];
+                    p[start..start + n].iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+                }
+            }
+        } else {
+            fold_plane(cols, g, p, rs);
+        }
     };
     let dx = &mut dx[..m * g.in_img()];
     if par.for_elems(g.c * kk * rs).is_parallel() && dx.len() > hw {
@@ -435,7 +500,7 @@ fn input_grad_impl<E: Element>(par: Par, dy: &[E], w: &[E], g: &ConvGeom) -> Vec
         depthwise_input_grad(par, dy, w, g, &mut dx);
         return dx;
     }
-    let (cs, l, ocg, k) = (g.chunk(), g.l(), g.ocg(), g.cg() * g.kk());
+    let (cs, l, ocg, k) = (g.chunk(), g.lc(), g.ocg(), g.cg() * g.kk());
     let pointwise = g.is_pointwise();
     // Images i0..i0 + m: the columns' gradient W[g]ᵀ·dY[g] per group, folded into `dxc`.
     let one = |ip: Par, i0: usize, dxc: &mut [E], (cols, tmp): &mut Scratch<E>| {
@@ -479,7 +544,7 @@ const WEIGHT_GRAD_PIECES: usize = 8;
 
 fn weight_grad_impl<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom) -> Vec<E> {
     assert!(x.len() >= g.n * g.in_img() && dy.len() >= g.n * g.out_img(), "conv kernel: buffers too small");
-    let (ocg, k, l) = (g.ocg(), g.cg() * g.kk(), g.l());
+    let (ocg, k, l) = (g.ocg(), g.cg() * g.kk(), g.lc());
     let wlen = g.oc * k;
     if g.is_depthwise() {
         return depthwise_weight_grad(par, x, dy, g);
@@ -746,6 +811,10 @@ mod tests {
             geom(3, 5, 1, (4, 4), 1, 1, 0, 1),
             geom(2, 2, 2, (5, 7), 3, 1, 0, 1),
             geom(1, 3, 1, (1, 9), 1, 2, 0, 1),
+            // Wide rows (stride 1, no padding).
+            geom(3, 4, 1, (6, 7), 3, 1, 0, 2),
+            geom(4, 6, 2, (5, 6), 2, 1, 0, 1),
+            geom(2, 3, 1, (1, 9), 1, 1, 0, 1),
         ];
         for g in cases {
             let x = values(g.n * g.in_img(), 1);
