@@ -605,7 +605,7 @@ pub(crate) fn bias_grad<E: Element>(dy: &[E], n: usize, oc: usize, l: usize) -> 
     let mut out = vec![E::zero(); oc];
     for img in dy[..n * oc * l].chunks(oc * l.max(1)) {
         for (o, plane) in out.iter_mut().zip(img.chunks(l.max(1))) {
-            *o += plane.iter().copied().sum::<E>();
+            *o += super::reduce::sum_slice(plane);
         }
     }
     out
