@@ -364,7 +364,7 @@ fn forward_impl<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>, g: &
                 for (oc, plane) in img.chunks_mut(g.l()).enumerate() {
                     let src = &tmp[oc * mc + i * lc..][..lc];
                     for (d, s) in plane.chunks_exact_mut(ow).zip(src.chunks(lw)) {
-                        d.copy_from_slice(&s[..ow]);
+                        copy_row(d, &s[..ow]);
                     }
                 }
             }
@@ -410,7 +410,7 @@ fn gather<'a, E: Element>(dy: &'a [E], g: &ConvGeom, i0: usize, m: usize, tmp: &
         for (oc, plane) in dy[(i0 + i) * img..][..img].chunks(l).enumerate() {
             let dst = &mut tmp[oc * mc + i * lc..][..lc];
             for (d, s) in dst.chunks_mut(lw).zip(plane.chunks_exact(ow)) {
-                d[..ow].copy_from_slice(s);
+                copy_row(&mut d[..ow], s);
             }
         }
     }
