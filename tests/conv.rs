@@ -259,7 +259,8 @@ proptest! {
         prop_assert!(r.is_ok(), "{:?} conv_transpose1d: {}", p, r.unwrap_err());
         let fo = FoldOptions { dilation: p.dil, padding: p.pad, stride: p.stride };
         let x = p.x();
-        let r = gradcheck(|i: &[T]| i[0].transpose(2, 3).im2col([p.k[1], p.k[0]], fo), &[x.transpose(2, 3).contiguous()]);
+        // A non-contiguous input: stored with H and W swapped, transposed back.
+        let r = gradcheck(|i: &[T]| i[0].transpose(2, 3).im2col(p.k, fo), &[x.transpose(2, 3).contiguous()]);
         prop_assert!(r.is_ok(), "{:?} im2col: {}", p, r.unwrap_err());
         let cols = x.im2col(p.k, fo);
         let r = gradcheck(|i: &[T]| i[0].col2im(p.hw, p.k, fo), &[cols]);
@@ -377,8 +378,10 @@ fn f32_fast_paths_equal_the_general_path() {
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let x = f32s(&[4, 6, 12, 12], 1);
-    let w = f32s(&[8, 3, 3, 3], 2);
+    // 32 images of 144 positions: products over chunks of 8 images, one chunk per task on
+    // several threads.
+    let x = f32s(&[32, 16, 12, 12], 1);
+    let w = f32s(&[16, 8, 3, 3], 2);
     let o = Conv2dOptions { groups: 2, padding: ConvPadding::Same, ..Default::default() };
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

@@ -8,12 +8,13 @@
 //! A 1×1 convolution with stride 1 and no padding skips im2col: the image is its own column
 //! matrix.
 //!
-//! **Threads.** A batch of at least as many images as threads runs one image per task (each
-//! with its own column buffer); a smaller batch runs image by image with the GEMM (and im2col)
-//! split. Only one image's columns exist per task at a time. The weight gradient adds the
-//! images in a fixed number of pieces (depending on the batch size only), each summed in
-//! order, then the pieces in order, so its bits do not depend on the number of threads; the
-//! other outputs are computed by one task each.
+//! **Chunks and threads.** Small images are batched: the columns of a chunk of images (about
+//! [`CHUNK_COLS`] columns in all) form one matrix, so that a product is not dominated by its
+//! packing; a large image is a chunk alone. Only one chunk's columns exist per task at a time.
+//! With at least as many chunks as threads, each task runs whole chunks; otherwise chunks run in
+//! turn with the GEMM (and im2col) split. The weight gradient adds the chunks in a fixed number
+//! of pieces (depending on the problem only), each summed in order, then the pieces in order, so
+//! its bits do not depend on the number of threads; every other output is computed by one task.
 
 use rayon::prelude::*;
 
@@ -95,11 +96,61 @@ impl ConvGeom {
     fn macs(&self) -> usize {
         self.n * self.oc * self.l() * self.cg() * self.kk()
     }
-    /// Whether to run one image per task: enough images for every thread and enough work.
+    /// Stride 1, no padding and short output rows: the products run over *wide* rows, as wide
+    /// as the input (positions `ow..w` of each row are computed and dropped), so that each
+    /// kernel tap's columns of a channel are one run of the input plane, copied at once
+    /// instead of one short row at a time (LeNet's layers).
+    fn is_wide(&self) -> bool {
+        self.sh == 1
+            && self.sw == 1
+            && self.ph == 0
+            && self.pw == 0
+            && self.ow < self.w
+            && self.ow <= WIDE_MAX_OW
+            && !self.is_pointwise()
+    }
+    /// Columns of the column matrix per output row: `w` for wide rows, else `ow`.
+    fn lw(&self) -> usize {
+        if self.is_wide() { self.w } else { self.ow }
+    }
+    /// Columns of the column matrix per image: `oh · lw`.
+    fn lc(&self) -> usize {
+        self.oh * self.lw()
+    }
+    /// Images per product: enough that a product has about [`CHUNK_COLS`] columns (one image
+    /// when it has that many alone, and always for a 1×1 convolution), with the chunk's columns
+    /// at most [`CHUNK_ELEMS`] values.
+    fn chunk(&self) -> usize {
+        if self.is_pointwise() {
+            return 1;
+        }
+        let l = self.lc().max(1);
+        let by_mem = CHUNK_ELEMS / (self.c * self.kk() * l).max(1);
+        CHUNK_COLS.div_ceil(l).min(by_mem).min(self.n).max(1)
+    }
+    /// A task's buffers for a chunk of images (see [`Scratch`]).
+    fn scratch<E: Element>(&self) -> Scratch<E> {
+        let (cs, l) = (self.chunk(), self.lc());
+        let cols = if self.is_pointwise() { 0 } else { self.c * self.kk() * cs * l };
+        let tmp = if cs > 1 || self.is_wide() { self.oc * cs * l } else { 0 };
+        (memory::take(cols), memory::take(tmp))
+    }
+    /// Whether to run one chunk of images per task: enough chunks for every thread and enough
+    /// work.
     fn batch_par(&self, par: Par) -> bool {
-        par.is_parallel() && self.n >= par.threads() && par.for_work(self.macs() as f64 / 8.0).is_parallel()
+        par.is_parallel()
+            && self.n.div_ceil(self.chunk()) >= par.threads()
+            && par.for_work(self.macs() as f64 / 8.0).is_parallel()
     }
 }
+
+/// Columns per product that small images are batched up to: a product of a few hundred
+/// columns spends a large share of its time packing.
+const CHUNK_COLS: usize = 1024;
+/// Output rows up to this long run as wide rows ([`ConvGeom::is_wide`]).
+const WIDE_MAX_OW: usize = 32;
+/// At most this many values in a chunk's column matrix (16 MiB of `f32`).
+const CHUNK_ELEMS: usize = 1 << 22;
 
 /// The outputs `o` in `0..count` whose input position `o·stride + off − pad` lies in
 /// `0..size`, as a range.
@@ -109,29 +160,37 @@ fn valid(count: usize, off: usize, pad: usize, stride: usize, size: usize) -> (u
     (lo.min(hi), hi)
 }
 
-/// The columns of one channel plane `x` (`h × w`): `kh·kw` rows of `oh·ow` values.
-fn unfold_plane<E: Element>(x: &[E], g: &ConvGeom, out: &mut [E]) {
-    let l = g.l();
+/// The columns of one channel plane `x` (`h × w`): `kh·kw` rows of `oh·ow` values, `rs` apart
+/// in `out`.
+fn unfold_plane<E: Element>(x: &[E], g: &ConvGeom, out: &mut [E], rs: usize) {
+    let (l, ow) = (g.l(), g.ow);
     for ky in 0..g.kh {
         let (ylo, yhi) = valid(g.oh, ky * g.dh, g.ph, g.sh, g.h);
         for kx in 0..g.kw {
-            let (xlo, xhi) = valid(g.ow, kx * g.dw, g.pw, g.sw, g.w);
-            let row = &mut out[(ky * g.kw + kx) * l..][..l];
-            for oy in 0..g.oh {
-                let dst = &mut row[oy * g.ow..][..g.ow];
-                if oy < ylo || oy >= yhi || xlo >= xhi {
-                    dst.fill(E::zero());
-                    continue;
-                }
-                let iy = oy * g.sh + ky * g.dh - g.ph;
-                let src = &x[iy * g.w..][..g.w];
-                dst[..xlo].fill(E::zero());
-                dst[xhi..].fill(E::zero());
-                let ix0 = xlo * g.sw + kx * g.dw - g.pw;
+            let (xlo, xhi) = valid(ow, kx * g.dw, g.pw, g.sw, g.w);
+            let row = &mut out[(ky * g.kw + kx) * rs..][..l];
+            if xlo >= xhi || ylo >= yhi {
+                row.fill(E::zero());
+                continue;
+            }
+            // Zeros where the kernel tap falls in the padding: whole rows above and below, and
+            // (one pass over the row rather than a short fill per output row) left and right.
+            if xlo > 0 || xhi < ow {
+                row.fill(E::zero());
+            } else {
+                row[..ylo * ow].fill(E::zero());
+                row[yhi * ow..].fill(E::zero());
+            }
+            let n = xhi - xlo;
+            let first = (ylo * g.sh + ky * g.dh - g.ph) * g.w + xlo * g.sw + kx * g.dw - g.pw;
+            let step = g.sh * g.w;
+            for (j, d) in row[ylo * ow..yhi * ow].chunks_exact_mut(ow).enumerate() {
+                let s0 = first + j * step;
+                let d = &mut d[xlo..xhi];
                 if g.sw == 1 {
-                    dst[xlo..xhi].copy_from_slice(&src[ix0..ix0 + xhi - xlo]);
+                    copy_row(d, &x[s0..s0 + n]);
                 } else {
-                    for (d, s) in dst[xlo..xhi].iter_mut().zip(src[ix0..].iter().step_by(g.sw)) {
+                    for (d, s) in d.iter_mut().zip(x[s0..].iter().step_by(g.sw)) {
                         *d = *s;
                     }
                 }
@@ -140,8 +199,35 @@ fn unfold_plane<E: Element>(x: &[E], g: &ConvGeom, out: &mut [E]) {
     }
 }
 
-/// Adds the columns `cols` (`kh·kw` rows of `oh·ow`) of one channel back into its plane `x`.
-fn fold_plane<E: Element>(cols: &[E], g: &ConvGeom, x: &mut [E]) {
+/// `dst = src` for the short rows of im2col: whole blocks of 8 and 4 values are fixed-size
+/// copies (moves in registers), where `copy_from_slice` would call `memmove` for every row (a
+/// quarter of LeNet's second convolution went into those calls).
+#[inline(always)]
+fn copy_row<E: Copy>(dst: &mut [E], src: &[E]) {
+    let n = dst.len();
+    if n > 64 {
+        dst.copy_from_slice(&src[..n]);
+        return;
+    }
+    let mut i = 0;
+    while i + 8 <= n {
+        let d: &mut [E; 8] = (&mut dst[i..i + 8]).try_into().expect("8 values");
+        *d = src[i..i + 8].try_into().expect("8 values");
+        i += 8;
+    }
+    if i + 4 <= n {
+        let d: &mut [E; 4] = (&mut dst[i..i + 4]).try_into().expect("4 values");
+        *d = src[i..i + 4].try_into().expect("4 values");
+        i += 4;
+    }
+    for (d, s) in dst[i..].iter_mut().zip(&src[i..n]) {
+        *d = *s;
+    }
+}
+
+/// Adds the columns `cols` (`kh·kw` rows of `oh·ow`, `rs` apart) of one channel back into its
+/// plane `x`.
+fn fold_plane<E: Element>(cols: &[E], g: &ConvGeom, x: &mut [E], rs: usize) {
     let l = g.l();
     for ky in 0..g.kh {
         let (ylo, yhi) = valid(g.oh, ky * g.dh, g.ph, g.sh, g.h);
@@ -150,7 +236,7 @@ fn fold_plane<E: Element>(cols: &[E], g: &ConvGeom, x: &mut [E]) {
             if xlo >= xhi {
                 continue;
             }
-            let row = &cols[(ky * g.kw + kx) * l..][..l];
+            let row = &cols[(ky * g.kw + kx) * rs..][..l];
             for oy in ylo..yhi {
                 let src = &row[oy * g.ow + xlo..oy * g.ow + xhi];
                 let iy = oy * g.sh + ky * g.dh - g.ph;
@@ -176,9 +262,9 @@ fn unfold_planes<E: Element>(par: Par, x: &[E], planes: usize, g: &ConvGeom, out
     let (hw, kl) = (g.h * g.w, g.kk() * g.l());
     let (x, out) = (&x[..planes * hw], &mut out[..planes * kl]);
     if par.for_elems(planes * kl).is_parallel() && planes > 1 {
-        out.par_chunks_mut(kl).zip(x.par_chunks(hw)).for_each(|(o, p)| unfold_plane(p, g, o));
+        out.par_chunks_mut(kl).zip(x.par_chunks(hw)).for_each(|(o, p)| unfold_plane(p, g, o, g.l()));
     } else {
-        out.chunks_mut(kl).zip(x.chunks(hw)).for_each(|(o, p)| unfold_plane(p, g, o));
+        out.chunks_mut(kl).zip(x.chunks(hw)).for_each(|(o, p)| unfold_plane(p, g, o, g.l()));
     }
 }
 
@@ -188,7 +274,7 @@ fn fold_planes<E: Element>(par: Par, cols: &[E], planes: usize, g: &ConvGeom, x:
     let (x, cols) = (&mut x[..planes * hw], &cols[..planes * kl]);
     let one = |(p, c): (&mut [E], &[E])| {
         p.fill(E::zero());
-        fold_plane(c, g, p)
+        fold_plane(c, g, p, g.l())
     };
     if par.for_elems(planes * kl).is_parallel() && planes > 1 {
         x.par_chunks_mut(hw).zip(cols.par_chunks(kl)).for_each(one);
@@ -246,19 +332,19 @@ fn forward_impl<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>, g: &
         depthwise_forward(par, x, w, bias, g, &mut out);
         return out;
     }
-    let cols_len = if g.is_pointwise() { 0 } else { g.c * g.kk() * g.l() };
-    let one = |ip: Par, i: usize, o: &mut [E], cols: &mut Vec<E>| {
-        let xi = &x[i * g.in_img()..][..g.in_img()];
-        let (b, l) = (
-            if g.is_pointwise() {
-                xi
-            } else {
-                unfold_planes(ip, xi, g.c, g, cols);
-                &cols[..]
-            },
-            g.l(),
-        );
-        let (ocg, k) = (g.ocg(), g.cg() * g.kk());
+    let (cs, lc, ocg, k) = (g.chunk(), g.lc(), g.ocg(), g.cg() * g.kk());
+    let direct = !g.is_wide();
+    // Images i0..i0 + m into their output `o`: one product per group over their columns.
+    let one = |ip: Par, i0: usize, o: &mut [E], (cols, tmp): &mut Scratch<E>| {
+        let m = o.len() / g.out_img();
+        let mc = m * lc;
+        let b: &[E] = if g.is_pointwise() {
+            &x[i0 * g.in_img()..][..g.in_img()]
+        } else {
+            unfold_chunk(ip, x, g, i0, m, cols);
+            cols
+        };
+        let dst: &mut [E] = if m == 1 && direct { &mut *o } else { &mut tmp[..g.oc * mc] };
         for grp in 0..g.groups {
             let add_bias = |row: usize, _: usize, v: &mut [E]| {
                 if let Some(bias) = bias {
@@ -267,21 +353,132 @@ fn forward_impl<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>, g: &
                 }
             };
             let wm = MatRef { offset: grp * ocg * k, rs: k, cs: 1 };
-            let bm = MatRef { offset: grp * k * l, rs: l, cs: 1 };
+            let bm = MatRef { offset: grp * k * mc, rs: mc, cs: 1 };
             let epi: Option<gemm::Epilogue<'_, E>> = if bias.is_some() { Some(&add_bias) } else { None };
-            gemm::gemm(ip, ocg, k, l, w, wm, BOperand::Strided(b, bm), &mut o[grp * ocg * l..], l, false, epi);
+            gemm::gemm(ip, ocg, k, mc, w, wm, BOperand::Strided(b, bm), &mut dst[grp * ocg * mc..], mc, false, epi);
+        }
+        if m > 1 || !direct {
+            // [OC, m·L] → m images of [OC, L] (dropping the ends of wide rows).
+            let (ow, lw) = (g.ow, g.lw());
+            for (i, img) in o.chunks_mut(g.out_img()).enumerate() {
+                for (oc, plane) in img.chunks_mut(g.l()).enumerate() {
+                    let src = &tmp[oc * mc + i * lc..][..lc];
+                    for (d, s) in plane.chunks_exact_mut(ow).zip(src.chunks(lw)) {
+                        copy_row(d, &s[..ow]);
+                    }
+                }
+            }
         }
     };
+    let scratch = || g.scratch::<E>();
     if g.batch_par(par) {
-        out.par_chunks_mut(g.out_img())
+        out.par_chunks_mut(cs * g.out_img())
             .enumerate()
-            .for_each_init(|| memory::take(cols_len), |cols, (i, o)| one(Par::Seq, i, o, cols));
+            .for_each_init(scratch, |s, (c, o)| one(Par::Seq, c * cs, o, s));
     } else {
-        let mut cols = memory::take(cols_len);
-        out.chunks_mut(g.out_img()).enumerate().for_each(|(i, o)| one(par, i, o, &mut cols));
-        memory::recycle(cols);
+        let mut s = scratch();
+        out.chunks_mut(cs * g.out_img()).enumerate().for_each(|(c, o)| one(par, c * cs, o, &mut s));
+        recycle(s);
     }
     out
+}
+
+/// A task's buffers: the columns of a chunk of images, and its outputs (or output gradients) as
+/// one `[OC, m·L]` matrix.
+type Scratch<E> = (Vec<E>, Vec<E>);
+
+fn recycle<E: Element>((a, b): Scratch<E>) {
+    memory::recycle(a);
+    memory::recycle(b);
+}
+
+/// The output gradients of images `i0..i0 + m` as one `[OC, m·L]` matrix in `tmp` (or, for one
+/// image, in place).
+fn gather<'a, E: Element>(dy: &'a [E], g: &ConvGeom, i0: usize, m: usize, tmp: &'a mut [E]) -> &'a [E] {
+    let (l, lc, img) = (g.l(), g.lc(), g.out_img());
+    if m == 1 && !g.is_wide() {
+        return &dy[i0 * img..][..img];
+    }
+    let mc = m * lc;
+    let tmp = &mut tmp[..g.oc * mc];
+    if g.is_wide() {
+        // The dropped ends of wide rows get a zero gradient.
+        tmp.fill(E::zero());
+    }
+    let (ow, lw) = (g.ow, g.lw());
+    for i in 0..m {
+        for (oc, plane) in dy[(i0 + i) * img..][..img].chunks(l).enumerate() {
+            let dst = &mut tmp[oc * mc + i * lc..][..lc];
+            for (d, s) in dst.chunks_mut(lw).zip(plane.chunks_exact(ow)) {
+                copy_row(&mut d[..ow], s);
+            }
+        }
+    }
+    tmp
+}
+
+/// The columns of images `i0..i0 + m` into `cols`, `[C·kh·kw, m·L]` (image `i`'s in columns
+/// `i·L..(i + 1)·L`), split by channel when `par` allows.
+fn unfold_chunk<E: Element>(par: Par, x: &[E], g: &ConvGeom, i0: usize, m: usize, cols: &mut [E]) {
+    let (hw, l, kk) = (g.h * g.w, g.lc(), g.kk());
+    let rs = m * l;
+    let rows = &mut cols[..g.c * kk * rs];
+    let wide = g.is_wide();
+    let channel = |(c, out): (usize, &mut [E])| {
+        for i in 0..m {
+            let plane = &x[((i0 + i) * g.c + c) * hw..][..hw];
+            if wide {
+                // Tap (ky, kx) sees the plane from (ky·dh, kx·dw) on, in one run.
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let start = ky * g.dh * g.w + kx * g.dw;
+                        let n = l.min(hw - start);
+                        let dst = &mut out[(ky * g.kw + kx) * rs + i * l..][..l];
+                        dst[..n].copy_from_slice(&plane[start..start + n]);
+                        dst[n..].fill(E::zero());
+                    }
+                }
+            } else {
+                unfold_plane(plane, g, &mut out[i * l..], rs);
+            }
+        }
+    };
+    if g.c > 1 && par.for_elems(rows.len()).is_parallel() {
+        rows.par_chunks_mut(kk * rs).enumerate().for_each(channel);
+    } else {
+        rows.chunks_mut(kk * rs).enumerate().for_each(channel);
+    }
+}
+
+/// Folds the columns of `m` images (laid out as [`unfold_chunk`] makes them) into their input
+/// gradient `dx` (`m` images, overwritten), split by plane when `par` allows.
+fn fold_chunk<E: Element>(par: Par, cols: &[E], g: &ConvGeom, m: usize, dx: &mut [E]) {
+    let (hw, l, kk) = (g.h * g.w, g.lc(), g.kk());
+    let rs = m * l;
+    let wide = g.is_wide();
+    let plane = |(q, p): (usize, &mut [E])| {
+        let (i, c) = (q / g.c, q % g.c);
+        p.fill(E::zero());
+        let cols = &cols[c * kk * rs + i * l..];
+        if wide {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let start = ky * g.dh * g.w + kx * g.dw;
+                    let n = l.min(hw - start);
+                    let src = &cols[(ky * g.kw + kx) * rs..][..n];
+                    p[start..start + n].iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+                }
+            }
+        } else {
+            fold_plane(cols, g, p, rs);
+        }
+    };
+    let dx = &mut dx[..m * g.in_img()];
+    if par.for_elems(g.c * kk * rs).is_parallel() && dx.len() > hw {
+        dx.par_chunks_mut(hw).enumerate().for_each(plane);
+    } else {
+        dx.chunks_mut(hw).enumerate().for_each(plane);
+    }
 }
 
 /// The input gradient of [`forward`]: `dy` `[n, oc, oh, ow]` → `[n, c, h, w]` (also the
@@ -303,30 +500,31 @@ fn input_grad_impl<E: Element>(par: Par, dy: &[E], w: &[E], g: &ConvGeom) -> Vec
         depthwise_input_grad(par, dy, w, g, &mut dx);
         return dx;
     }
+    let (cs, l, ocg, k) = (g.chunk(), g.lc(), g.ocg(), g.cg() * g.kk());
     let pointwise = g.is_pointwise();
-    let cols_len = if pointwise { 0 } else { g.c * g.kk() * g.l() };
-    let one = |ip: Par, i: usize, dxi: &mut [E], cols: &mut Vec<E>| {
-        let dyi = &dy[i * g.out_img()..][..g.out_img()];
-        let (ocg, k, l) = (g.ocg(), g.cg() * g.kk(), g.l());
-        let target: &mut [E] = if pointwise { &mut *dxi } else { &mut cols[..] };
+    // Images i0..i0 + m: the columns' gradient W[g]ᵀ·dY[g] per group, folded into `dxc`.
+    let one = |ip: Par, i0: usize, dxc: &mut [E], (cols, tmp): &mut Scratch<E>| {
+        let m = dxc.len() / g.in_img();
+        let mc = m * l;
+        let b = gather(dy, g, i0, m, tmp);
+        let target: &mut [E] = if pointwise { &mut *dxc } else { &mut cols[..] };
         for grp in 0..g.groups {
             // W[g]ᵀ: element (j, o) at w[(grp·ocg + o)·k + j].
             let wm = MatRef { offset: grp * ocg * k, rs: 1, cs: k };
-            let bm = MatRef { offset: grp * ocg * l, rs: l, cs: 1 };
-            gemm::gemm(ip, k, ocg, l, w, wm, BOperand::Strided(dyi, bm), &mut target[grp * k * l..], l, false, None);
+            let bm = MatRef { offset: grp * ocg * mc, rs: mc, cs: 1 };
+            gemm::gemm(ip, k, ocg, mc, w, wm, BOperand::Strided(b, bm), &mut target[grp * k * mc..], mc, false, None);
         }
         if !pointwise {
-            fold_planes(ip, cols, g.c, g, dxi);
+            fold_chunk(ip, cols, g, m, dxc);
         }
     };
+    let scratch = || g.scratch::<E>();
     if g.batch_par(par) {
-        dx.par_chunks_mut(g.in_img())
-            .enumerate()
-            .for_each_init(|| memory::take(cols_len), |cols, (i, o)| one(Par::Seq, i, o, cols));
+        dx.par_chunks_mut(cs * g.in_img()).enumerate().for_each_init(scratch, |s, (c, o)| one(Par::Seq, c * cs, o, s));
     } else {
-        let mut cols = memory::take(cols_len);
-        dx.chunks_mut(g.in_img()).enumerate().for_each(|(i, o)| one(par, i, o, &mut cols));
-        memory::recycle(cols);
+        let mut s = scratch();
+        dx.chunks_mut(cs * g.in_img()).enumerate().for_each(|(c, o)| one(par, c * cs, o, &mut s));
+        recycle(s);
     }
     dx
 }
@@ -340,13 +538,13 @@ pub(crate) fn weight_grad<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom)
     instance::<E, F<E>>(&F32, &F64)(par, x, dy, g)
 }
 
-/// How many pieces the images of a weight gradient are summed in (a function of the batch
-/// size only, so the sum's order does not depend on the threads).
+/// How many pieces the chunks of images of a weight gradient are summed in (a function of the
+/// problem only, so the sum's order does not depend on the threads).
 const WEIGHT_GRAD_PIECES: usize = 8;
 
 fn weight_grad_impl<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom) -> Vec<E> {
     assert!(x.len() >= g.n * g.in_img() && dy.len() >= g.n * g.out_img(), "conv kernel: buffers too small");
-    let (ocg, k, l) = (g.ocg(), g.cg() * g.kk(), g.l());
+    let (ocg, k, l) = (g.ocg(), g.cg() * g.kk(), g.lc());
     let wlen = g.oc * k;
     if g.is_depthwise() {
         return depthwise_weight_grad(par, x, dy, g);
@@ -354,45 +552,44 @@ fn weight_grad_impl<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom) -> Ve
     if g.n == 0 || l == 0 || wlen == 0 {
         return memory::zeroed(wlen);
     }
-    let pointwise = g.is_pointwise();
-    let cols_len = if pointwise { 0 } else { g.c * g.kk() * l };
-    // Images i0..i1 added into `acc` (zeroed), in order.
-    let piece = |ip: Par, i0: usize, i1: usize, acc: &mut [E], cols: &mut Vec<E>| {
-        for i in i0..i1 {
-            let xi = &x[i * g.in_img()..][..g.in_img()];
-            let dyi = &dy[i * g.out_img()..][..g.out_img()];
-            let b = if pointwise {
-                xi
+    let cs = g.chunk();
+    let chunks = g.n.div_ceil(cs);
+    // Chunks c0..c1 added into `acc` (zeroed), in order: dY[g]·cols[g]ᵀ per chunk and group.
+    let piece = |ip: Par, c0: usize, c1: usize, acc: &mut [E], (cols, tmp): &mut Scratch<E>| {
+        for c in c0..c1 {
+            let (i0, m) = (c * cs, cs.min(g.n - c * cs));
+            let mc = m * l;
+            let b: &[E] = if g.is_pointwise() {
+                &x[i0 * g.in_img()..][..g.in_img()]
             } else {
-                unfold_planes(ip, xi, g.c, g, cols);
-                &cols[..]
+                unfold_chunk(ip, x, g, i0, m, cols);
+                cols
             };
+            let a = gather(dy, g, i0, m, tmp);
             for grp in 0..g.groups {
-                let am = MatRef { offset: grp * ocg * l, rs: l, cs: 1 };
-                // colsᵀ[g]: element (p, j) at cols[(grp·k + j)·l + p].
-                let bm = MatRef { offset: grp * k * l, rs: 1, cs: l };
-                gemm::gemm(ip, ocg, l, k, dyi, am, BOperand::Strided(b, bm), &mut acc[grp * ocg * k..], k, true, None);
+                let am = MatRef { offset: grp * ocg * mc, rs: mc, cs: 1 };
+                // colsᵀ[g]: element (p, j) at cols[(grp·k + j)·mc + p].
+                let bm = MatRef { offset: grp * k * mc, rs: 1, cs: mc };
+                gemm::gemm(ip, ocg, mc, k, a, am, BOperand::Strided(b, bm), &mut acc[grp * ocg * k..], k, true, None);
             }
         }
     };
-    let pieces = g.n.min(WEIGHT_GRAD_PIECES);
-    let bounds = |p: usize| (p * g.n / pieces, (p + 1) * g.n / pieces);
+    let pieces = chunks.min(WEIGHT_GRAD_PIECES);
+    let bounds = |p: usize| (p * chunks / pieces, (p + 1) * chunks / pieces);
     let mut partial = memory::zeroed(pieces * wlen);
+    let scratch = || g.scratch::<E>();
     if g.batch_par(par) {
-        partial.par_chunks_mut(wlen).enumerate().for_each_init(
-            || memory::take(cols_len),
-            |cols, (p, acc)| {
-                let (i0, i1) = bounds(p);
-                piece(Par::Seq, i0, i1, acc, cols)
-            },
-        );
+        partial.par_chunks_mut(wlen).enumerate().for_each_init(scratch, |s, (p, acc)| {
+            let (c0, c1) = bounds(p);
+            piece(Par::Seq, c0, c1, acc, s)
+        });
     } else {
-        let mut cols = memory::take(cols_len);
+        let mut s = scratch();
         for (p, acc) in partial.chunks_mut(wlen).enumerate() {
-            let (i0, i1) = bounds(p);
-            piece(par, i0, i1, acc, &mut cols);
+            let (c0, c1) = bounds(p);
+            piece(par, c0, c1, acc, &mut s);
         }
-        memory::recycle(cols);
+        recycle(s);
     }
     let (first, rest) = partial.split_at_mut(wlen);
     for part in rest.chunks(wlen) {
@@ -408,7 +605,7 @@ pub(crate) fn bias_grad<E: Element>(dy: &[E], n: usize, oc: usize, l: usize) -> 
     let mut out = vec![E::zero(); oc];
     for img in dy[..n * oc * l].chunks(oc * l.max(1)) {
         for (o, plane) in out.iter_mut().zip(img.chunks(l.max(1))) {
-            *o += plane.iter().copied().sum::<E>();
+            *o += super::reduce::sum_slice(plane);
         }
     }
     out
@@ -538,6 +735,7 @@ fn depthwise_weight_grad<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom) 
 mod tests {
     use super::*;
 
+    #[allow(clippy::too_many_arguments)]
     fn geom(
         c: usize,
         oc: usize,
@@ -613,6 +811,10 @@ mod tests {
             geom(3, 5, 1, (4, 4), 1, 1, 0, 1),
             geom(2, 2, 2, (5, 7), 3, 1, 0, 1),
             geom(1, 3, 1, (1, 9), 1, 2, 0, 1),
+            // Wide rows (stride 1, no padding).
+            geom(3, 4, 1, (6, 7), 3, 1, 0, 2),
+            geom(4, 6, 2, (5, 6), 2, 1, 0, 1),
+            geom(2, 3, 1, (1, 9), 1, 1, 0, 1),
         ];
         for g in cases {
             let x = values(g.n * g.in_img(), 1);

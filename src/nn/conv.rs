@@ -3,7 +3,8 @@
 
 use super::init::Init;
 use super::module::{Module, Param, join};
-use crate::{ConvOptions, ConvPadding, ConvTransposeOptions, Element, RngSource, Tensor};
+use crate::ops::conv::{ConvOptions, ConvPadding, ConvTransposeOptions};
+use crate::{Element, RngSource, Tensor};
 
 /// The settings of a [`Conv`] layer ([`Conv1d`], [`Conv2d`]): PyTorch's constructor arguments
 /// after the channels and the kernel size. Only zero padding exists (PyTorch's default
@@ -164,7 +165,7 @@ fn repr_tail<const D: usize>(
 
 #[track_caller]
 fn check_channels(layer: &str, in_channels: usize, out_channels: usize, groups: usize) {
-    if groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
+    if groups == 0 || !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
         panic!("{layer}: groups {groups} must divide in_channels {in_channels} and out_channels {out_channels}");
     }
 }

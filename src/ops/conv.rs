@@ -159,7 +159,8 @@ fn conv_prim<E: Element>(x: &Tensor<E>, w: &Tensor<E>, bias: Option<&Tensor<E>>,
     let mut inputs = vec![x.clone(), w.clone()];
     inputs.extend(bias.cloned());
     Tensor::from_data(out, &[g.n, g.oc, g.oh, g.ow]).record("conv", inputs, move |c| {
-        let gy = c.grad();
+        // Made contiguous once for the three gradients (a `sum`'s gradient is a broadcast).
+        let gy = &c.grad().contiguous();
         let (x, w) = (&c.inputs[0], &c.inputs[1]);
         let mut grads =
             vec![c.needs(0).then(|| input_grad_prim(gy, w, g)), c.needs(1).then(|| weight_grad_prim(x, gy, g))];
