@@ -95,6 +95,11 @@ fn max_pooling_matches_pytorch() {
     check("mp2_e", x2(), |x| with_idx(x.max_pool2d_with_indices(m2(3).stride(2).ceil_mode(true))));
     check("mp2_unbatched", x2().narrow(0, 0, 1).squeeze(0), |x| with_idx(x.max_pool2d_with_indices(m2(2))));
     check("mp2_tie", xt().reshape(&[1, 1, 3, 4]), |x| with_idx(x.max_pool2d_with_indices(m2(2).stride(1))));
+    // A window wholly in the padding is −∞ (PyTorch's index and gradient for it point past the
+    // end of the plane, into the next one; ours stay in the plane, so only values are compared).
+    let empty = x1().narrow(2, 0, 3).max_pool1d(m1(2).stride(1).padding(1).dilation(4));
+    assert_eq!(empty.shape(), &[2, 3, 1]);
+    assert_eq!(empty.to_vec(), reference("mp1_empty"));
     // PyTorch's adaptive max pooling returns indices too; ours returns the values only.
     check("amp2", x2(), |x| (x.adaptive_max_pool2d([3, 5]), None));
 }
@@ -462,4 +467,44 @@ fn dropout2d_refuses_a_vector() {
 #[should_panic(expected = "Dropout2d: dropout probability 1 must be in [0, 1)")]
 fn dropout2d_refuses_p_one() {
     let _ = Dropout2d::new(1.0, 1);
+}
+
+thread_local! {
+    static CAPTURE: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+    static CAPTURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The line a panic inside `f` reports.
+fn panic_line(f: impl FnOnce()) -> u32 {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CAPTURING.with(|c| c.get()) {
+                CAPTURE.with(|c| c.set(info.location().map(|l| l.line())));
+            } else {
+                default(info);
+            }
+        }));
+    });
+    CAPTURING.with(|c| c.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CAPTURING.with(|c| c.set(false));
+    assert!(r.is_err(), "no panic");
+    CAPTURE.with(|c| c.take()).expect("a location")
+}
+
+#[test]
+fn panics_point_at_the_callers_line() {
+    let x = Tensor::<f32>::zeros(&[4, 4]);
+    let line = line!() + 1;
+    assert_eq!(panic_line(|| drop(x.max_pool2d(MaxPool2dConfig::new(2)))), line);
+    let line = line!() + 1;
+    assert_eq!(panic_line(|| drop(Module::<f32>::forward(&AvgPool2d::new(2), &x))), line);
+    let line = line!() + 1;
+    assert_eq!(panic_line(|| drop(x.pad(&[5, 0], PadMode::Reflect))), line);
+    let line = line!() + 1;
+    assert_eq!(panic_line(|| drop(Dropout2d::new(0.5, 0).forward(&x))), line);
+    let line = line!() + 1;
+    assert_eq!(panic_line(|| drop(x.unflatten(1, &[3]))), line);
 }

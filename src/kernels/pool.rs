@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use super::entry::instance;
+use super::slice::add_assign;
 use super::{PAR_CHUNK, Par};
 use crate::tensor::element::Element;
 use crate::tensor::memory;
@@ -65,7 +66,8 @@ fn split(par: Par, planes: usize, work: usize) -> (Par, usize) {
 }
 
 /// Max pooling of `planes` row-major planes of `x`: the maxima and, for each, its flat index in
-/// its input plane. The first maximum wins ties; a NaN is a maximum (as in PyTorch).
+/// its input plane. The first maximum in row-major order wins ties; a NaN is a maximum and the
+/// last NaN of a window gives the index (as in PyTorch).
 pub(crate) fn max_pool<E: Element>(par: Par, x: &[E], planes: usize, g: &Geometry) -> (Vec<E>, Vec<usize>) {
     type F<T> = fn(Par, &[T], usize, &Geometry) -> (Vec<T>, Vec<usize>);
     static F32: F<f32> = max_pool_impl::<f32>;
@@ -81,28 +83,22 @@ fn max_pool_impl<E: Element>(par: Par, x: &[E], planes: usize, g: &Geometry) -> 
     if op == 0 {
         return (vals, idx);
     }
+    let w = g.w;
     let plane = |(p, (v, ix)): (usize, (&mut [E], &mut [usize]))| {
         let src = &x[p * ip..(p + 1) * ip];
         let mut k = 0;
         for r in &g.rows {
             for c in &g.cols {
-                let mut best = E::neg_infinity();
-                let mut at = r.start * g.w + c.start;
+                // Row-major order, replacing only on a greater value: the first maximum wins.
+                let (mut best, mut at) = (E::neg_infinity(), r.start * w + c.start);
                 for i in 0..r.count {
-                    let row = (r.start + i * r.step) * g.w;
+                    let row = (r.start + i * r.step) * w + c.start;
                     for j in 0..c.count {
-                        let pos = row + c.start + j * c.step;
+                        let pos = row + j * c.step;
                         let val = src[pos];
-                        if val > best || val.is_nan() {
-                            best = val;
-                            at = pos;
-                            if val.is_nan() {
-                                break;
-                            }
-                        }
-                    }
-                    if best.is_nan() {
-                        break;
+                        let better = val > best || val.is_nan();
+                        best = if better { val } else { best };
+                        at = if better { pos } else { at };
                     }
                 }
                 v[k] = best;
@@ -127,6 +123,15 @@ pub(crate) fn plane_gather<E: Element>(par: Par, x: &[E], in_plane: usize, idx: 
     static F32: F<f32> = plane_gather_impl::<f32>;
     static F64: F<f64> = plane_gather_impl::<f64>;
     instance::<E, F<E>>(&F32, &F64)(par, x, in_plane, idx, out_plane)
+}
+
+/// Max pooling's indices as whole numbers of the element type (for `*_with_indices`).
+pub(crate) fn indices_as<E: Element>(idx: &[usize]) -> Vec<E> {
+    let mut out: Vec<E> = memory::take(idx.len());
+    for (o, &i) in out.iter_mut().zip(idx) {
+        *o = E::from_usize(i).unwrap_or_else(E::nan);
+    }
+    out
 }
 
 /// [`plane_gather`]'s body, instantiated in this crate only.
@@ -198,17 +203,26 @@ fn avg_pool_impl<E: Element>(par: Par, x: &[E], planes: usize, g: &Geometry, sca
     if op == 0 {
         return out;
     }
+    let w = g.w;
     let plane = |(p, o): (usize, &mut [E])| {
         let src = &x[p * ip..(p + 1) * ip];
+        // Per output row: the sum of the window's rows (a vector add), then each window's
+        // columns of that sum.
+        let mut rs = vec![E::zero(); w];
         let mut k = 0;
         for r in &g.rows {
+            if r.count == 0 {
+                rs.fill(E::zero());
+            } else {
+                rs.copy_from_slice(&src[r.start * w..][..w]);
+            }
+            for i in 1..r.count {
+                add_assign(&mut rs, &src[(r.start + i * r.step) * w..][..w]);
+            }
             for c in &g.cols {
                 let mut s = E::zero();
-                for i in 0..r.count {
-                    let row = &src[(r.start + i * r.step) * g.w..][..g.w];
-                    for j in 0..c.count {
-                        s += row[c.start + j * c.step];
-                    }
+                for j in 0..c.count {
+                    s += rs[c.start + j * c.step];
                 }
                 o[k] = s * scale[k];
                 k += 1;
@@ -240,19 +254,24 @@ fn avg_pool_adjoint_impl<E: Element>(par: Par, gr: &[E], planes: usize, g: &Geom
     if op == 0 || ip == 0 {
         return out;
     }
+    let w = g.w;
     let plane = |(p, o): (usize, &mut [E])| {
         let src = &gr[p * op..(p + 1) * op];
+        // Per output row: its gradients spread over their windows' columns in one row, which
+        // is then added to each of the window's rows (a vector add).
+        let mut rs = vec![E::zero(); w];
         let mut k = 0;
         for r in &g.rows {
+            rs.fill(E::zero());
             for c in &g.cols {
                 let v = src[k] * scale[k];
-                for i in 0..r.count {
-                    let row = &mut o[(r.start + i * r.step) * g.w..][..g.w];
-                    for j in 0..c.count {
-                        row[c.start + j * c.step] += v;
-                    }
+                for j in 0..c.count {
+                    rs[c.start + j * c.step] += v;
                 }
                 k += 1;
+            }
+            for i in 0..r.count {
+                add_assign(&mut o[(r.start + i * r.step) * w..][..w], &rs);
             }
         }
     };
