@@ -7,7 +7,8 @@
 
 use proptest::prelude::*;
 use tensorgrad::nn::{
-    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Dropout2d, MaxPool1d, MaxPool2d, Module, Unflatten,
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, CircularPad2d, ConstantPad2d, Dropout2d, MaxPool1d,
+    MaxPool2d, Module, ReflectionPad2d, ReplicationPad2d, Unflatten, ZeroPad2d,
 };
 use tensorgrad::{AvgPool1dConfig, AvgPool2dConfig, MaxPool1dConfig, MaxPool2dConfig, PadMode, Tensor, gradcheck};
 
@@ -248,7 +249,7 @@ fn check_views(shape: &[usize], vals: &[f64], op: &dyn Fn(&T) -> T) -> Result<()
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
     fn max_pool_gradients(
@@ -313,6 +314,12 @@ fn modules_describe_themselves_as_pytorch() {
     assert_eq!(d(&AdaptiveAvgPool2d::new([5, 7])), "AdaptiveAvgPool2d(output_size=(5, 7))");
     assert_eq!(d(&Unflatten::new(1, &[2, 5, 5])), "Unflatten(dim=1, unflattened_size=(2, 5, 5))");
     assert_eq!(d(&Dropout2d::new(0.5, 0)), "Dropout2d(p=0.5)");
+    assert_eq!(d(&ZeroPad2d::same(2)), "ZeroPad2d((2, 2, 2, 2))");
+    assert_eq!(d(&ConstantPad2d::new([1, 2, 3, 4], 3.5)), "ConstantPad2d(padding=(1, 2, 3, 4), value=3.5)");
+    assert_eq!(d(&ConstantPad2d::new([2, 2, 0, 0], 1.0)), "ConstantPad2d(padding=(2, 2, 0, 0), value=1.0)");
+    assert_eq!(d(&ReflectionPad2d::new([1, 1, 2, 0])), "ReflectionPad2d((1, 1, 2, 0))");
+    assert_eq!(d(&ReplicationPad2d::same(1)), "ReplicationPad2d((1, 1, 1, 1))");
+    assert_eq!(d(&CircularPad2d::same(1)), "CircularPad2d((1, 1, 1, 1))");
     assert!(MaxPool2d::new(2).named_parameters_empty());
 }
 
@@ -337,6 +344,12 @@ fn modules_run_their_ops() {
     assert_eq!(Module::<f64>::forward(&MaxPool1d::new(2), &l).shape(), &[2, 3, 5]);
     assert_eq!(Module::<f64>::forward(&AvgPool1d::new(2), &l).shape(), &[2, 3, 5]);
     assert_eq!(Module::<f64>::forward(&AdaptiveAvgPool1d::new(3), &l).shape(), &[2, 3, 3]);
+    let p = [2, 3, 1, 2];
+    assert_eq!(Module::<f64>::forward(&ReflectionPad2d::new(p), &x).to_vec(), reference("pad_reflect"));
+    assert_eq!(Module::<f64>::forward(&CircularPad2d::new(p), &x).to_vec(), reference("pad_circular"));
+    assert_eq!(Module::<f64>::forward(&ReplicationPad2d::new([3, 1, 0, 4]), &x).to_vec(), reference("pad_replicate"));
+    assert_eq!(Module::<f64>::forward(&ConstantPad2d::new([1, 2, 3, 0], 1.5), &x).to_vec(), reference("pad_const"));
+    assert_eq!(Module::<f64>::forward(&ZeroPad2d::same(1), &x).sum().item(), x.sum().item());
 }
 
 #[test]
@@ -461,6 +474,12 @@ fn unflatten_sizes_must_multiply_to_the_dim() {
 #[should_panic(expected = "Dropout2d: expects a 3-D [N, C, L] or 4-D [N, C, H, W] input, got shape [5]")]
 fn dropout2d_refuses_a_vector() {
     let _ = Dropout2d::new(0.5, 1).forward(&Tensor::<f32>::ones(&[5]));
+}
+
+#[test]
+#[should_panic(expected = "ReflectionPad2d: expects a 3-D [C, H, W] or 4-D [N, C, H, W] input, got shape [3, 3]")]
+fn reflection_pad2d_refuses_a_matrix() {
+    let _ = ReflectionPad2d::same(1).forward(&Tensor::<f32>::ones(&[3, 3]));
 }
 
 #[test]
