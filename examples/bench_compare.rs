@@ -62,12 +62,13 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tensorgrad::loss::{Reduction, bce_with_logits, cross_entropy};
+use tensorgrad::models::resnet::{ResNet, ResNetDepth};
 use tensorgrad::nn::{
-    Embedding, Linear, Lstm, LstmConfig, Module, Relu, Sequential, TransformerEncoder, TransformerEncoderLayer,
-    TransformerLayerConfig,
+    Conv2d, Embedding, Flatten, Linear, Lstm, LstmConfig, MaxPool2d, Module, Relu, Sequential, TransformerEncoder,
+    TransformerEncoderLayer, TransformerLayerConfig,
 };
 use tensorgrad::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-use tensorgrad::{Tensor, no_grad};
+use tensorgrad::{Conv2dOptions, ConvPadding, Tensor, no_grad};
 
 /// The workloads this binary knows, with a one-line description.
 const WORKLOADS: &[(&str, &str)] = &[
@@ -92,6 +93,14 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("lstm_train_unfused", "lstm_train with the cell composed op by op (fused = false)"),
     ("mlp_train", "MLP 784-512-512-10 (ReLU), batch 256, cross-entropy, SGD step"),
     ("encoder_train", "TransformerEncoder d128 4 heads ff512 4 layers dropout 0.1, B32 T64, Adam step"),
+    ("conv2d_lenet_fwd", "LeNet's convs, bias, no padding: 1->6 k5 on [64,1,28,28] and 6->16 k5 on [64,6,12,12]"),
+    ("conv2d_lenet_bwd", "backward only of conv2d_lenet_fwd (graph kept): input + weight grads of both, fixed dy"),
+    ("conv2d_block_fwd", "ResNet basic-block conv: 64->64 k3 p1 on [8,64,56,56], no bias"),
+    ("conv2d_block_bwd", "backward only of conv2d_block_fwd (graph kept): input + weight grads, fixed dy"),
+    ("conv2d_320_fwd", "3->16 k3 p1 on [2,3,320,320], bias"),
+    ("conv2d_320_bwd", "backward only of conv2d_320_fwd (graph kept): input + weight grads, fixed dy"),
+    ("resnet18_train", "ResNet-18 (10 classes), [16,3,64,64], train mode, cross-entropy, SGD momentum 0.9 step"),
+    ("cnn_mnist_train", "examples/cnn_mnist.rs's LeNet, [64,1,28,28], cross-entropy, Adam step"),
     ("noop", "nothing (baseline for peak memory)"),
     ("probe_clock", "machine probe: 20 dependent integer adds per loop (rate = GHz)"),
     ("probe_fma256", "machine probe: 12 independent 256-bit FMA chains per thread (rate = GFLOP/s)"),
@@ -273,6 +282,133 @@ fn encoder_train(rng: &mut StdRng) -> Workload {
     Workload { run: Box::new(run), work: None }
 }
 
+/// One stride-1, undilated, ungrouped 2-D convolution of a benchmark: input `[n, cin, side,
+/// side]`, weight `[cout, cin, k, k]`, `pad` zeros on every side, and a bias or not.
+#[derive(Clone, Copy)]
+struct ConvShape {
+    n: usize,
+    cin: usize,
+    cout: usize,
+    side: usize,
+    k: usize,
+    pad: usize,
+    bias: bool,
+}
+
+impl ConvShape {
+    /// Multiply-adds × 2 of the forward pass (the bias adds are not counted). The backward's
+    /// input gradient and weight gradient are each this much again.
+    fn flop(&self) -> f64 {
+        let out = self.side + 2 * self.pad - self.k + 1;
+        2.0 * (self.n * self.cout * out * out * self.cin * self.k * self.k) as f64
+    }
+}
+
+/// LeNet's two convolutions at batch 64 (the second on the pooled output of the first).
+const CONV_LENET: &[ConvShape] = &[
+    ConvShape { n: 64, cin: 1, cout: 6, side: 28, k: 5, pad: 0, bias: true },
+    ConvShape { n: 64, cin: 6, cout: 16, side: 12, k: 5, pad: 0, bias: true },
+];
+/// A ResNet basic block's 3×3 convolution at the first stage's resolution.
+const CONV_BLOCK: &[ConvShape] = &[ConvShape { n: 8, cin: 64, cout: 64, side: 56, k: 3, pad: 1, bias: false }];
+/// Few channels on a large image: a detector's stem.
+const CONV_320: &[ConvShape] = &[ConvShape { n: 2, cin: 3, cout: 16, side: 320, k: 3, pad: 1, bias: true }];
+
+/// The convolutions `shapes`, each on its own input (they are not chained).
+///
+/// `backward = false`: the forward pass of each, nothing requiring gradients (no graph recorded).
+/// `backward = true`: the backward pass only. The input and the weight require gradients (the
+/// bias, when there is one, is a constant); each forward is run once, before timing, and one
+/// repetition is `y.backward_with_grad(dy)` on each output with a fixed random `dy`, giving the
+/// input and weight gradients. tensorgrad's graph is not consumed by a backward pass, so the same
+/// one is walked every time (PyTorch's side uses `retain_graph=True`).
+fn conv_workload(shapes: &[ConvShape], backward: bool, rng: &mut StdRng) -> Workload {
+    let mut convs = Vec::new();
+    for s in shapes {
+        let leaf = |t: Tensor<f32>| if backward { t.requires_grad() } else { t };
+        let x = leaf(random(&[s.n, s.cin, s.side, s.side], rng));
+        let w = leaf(random(&[s.cout, s.cin, s.k, s.k], rng));
+        let b = s.bias.then(|| random(&[s.cout], rng));
+        let opts = Conv2dOptions {
+            stride: [1, 1],
+            padding: ConvPadding::Explicit([s.pad, s.pad]),
+            dilation: [1, 1],
+            groups: 1,
+        };
+        convs.push((x, w, b, opts));
+    }
+    let flop: f64 = shapes.iter().map(ConvShape::flop).sum::<f64>() * if backward { 2.0 } else { 1.0 };
+    let work = Some((flop / 1e9, "GFLOP/s"));
+    if !backward {
+        let run = move || {
+            for (x, w, b, opts) in &convs {
+                drop(black_box(black_box(x).conv2d(w, b.as_ref(), *opts)));
+            }
+        };
+        return Workload { run: Box::new(run), work };
+    }
+    let outs: Vec<(Tensor<f32>, Tensor<f32>)> = convs
+        .iter()
+        .map(|(x, w, b, opts)| {
+            let y = x.conv2d(w, b.as_ref(), *opts);
+            let dy = random(y.shape(), rng);
+            (y, dy)
+        })
+        .collect();
+    let run = move || {
+        for (y, dy) in &outs {
+            drop(black_box(y.backward_with_grad(dy)));
+        }
+    };
+    Workload { run: Box::new(run), work }
+}
+
+/// torchvision's `resnet18(num_classes=10)` in training mode (batch norm normalises with the
+/// batch's statistics and updates its running ones): one SGD step (lr 0.01, momentum 0.9) on
+/// cross-entropy, 16 random 3×64×64 images.
+fn resnet18_train(rng: &mut StdRng) -> Workload {
+    let mut model: ResNet = ResNet::new(ResNetDepth::R18, 10, &mut *rng);
+    model.train();
+    let x = Tensor::randn(&[16, 3, 64, 64], 0.0, 1.0, &mut *rng);
+    let targets: Vec<usize> = (0..16).map(|_| rng.random_range(0..10)).collect();
+    let mut opt = Sgd::new(model.named_parameters(), SgdConfig { lr: 0.01, momentum: 0.9, ..Default::default() });
+    let run = move || {
+        let loss = cross_entropy(&model.forward(&x), &targets, 0.0, Reduction::Mean);
+        let grads = loss.backward();
+        opt.step(&grads);
+        black_box(loss.item());
+    };
+    Workload { run: Box::new(run), work: None }
+}
+
+/// The LeNet of `examples/cnn_mnist.rs`: one Adam step (lr 1e-3) on cross-entropy, 64 random
+/// images in [0, 1).
+fn cnn_mnist_train(rng: &mut StdRng) -> Workload {
+    let model: Sequential = Sequential::new()
+        .add(Conv2d::new(1, 6, [5, 5], &mut *rng))
+        .add(Relu)
+        .add(MaxPool2d::new(2))
+        .add(Conv2d::new(6, 16, [5, 5], &mut *rng))
+        .add(Relu)
+        .add(MaxPool2d::new(2))
+        .add(Flatten::new())
+        .add(Linear::new(16 * 4 * 4, 120, &mut *rng))
+        .add(Relu)
+        .add(Linear::new(120, 84, &mut *rng))
+        .add(Relu)
+        .add(Linear::new(84, 10, &mut *rng));
+    let x = Tensor::rand_uniform(&[64, 1, 28, 28], 0.0, 1.0, &mut *rng);
+    let targets: Vec<usize> = (0..64).map(|_| rng.random_range(0..10)).collect();
+    let mut opt = Adam::new(model.named_parameters(), AdamConfig { lr: 1e-3, ..Default::default() });
+    let run = move || {
+        let loss = cross_entropy(&model.forward(&x), &targets, 0.0, Reduction::Mean);
+        let grads = loss.backward();
+        opt.step(&grads);
+        black_box(loss.item());
+    };
+    Workload { run: Box::new(run), work: None }
+}
+
 fn build(name: &str, threads: usize) -> Workload {
     let mut rng = StdRng::seed_from_u64(0);
     let rng = &mut rng;
@@ -345,6 +481,14 @@ fn build(name: &str, threads: usize) -> Workload {
         "lstm_predict1" => lstm_predict1(rng),
         "mlp_train" => mlp_train(rng),
         "encoder_train" => encoder_train(rng),
+        "conv2d_lenet_fwd" => conv_workload(CONV_LENET, false, rng),
+        "conv2d_lenet_bwd" => conv_workload(CONV_LENET, true, rng),
+        "conv2d_block_fwd" => conv_workload(CONV_BLOCK, false, rng),
+        "conv2d_block_bwd" => conv_workload(CONV_BLOCK, true, rng),
+        "conv2d_320_fwd" => conv_workload(CONV_320, false, rng),
+        "conv2d_320_bwd" => conv_workload(CONV_320, true, rng),
+        "resnet18_train" => resnet18_train(rng),
+        "cnn_mnist_train" => cnn_mnist_train(rng),
         "noop" => Workload { run: Box::new(|| black_box(())), work: None },
         "probe_clock" => {
             // One repetition: 10⁸ dependent adds, one cycle each → rate in GHz.

@@ -9,7 +9,9 @@
 //! `--model transformer` trains a small Transformer encoder on the same data instead
 //! (`examples/common/text_transformer.rs`: embeddings with sinusoidal positions, two pre-norm
 //! encoder layers with the padding masked out of every attention, attention pooling, a sigmoid
-//! output); `explain` then shows its attention maps.
+//! output); `explain` then shows its attention maps. `--model cnn` trains the convolutional
+//! sentence classifier (`examples/common/text_cnn.rs`: filters of widths 3, 4 and 5 over the
+//! embeddings, max over time, dropout, a sigmoid output), which the `text_cnn` example runs.
 //!
 //! ```text
 //! cargo run --release --example text_classification
@@ -22,7 +24,7 @@
 //! `--vocab`, `--seed`, `--out DIR` (default `target/text_classification/`), `--no-mask`,
 //! `--limit N` (use only the first N rows, for a quick run), `--save-split` (also write the
 //! train/test split as `train.tsv` and `test.tsv`, to train another framework on the same data),
-//! `--model lstm|transformer`. It writes `history.json`, `history.csv`, `training_curves.png`,
+//! `--model lstm|transformer|cnn`. It writes `history.json`, `history.csv`, `training_curves.png`,
 //! the weights (`model.safetensors`), the vocabulary (`vocab.txt`) and the architecture's name
 //! (`architecture.txt`) into `--out`. The last line it prints is `test_accuracy=… test_loss=…`.
 
@@ -39,9 +41,30 @@ use tensorgrad::optim::{Adam, AdamConfig};
 use tensorgrad::train::{FitOptions, Metric, Trainer, Validation};
 use tensorgrad::{Tensor, io};
 
+#[path = "common/text_cnn.rs"]
+mod text_cnn;
 #[path = "common/text_transformer.rs"]
 mod text_transformer;
+use text_cnn::CnnClassifier;
 use text_transformer::TransformerClassifier;
+
+/// Which classifier to train.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arch {
+    Lstm,
+    Transformer,
+    Cnn,
+}
+
+impl Arch {
+    fn name(self) -> &'static str {
+        match self {
+            Arch::Lstm => "lstm",
+            Arch::Transformer => "transformer",
+            Arch::Cnn => "cnn",
+        }
+    }
+}
 
 struct Args {
     train: PathBuf,
@@ -55,10 +78,10 @@ struct Args {
     mask: bool,
     limit: Option<usize>,
     save_split: bool,
-    transformer: bool,
+    arch: Arch,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(args: Vec<String>, arch: Arch, out: &str) -> Result<Args, String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut a = Args {
         train: root.join("data/rt_snippets/rt_snippets.tsv"),
@@ -68,13 +91,13 @@ fn parse_args() -> Result<Args, String> {
         max_len: 100,
         vocab: 10_000,
         seed: 42,
-        out: root.join("target/text_classification"),
+        out: root.join(out),
         mask: true,
         limit: None,
         save_split: false,
-        transformer: false,
+        arch,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         let num = |v: String| v.parse::<usize>().map_err(|e| format!("{flag}: {v:?} is not a count ({e})"));
@@ -91,10 +114,11 @@ fn parse_args() -> Result<Args, String> {
             "--no-mask" => a.mask = false,
             "--save-split" => a.save_split = true,
             "--model" => {
-                a.transformer = match value()?.as_str() {
-                    "lstm" => false,
-                    "transformer" => true,
-                    other => return Err(format!("--model is lstm or transformer, not {other}")),
+                a.arch = match value()?.as_str() {
+                    "lstm" => Arch::Lstm,
+                    "transformer" => Arch::Transformer,
+                    "cnn" => Arch::Cnn,
+                    other => return Err(format!("--model is lstm, transformer or cnn, not {other}")),
                 }
             }
             "--help" | "-h" => return Err(String::new()),
@@ -107,16 +131,23 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
+#[allow(dead_code)] // unused where `text_cnn` includes this file as a module
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    cli("text_classification", std::env::args().skip(1).collect(), Arch::Lstm, "target/text_classification")
+}
+
+/// Runs the program on the flags `args`; `arch` and `out` are the defaults of `--model` and
+/// `--out` (`text_cnn` runs it with `cnn`).
+pub(crate) fn cli(program: &str, args: Vec<String>, arch: Arch, out: &str) -> ExitCode {
+    let args = match parse_args(args, arch, out) {
         Ok(a) => a,
         Err(e) => {
             if !e.is_empty() {
                 eprintln!("error: {e}");
             }
             eprintln!(
-                "usage: text_classification [--train FILE] [--test FILE] [--epochs N] [--batch-size N] [--max-len N] \
-                 [--vocab N] [--seed N] [--out DIR] [--no-mask] [--limit N] [--save-split] [--model lstm|transformer]"
+                "usage: {program} [--train FILE] [--test FILE] [--epochs N] [--batch-size N] [--max-len N] \
+                 [--vocab N] [--seed N] [--out DIR] [--no-mask] [--limit N] [--save-split] [--model lstm|transformer|cnn]"
             );
             return ExitCode::from(2);
         }
@@ -185,9 +216,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let model: Box<dyn Module> = if args.transformer {
+    let model: Box<dyn Module> = if args.arch == Arch::Transformer {
         let model = TransformerClassifier::new(args.vocab, args.max_len, args.seed, &mut rng);
         println!("model: {}; {} parameters; padding masked", model.describe(), model.num_parameters());
+        Box::new(model)
+    } else if args.arch == Arch::Cnn {
+        if args.max_len < 5 {
+            return Err("--model cnn needs --max-len of at least 5 (its widest filter)".into());
+        }
+        let model = CnnClassifier::new(args.vocab, args.seed, &mut rng);
+        println!("model: {}; {} parameters", model.describe(), model.num_parameters());
         Box::new(model)
     } else {
         let lstm = LstmConfig { dropout: 0.2, recurrent_dropout: 0.2, seed: args.seed, ..LstmConfig::new(16, 128) };
@@ -224,7 +262,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     history.plot(args.out.join("training_curves.png"))?;
     io::save_model(trainer.model(), args.out.join("model.safetensors"))?;
     tok.save(args.out.join("vocab.txt"))?;
-    std::fs::write(args.out.join("architecture.txt"), if args.transformer { "transformer\n" } else { "lstm\n" })?;
+    std::fs::write(args.out.join("architecture.txt"), format!("{}\n", args.arch.name()))?;
     let per_epoch = history.epoch_seconds().iter().sum::<f64>() / history.epochs().max(1) as f64;
     println!(
         "wrote history.json, history.csv, training_curves.png, model.safetensors, vocab.txt and architecture.txt to {}",

@@ -238,7 +238,12 @@ pub mod train;
 pub use error::{Error, Result};
 pub use kernels::info::{CpuInfo, GemmPlan, cpu_info};
 pub use ops::attention::{AttnMask, SdpaOptions};
+pub use ops::conv::{
+    Conv1dOptions, Conv2dOptions, ConvOptions, ConvPadding, ConvTranspose1dOptions, ConvTranspose2dOptions,
+    ConvTransposeOptions, FoldOptions,
+};
 pub use ops::matmul::PackedMatrix;
+pub use ops::norm::BatchNormOptions;
 pub use ops::pad::PadMode;
 pub use ops::pool::{AvgPool1dConfig, AvgPool2dConfig, MaxPool1dConfig, MaxPool2dConfig};
 pub use tensor::autograd::Gradients;

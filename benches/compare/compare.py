@@ -67,6 +67,17 @@ WORKLOADS = {
     "lstm_train_unfused": (4, 1, 1, ("tensorgrad", "torch"), None),
     "mlp_train": (10, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
     "encoder_train": (8, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
+    # Convolutional networks (issue 14: ≤ 1.0× PyTorch at 1 and 2 threads). `_fwd` is the
+    # forward pass of the convolutions alone; `_bwd` the backward pass alone (input and weight
+    # gradients from a fixed upstream gradient, the graph built once before timing).
+    "conv2d_lenet_fwd": (15, 10, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
+    "conv2d_lenet_bwd": (15, 2, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
+    "conv2d_block_fwd": (10, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
+    "conv2d_block_bwd": (10, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
+    "conv2d_320_fwd": (10, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
+    "conv2d_320_bwd": (10, 1, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
+    "resnet18_train": (4, 1, 1, ("tensorgrad", "torch"), ("torch", 1.0, None)),
+    "cnn_mnist_train": (10, 3, 2, ("tensorgrad", "torch"), ("torch", 1.0, None)),
 }
 
 LABEL = {"tensorgrad": "tensorgrad", "torch": "PyTorch", "numpy": "NumPy"}

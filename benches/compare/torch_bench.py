@@ -36,6 +36,23 @@ import time
 
 LSTM_BATCH, LSTM_STEPS, VOCAB, EMB, HIDDEN = 128, 100, 10000, 16, 128
 
+# Stride-1, undilated, ungrouped 2-D convolutions, as `ConvShape` in examples/bench_compare.rs:
+# (batch, in channels, out channels, side of the square input, kernel side, padding, bias).
+CONV_SHAPES = {
+    # LeNet's two convolutions at batch 64 (the second on the pooled output of the first).
+    "lenet": [(64, 1, 6, 28, 5, 0, True), (64, 6, 16, 12, 5, 0, True)],
+    # A ResNet basic block's 3x3 convolution at the first stage's resolution.
+    "block": [(8, 64, 64, 56, 3, 1, False)],
+    # Few channels on a large image: a detector's stem.
+    "320": [(2, 3, 16, 320, 3, 1, True)],
+}
+
+
+def conv_flop(n, cin, cout, side, k, pad, bias):
+    """Multiply-adds x 2 of the forward pass (bias adds not counted)."""
+    out = side + 2 * pad - k + 1
+    return 2.0 * n * cout * out * out * cin * k * k
+
 
 def gflop(m, k, n):
     return 2.0 * m * k * n / 1e9, "GFLOP/s"
@@ -280,6 +297,74 @@ def torch_workload(name):
             return loss.item()
 
         return enc_step, None
+    if name.startswith("conv2d_") and name.rsplit("_", 1)[1] in ("fwd", "bwd"):
+        # The convolutions, each on its own input (not chained). `_fwd`: the forward pass of each,
+        # nothing requiring grad. `_bwd`: the backward pass only: input and weight require grad
+        # (the bias is a constant), each forward runs once before timing, and one repetition is
+        # torch.autograd.grad of all outputs with fixed random upstream gradients, giving the input
+        # and weight gradients; retain_graph=True keeps the graph for the next repetition.
+        shapes = CONV_SHAPES.get(name[len("conv2d_"):].rsplit("_", 1)[0])
+        if shapes is None:
+            return None
+        backward = name.endswith("_bwd")
+        convs = []
+        for n, cin, cout, side, k, pad, bias in shapes:
+            x = rand(n, cin, side, side).requires_grad_(backward)
+            w = rand(cout, cin, k, k).requires_grad_(backward)
+            b = rand(cout) if bias else None
+            convs.append((x, w, b, pad))
+        work = sum(conv_flop(*s) for s in shapes) * (2 if backward else 1) / 1e9, "GFLOP/s"
+        if not backward:
+
+            def conv_fwd():
+                for x, w, b, pad in convs:
+                    F.conv2d(x, w, b, padding=pad)
+
+            return conv_fwd, work
+        ys = [F.conv2d(x, w, b, padding=pad) for x, w, b, pad in convs]
+        dys = [rand(*y.shape) for y in ys]
+        leaves = [t for x, w, _, _ in convs for t in (x, w)]
+
+        def conv_bwd():
+            return torch.autograd.grad(ys, leaves, dys, retain_graph=True)
+
+        return conv_bwd, work
+    if name == "resnet18_train":
+        import torchvision
+
+        # Training mode: batch norm uses the batch's statistics and updates its running ones.
+        model = torchvision.models.resnet18(num_classes=10).train()
+        x = torch.randn(16, 3, 64, 64, generator=gen)
+        targets = torch.randint(0, 10, (16,), generator=gen)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def resnet_step():
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), targets)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        return resnet_step, None
+    if name == "cnn_mnist_train":
+        # examples/cnn_mnist.rs's LeNet.
+        model = nn.Sequential(
+            nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(16 * 4 * 4, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+        )
+        x = torch.rand(64, 1, 28, 28, generator=gen)
+        targets = torch.randint(0, 10, (64,), generator=gen)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def lenet_step():
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), targets)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        return lenet_step, None
     if name == "noop":
         return (lambda: None), None
     return None

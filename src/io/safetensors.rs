@@ -11,7 +11,7 @@ use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
 
 use super::write_atomically;
 use crate::error::{backticked, bare};
-use crate::nn::Module;
+use crate::nn::{Module, state_entries, write_state};
 use crate::{Element, Error, Result, Tensor};
 
 /// The header key safetensors reserves for the string metadata.
@@ -92,6 +92,16 @@ pub fn save_tensors_to_bytes<E: Element>(
     tensors: &[(String, Tensor<E>)],
     metadata: &[(String, String)],
 ) -> Result<Vec<u8>> {
+    serialize(tensors, &[], metadata)
+}
+
+/// [`save_tensors_to_bytes`], with the tensors at the positions `counts` says written as `I64`
+/// (counting buffers such as `num_batches_tracked`, which PyTorch keeps as integers).
+fn serialize<E: Element>(
+    tensors: &[(String, Tensor<E>)],
+    counts: &[bool],
+    metadata: &[(String, String)],
+) -> Result<Vec<u8>> {
     let mut seen = HashSet::new();
     for (name, _) in tensors {
         if name == METADATA_KEY {
@@ -115,7 +125,10 @@ pub fn save_tensors_to_bytes<E: Element>(
             });
         }
     }
-    let views = tensors.iter().map(|(name, t)| (name.as_str(), Encoded { tensor: t, dtype: dtype_of::<E>() }));
+    let views = tensors.iter().enumerate().map(|(i, (name, t))| {
+        let dtype = if counts.get(i) == Some(&true) { Dtype::I64 } else { dtype_of::<E>() };
+        (name.as_str(), Encoded { tensor: t, dtype })
+    });
     let info = (!info.is_empty()).then_some(info);
     // The names are unique and the byte lengths match the shapes, so serialization cannot fail
     // except for a header over safetensors' 100 MB limit.
@@ -138,17 +151,27 @@ impl<E: Element> View for Encoded<'_, E> {
     }
 
     fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        encode(&self.tensor.to_vec()).into()
+        let values = self.tensor.to_vec();
+        match self.dtype {
+            // A count: whole numbers, saturated to the i64 range.
+            Dtype::I64 => {
+                values.iter().flat_map(|v| (v.to_f64().unwrap_or(0.0).round() as i64).to_le_bytes()).collect()
+            }
+            _ => encode(&values),
+        }
+        .into()
     }
 
     fn data_len(&self) -> usize {
-        self.tensor.numel().saturating_mul(size_of::<E>())
+        let width = if self.dtype == Dtype::I64 { 8 } else { size_of::<E>() };
+        self.tensor.numel().saturating_mul(width)
     }
 }
 
-/// Writes every parameter of `model` (frozen ones too) to a safetensors file, under the names of
-/// [`Module::named_parameters`] — PyTorch's `state_dict` names for PyTorch-style modules
-/// (`lstm.weight_ih_l0`, `fc.bias`, …). The header metadata is `{"format": "pt"}`, which the
+/// Writes every parameter of `model` (frozen ones too) and every buffer (batch norm's running
+/// statistics) to a safetensors file, under the names of [`Module::state_dict`] — PyTorch's
+/// `state_dict` names for PyTorch-style modules (`lstm.weight_ih_l0`, `fc.bias`,
+/// `bn1.running_mean`, …); counting buffers are written as `I64`, as PyTorch keeps them. The header metadata is `{"format": "pt"}`, which the
 /// Hugging Face loaders expect of PyTorch-layout weights.
 ///
 /// Crash-safe like [`save_tensors`].
@@ -197,7 +220,10 @@ pub fn save_model<E: Element, M: Module<E> + ?Sized>(model: &M, path: impl AsRef
 /// # Errors
 /// [`Error::InvalidName`] if two parameters share a name.
 pub fn save_model_to_bytes<E: Element, M: Module<E> + ?Sized>(model: &M) -> Result<Vec<u8>> {
-    save_tensors_to_bytes(&model.named_parameters(), &[("format".to_string(), "pt".to_string())])
+    let entries = state_entries(model);
+    let counts: Vec<bool> = entries.iter().map(|e| e.count).collect();
+    let tensors: Vec<(String, Tensor<E>)> = entries.into_iter().map(|e| (e.name, e.tensor)).collect();
+    serialize(&tensors, &counts, &[("format".to_string(), "pt".to_string())])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,8 +323,8 @@ pub fn load_metadata_from_bytes(bytes: &[u8]) -> Result<Vec<(String, String)>> {
     Ok(Parsed::new(bytes, None)?.metadata())
 }
 
-/// Loads a safetensors file into the parameters of `model`, matching them by name
-/// ([`Module::named_parameters`]).
+/// Loads a safetensors file into the parameters and buffers of `model`, matching them by name
+/// ([`Module::state_dict`]; a counting buffer may be stored as `I64`, as PyTorch writes it).
 ///
 /// Every name, shape and dtype is checked before anything is written: if the file lacks a
 /// parameter, has a tensor the model does not, or differs in a shape or dtype, the call returns
@@ -360,18 +386,22 @@ pub fn load_model_from_bytes<E: Element, M: Module<E> + ?Sized>(model: &M, bytes
 /// The shared part of [`load_model`] and [`load_model_from_bytes`]: checks every name, shape
 /// and dtype against the model, decodes everything, and only then writes the parameters.
 fn load_parsed_model<E: Element, M: Module<E> + ?Sized>(model: &M, parsed: &Parsed<'_>) -> Result<()> {
-    let params = model.named_parameters();
+    let entries = state_entries(model);
+    let params: Vec<(String, Tensor<E>)> = entries.iter().map(|e| (e.name.clone(), e.tensor.clone())).collect();
     let file = parsed.meta.tensors();
     let expected = dtype_of::<E>();
 
     let (mut missing, mut mismatched, mut wrong_dtype) = (Vec::new(), Vec::new(), Vec::new());
-    for (name, t) in &params {
+    for (entry, (name, t)) in entries.iter().zip(&params) {
         let Some(info) = file.get(name) else {
             missing.push(name.clone());
             continue;
         };
-        if info.dtype != expected {
-            wrong_dtype.push((name.clone(), expected.to_string(), info.dtype.to_string()));
+        // A count may be stored as an integer (PyTorch's `num_batches_tracked`) or as `E`.
+        let count_ok = entry.count && matches!(info.dtype, Dtype::I64 | Dtype::I32);
+        if info.dtype != expected && !count_ok {
+            let want = if entry.count { format!("{expected} or I64") } else { expected.to_string() };
+            wrong_dtype.push((name.clone(), want, info.dtype.to_string()));
         }
         if info.shape != t.shape() {
             mismatched.push((name.clone(), t.shape().to_vec(), info.shape.clone()));
@@ -394,18 +424,25 @@ fn load_parsed_model<E: Element, M: Module<E> + ?Sized>(model: &M, parsed: &Pars
     }
 
     // Decode everything first, so a failure cannot leave the model half loaded.
-    let values =
-        params.iter().map(|(name, _)| parsed.values::<E>(name, file[name])).collect::<Result<Vec<Vec<E>>>>()?;
-    for ((_, t), v) in params.iter().zip(values) {
-        t.update_(|d| d.copy_from_slice(&v));
-    }
+    let values = entries
+        .iter()
+        .map(|e| {
+            if e.count {
+                parsed.values_converted::<E>(&e.name, file[&e.name])
+            } else {
+                parsed.values::<E>(&e.name, file[&e.name])
+            }
+        })
+        .collect::<Result<Vec<Vec<E>>>>()?;
+    write_state(model, values);
     Ok(())
 }
 
 /// Every tensor of a safetensors file as `E`, converting from any float dtype a checkpoint may
-/// hold (`F32`, `F64`, `F16`, `BF16`): for loading pretrained weights, where the file's dtype is
-/// the publisher's choice. Checked as strictly as [`load_tensors`]; another dtype (integers,
-/// `F8`) is an [`Error::DType`].
+/// hold (`F32`, `F64`, `F16`, `BF16`), and the integer counts of PyTorch's buffers (`I64`, `I32`,
+/// such as `num_batches_tracked`): for loading pretrained weights, where the file's dtype is the
+/// publisher's choice. Checked as strictly as [`load_tensors`]; another dtype (`F8`, `U8`, …) is
+/// an [`Error::DType`].
 pub(crate) fn load_tensors_converted<E: Element>(path: &Path) -> Result<Vec<(String, Tensor<E>)>> {
     let bytes = read_file(path)?;
     let parsed = Parsed::new(&bytes, Some(path))?;
@@ -475,15 +512,15 @@ impl<'a> Parsed<'a> {
     /// converted to `E`, after the same checks as [`values`](Self::values).
     fn values_converted<E: Element>(&self, name: &str, info: &TensorInfo) -> Result<Vec<E>> {
         let width = match info.dtype {
-            Dtype::F32 => 4,
-            Dtype::F64 => 8,
+            Dtype::F32 | Dtype::I32 => 4,
+            Dtype::F64 | Dtype::I64 => 8,
             Dtype::F16 | Dtype::BF16 => 2,
             other => {
                 return Err(Error::DType {
                     path: self.path.map(Path::to_path_buf),
                     name: name.to_string(),
                     found: other.to_string(),
-                    expected: "a float dtype (F32, F64, F16 or BF16)".to_string(),
+                    expected: "a float dtype (F32, F64, F16 or BF16) or I64/I32".to_string(),
                 });
             }
         };
@@ -516,6 +553,13 @@ impl<'a> Parsed<'a> {
             }
             Dtype::BF16 => {
                 bytes.chunks_exact(2).map(|c| E::of(f64::from(f32::from_bits(u32::from(two(c)) << 16)))).collect()
+            }
+            Dtype::I64 => bytes
+                .chunks_exact(8)
+                .map(|c| E::of(i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64))
+                .collect(),
+            Dtype::I32 => {
+                bytes.chunks_exact(4).map(|c| E::of(f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))).collect()
             }
             _ => bytes.chunks_exact(2).map(|c| E::of(f16_to_f64(two(c)))).collect(),
         })

@@ -22,6 +22,7 @@
 //! busy machine (tried for the elementwise maps: no faster).
 
 pub(crate) mod attention;
+pub(crate) mod conv;
 pub(crate) mod cpu;
 pub(crate) mod entry;
 pub(crate) mod gemm;

@@ -1,6 +1,7 @@
 //!
-//! Two model families: [`gpt2`](crate::models::gpt2) (GPT-2, with cached generation) and
-//! [`bert`](crate::models::bert) (BERT, with a sequence-classification head).
+//! Three model families: [`gpt2`](crate::models::gpt2) (GPT-2, with cached generation),
+//! [`bert`](crate::models::bert) (BERT, with a sequence-classification head), and
+//! [`resnet`](crate::models::resnet) (ResNet-18/34/50 from torchvision weights).
 //!
 //! A model directory as `save_pretrained` writes it holds a `config.json` and the weights in
 //! `model.safetensors` (or shards listed in `model.safetensors.index.json`). The models here are
@@ -37,6 +38,7 @@
 
 pub mod bert;
 pub mod gpt2;
+pub mod resnet;
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -44,7 +46,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::nn::{Dropout, Module};
+use crate::nn::{Dropout, Module, write_state};
 use crate::{Element, Error, Result, Tensor};
 
 /// The file name of a single-file checkpoint in a model directory.
@@ -124,7 +126,8 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files.into_iter().map(|f| dir.join(f)).collect())
 }
 
-/// Loads a Hugging Face checkpoint from `dir` into `model`'s parameters.
+/// Loads a Hugging Face (or torchvision) checkpoint from `dir` into `model`'s parameters and
+/// buffers ([`Module::state_dict`]).
 ///
 /// Each tensor's name in the file goes through `rename`: `None` skips it (buffers such as
 /// GPT-2's old `attn.bias` causal mask, a tied head), `Some(name)` is the parameter it fills.
@@ -136,20 +139,33 @@ pub(crate) fn load_weights<E: Element, M: Module<E> + ?Sized>(
     rename: impl Fn(&str) -> Option<String>,
 ) -> Result<()> {
     let files = weight_files(dir)?;
+    let mut tensors = Vec::new();
+    for file in &files {
+        tensors.extend(crate::io::load_tensors_converted::<E>(file)?);
+    }
+    let path = if files.len() == 1 { files[0].clone() } else { dir.to_path_buf() };
+    load_tensors_into(&path, tensors, model, rename)
+}
+
+/// [`load_weights`] from tensors already read (from `path`, named in errors).
+pub(crate) fn load_tensors_into<E: Element, M: Module<E> + ?Sized>(
+    path: &Path,
+    tensors: Vec<(String, Tensor<E>)>,
+    model: &M,
+    rename: impl Fn(&str) -> Option<String>,
+) -> Result<()> {
     let mut found: HashMap<String, Tensor<E>> = HashMap::new();
     let mut unexpected = Vec::new();
-    for file in &files {
-        for (name, t) in crate::io::load_tensors_converted::<E>(file)? {
-            let Some(target) = rename(&name) else { continue };
-            match found.entry(target) {
-                Entry::Occupied(_) => unexpected.push(name), // two tensors for one parameter
-                Entry::Vacant(slot) => {
-                    slot.insert(t);
-                }
+    for (name, t) in tensors {
+        let Some(target) = rename(&name) else { continue };
+        match found.entry(target) {
+            Entry::Occupied(_) => unexpected.push(name), // two tensors for one parameter
+            Entry::Vacant(slot) => {
+                slot.insert(t);
             }
         }
     }
-    let params = model.named_parameters();
+    let params = model.state_dict();
     let (mut missing, mut mismatched) = (Vec::new(), Vec::new());
     for (name, p) in &params {
         match found.get(name) {
@@ -164,16 +180,13 @@ pub(crate) fn load_weights<E: Element, M: Module<E> + ?Sized>(
     unexpected.extend(found.keys().filter(|n| !names.contains(n.as_str())).cloned());
     unexpected.sort();
     if !(missing.is_empty() && unexpected.is_empty() && mismatched.is_empty()) {
-        let path = if files.len() == 1 { Some(files[0].clone()) } else { Some(dir.to_path_buf()) };
+        let path = Some(path.to_path_buf());
         return Err(Error::StateMismatch { path, missing, unexpected, mismatched, wrong_dtype: Vec::new() });
     }
     if let Some((name, t)) = params.iter().find(|(_, t)| !t.is_contiguous()) {
         return Err(Error::NotContiguous { name: name.clone(), shape: t.shape().to_vec() });
     }
-    for (name, p) in &params {
-        let values = found[name].to_vec();
-        p.update_(|d| d.copy_from_slice(&values));
-    }
+    write_state(model, params.iter().map(|(name, _)| found[name].to_vec()).collect());
     Ok(())
 }
 

@@ -14,6 +14,7 @@
 
 mod activation;
 mod attention;
+mod conv;
 mod dropout;
 mod embedding;
 mod flatten;
@@ -31,6 +32,9 @@ mod transformer;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
 pub use attention::ScaledDotProductAttention;
+pub use conv::{
+    Conv, Conv1d, Conv2d, ConvConfig, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTransposeConfig,
+};
 pub use dropout::{Dropout, Dropout2d};
 pub use embedding::Embedding;
 pub use flatten::{Flatten, Unflatten};
@@ -38,8 +42,9 @@ pub use init::Init;
 pub use linear::{Dense, Linear};
 pub use mha::{MhaArgs, MhaMask, MultiheadAttention, MultiheadAttentionConfig};
 pub(crate) use module::derive_seed;
-pub use module::{Mask, Module, Param, param_name};
-pub use norm::{LayerNorm, RmsNorm};
+pub use module::{Buffer, Mask, Module, Param, param_name};
+pub(crate) use module::{state_entries, write_state};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, BatchNormConfig, LayerNorm, RmsNorm};
 pub use pad::{CircularPad2d, ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d};
 pub use pool::{AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d};
 pub use rnn::{Gru, GruConfig, GruOutput, Lstm, LstmConfig, LstmOutput, LstmState, RnnConfig};

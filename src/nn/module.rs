@@ -1,4 +1,5 @@
-//! The `Module` trait and `Param`, a parameter that can be frozen.
+//! The `Module` trait, `Param` (a parameter that can be frozen) and `Buffer` (state that is saved
+//! with the weights but not trained).
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,6 +104,74 @@ impl<E: Element> Clone for Param<E> {
         let p = Param::new(Tensor::from_vec(v.to_vec(), v.shape()));
         p.set_trainable(self.is_trainable());
         p
+    }
+}
+
+/// State a module keeps besides its parameters, saved and loaded with them but never trained
+/// (PyTorch's buffers): batch norm's `running_mean`, `running_var` and `num_batches_tracked`.
+///
+/// A buffer is a constant: no gradient reaches it, no optimizer sees it. The module replaces its
+/// value in the forward pass ([`set`](Self::set)) or updates it in place; weight files,
+/// checkpoints and [`EarlyStopping`](crate::train::EarlyStopping)'s best weights carry it through
+/// [`Module::state_dict`]. A buffer that counts (`num_batches_tracked`) is written to a file as
+/// an `I64` tensor, as PyTorch keeps it, and read back from `I64` or floats.
+///
+/// ```
+/// use tensorgrad::Tensor;
+/// use tensorgrad::nn::Buffer;
+///
+/// let mean = Buffer::new(Tensor::<f32>::zeros(&[3]));
+/// mean.set(Tensor::ones(&[3]));
+/// assert_eq!(mean.value().to_vec(), [1.0; 3]);
+/// assert!(!mean.value().needs_grad());
+/// assert!(Buffer::<f32>::counter().is_count());
+/// ```
+#[derive(Debug)]
+pub struct Buffer<E: Element = f32> {
+    value: RwLock<Tensor<E>>,
+    count: bool,
+}
+
+impl<E: Element> Buffer<E> {
+    /// A buffer holding `value` (detached: a buffer is never part of a graph).
+    pub fn new(value: Tensor<E>) -> Self {
+        Buffer { value: RwLock::new(value.detach()), count: false }
+    }
+
+    /// A scalar counter starting at 0, stored as `I64` in files (`num_batches_tracked`).
+    pub fn counter() -> Self {
+        Buffer { value: RwLock::new(Tensor::scalar(E::zero())), count: true }
+    }
+
+    /// The current value.
+    pub fn value(&self) -> Tensor<E> {
+        self.value.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the value (detached).
+    ///
+    /// # Panics
+    /// If `value` does not have the buffer's shape.
+    #[track_caller]
+    pub fn set(&self, value: Tensor<E>) {
+        let mut v = self.value.write().unwrap_or_else(|e| e.into_inner());
+        if v.shape() != value.shape() {
+            panic!("Buffer::set: new value has shape {:?}, the buffer has {:?}", value.shape(), v.shape());
+        }
+        *v = value.detach();
+    }
+
+    /// Whether the buffer holds a count (written to files as `I64`).
+    pub fn is_count(&self) -> bool {
+        self.count
+    }
+}
+
+impl<E: Element> Clone for Buffer<E> {
+    /// A deep copy, as for [`Param`].
+    fn clone(&self) -> Self {
+        let v = self.value();
+        Buffer { value: RwLock::new(Tensor::from_vec(v.to_vec(), v.shape())), count: self.count }
     }
 }
 
@@ -234,6 +303,11 @@ pub trait Module<E: Element = f32>: Send + Sync {
     /// [`param_name`](super::param_name)), in a fixed order.
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>));
 
+    /// Calls `f` with each buffer (state saved with the weights but not trained, such as batch
+    /// norm's running statistics) and its dotted name, in a fixed order. The default has none;
+    /// containers visit their children's.
+    fn visit_buffers(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Buffer<E>)) {}
+
     /// A one-line description in PyTorch's style, `Linear(in_features=4, out_features=2,
     /// bias=true)`, used by `Display` and [`summary`](super::Sequential::summary) of containers.
     /// The default is the type's name without its path; containers describe their children on
@@ -270,6 +344,29 @@ pub trait Module<E: Element = f32>: Send + Sync {
     fn named_parameters(&self) -> Vec<(String, Tensor<E>)> {
         let mut out = Vec::new();
         self.visit_params("", &mut |name, p| out.push((name, p.value())));
+        out
+    }
+
+    /// Every buffer with its dotted name (see [`Buffer`]).
+    fn named_buffers(&self) -> Vec<(String, Tensor<E>)> {
+        let mut out = Vec::new();
+        self.visit_buffers("", &mut |name, b| out.push((name, b.value())));
+        out
+    }
+
+    /// Everything a weight file holds, as PyTorch's `state_dict`: the parameters
+    /// ([`named_parameters`](Module::named_parameters)), then the buffers
+    /// ([`named_buffers`](Module::named_buffers)).
+    ///
+    /// ```
+    /// use tensorgrad::nn::{BatchNorm2d, Module};
+    /// let bn: BatchNorm2d = BatchNorm2d::new(4);
+    /// let names: Vec<String> = bn.state_dict().into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]);
+    /// ```
+    fn state_dict(&self) -> Vec<(String, Tensor<E>)> {
+        let mut out = self.named_parameters();
+        out.extend(self.named_buffers());
         out
     }
 
@@ -411,6 +508,9 @@ macro_rules! forward_module {
             fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
                 (**self).visit_params(prefix, f)
             }
+            fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(String, &Buffer<E>)) {
+                (**self).visit_buffers(prefix, f)
+            }
             fn describe(&self) -> String {
                 (**self).describe()
             }
@@ -432,4 +532,39 @@ pub(crate) fn derive_seed(seed: u64, index: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// One entry of a module's state as weight files see it.
+pub(crate) struct StateEntry<E: Element> {
+    /// The dotted name.
+    pub(crate) name: String,
+    /// The current value.
+    pub(crate) tensor: Tensor<E>,
+    /// A counting buffer, stored as `I64`.
+    pub(crate) count: bool,
+}
+
+/// The parameters, then the buffers, of `model`.
+pub(crate) fn state_entries<E: Element, M: Module<E> + ?Sized>(model: &M) -> Vec<StateEntry<E>> {
+    let mut out = Vec::new();
+    model.visit_params("", &mut |name, p| out.push(StateEntry { name, tensor: p.value(), count: false }));
+    model.visit_buffers("", &mut |name, b| out.push(StateEntry { name, tensor: b.value(), count: b.is_count() }));
+    out
+}
+
+/// Writes `values` (one per entry of [`state_entries`], in its order, already checked) into the
+/// model: parameters in place, buffers replaced.
+pub(crate) fn write_state<E: Element, M: Module<E> + ?Sized>(model: &M, values: Vec<Vec<E>>) {
+    let mut values = values.into_iter();
+    model.visit_params("", &mut |_, p| {
+        if let Some(v) = values.next() {
+            p.value().update_(|d| d.copy_from_slice(&v));
+        }
+    });
+    model.visit_buffers("", &mut |_, b| {
+        if let Some(v) = values.next() {
+            let shape = b.value().shape().to_vec();
+            b.set(Tensor::from_vec(v, &shape));
+        }
+    });
 }

@@ -1,7 +1,7 @@
 //! `Sequential`: modules applied one after another, and its Keras-style [`Summary`].
 
 use super::StepKey;
-use super::module::{Mask, Module, Param, derive_seed, join};
+use super::module::{Buffer, Mask, Module, Param, derive_seed, join};
 use crate::{Element, Tensor};
 
 /// Applies its modules in order, passing a padding [`Mask`] along (so an `Embedding` with
@@ -336,6 +336,12 @@ impl<E: Element> Module<E> for Sequential<E> {
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Param<E>)) {
         for (name, layer) in &self.layers {
             layer.visit_params(&join(prefix, name), f);
+        }
+    }
+
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(String, &Buffer<E>)) {
+        for (name, layer) in &self.layers {
+            layer.visit_buffers(&join(prefix, name), f);
         }
     }
 

@@ -4,11 +4,12 @@
 
 mod activation;
 pub(crate) mod attention;
+pub(crate) mod conv;
 mod elementwise;
 mod index;
 mod loss;
 pub(crate) mod matmul;
-mod norm;
+pub(crate) mod norm;
 pub(crate) mod pad;
 pub(crate) mod pool;
 mod reduce;

@@ -6,9 +6,16 @@
 //! pass per row for a first-order backward, and the same formula written with ops when the
 //! backward is itself recorded (second order), with `1/σ` recomputed from the input so that its
 //! own dependence on the input is part of the graph.
+//!
+//! `batch_norm` normalises each channel over the batch and the spatial positions instead
+//! (`kernels::norm::channel_*`): one op whose forward pass is the per-channel moments and one
+//! affine pass, and whose first-order backward is the per-channel sums `Σg`, `Σg·(x − μ)` and one
+//! pass `A·g + B·(x − μ) + K`; recorded (second order), it is the same formula written with ops.
 
 use crate::kernels::Par;
-use crate::kernels::norm::{NormKind, normalize, normalize_backward};
+use crate::kernels::norm::{
+    Combine, NormKind, Planes, channel_combine, channel_grad_sums, channel_moments, normalize, normalize_backward,
+};
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
 use crate::tensor::shape::numel;
@@ -138,5 +145,221 @@ fn affine<E: Element>(
     match bias {
         Some(b) => &y + b,
         None => y,
+    }
+}
+
+/// The arguments of [`Tensor::batch_norm`] besides the input, with PyTorch's defaults
+/// (`F.batch_norm`): evaluation mode, `momentum` 0.1, `eps` 1e-5, no statistics, no affine part.
+///
+/// ```
+/// use tensorgrad::{BatchNormOptions, Tensor};
+/// let opts = BatchNormOptions::<f32> { training: true, ..Default::default() };
+/// assert_eq!((opts.momentum, opts.eps), (0.1, 1e-5));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormOptions<'a, E: Element> {
+    /// The running mean `[C]`, updated in place in training mode; used instead of the batch's
+    /// mean in evaluation mode.
+    pub running_mean: Option<&'a Tensor<E>>,
+    /// The running (unbiased) variance `[C]`, as `running_mean`.
+    pub running_var: Option<&'a Tensor<E>>,
+    /// The per-channel scale `γ` `[C]`.
+    pub weight: Option<&'a Tensor<E>>,
+    /// The per-channel shift `β` `[C]`.
+    pub bias: Option<&'a Tensor<E>>,
+    /// Normalise with the batch's statistics (and update the running ones), rather than with the
+    /// running statistics.
+    pub training: bool,
+    /// The weight of the batch's statistics in the running ones:
+    /// `running = (1 − momentum)·running + momentum·batch`.
+    pub momentum: f64,
+    /// Added to the variance under the square root.
+    pub eps: f64,
+}
+
+impl<E: Element> Default for BatchNormOptions<'_, E> {
+    fn default() -> Self {
+        BatchNormOptions {
+            running_mean: None,
+            running_var: None,
+            weight: None,
+            bias: None,
+            training: false,
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+}
+
+impl<E: Element> Tensor<E> {
+    /// Batch normalisation of an input `[N, C, …]` (PyTorch's `F.batch_norm`): each channel is
+    /// normalised over the batch and every position,
+    /// `y = (x − μ_c) / √(σ²_c + eps) · γ_c + β_c`.
+    ///
+    /// In training mode (or when no running statistics are given) `μ` and `σ²` are the batch's
+    /// mean and biased variance, and the running statistics, if given, are updated in place as
+    /// PyTorch does: `running_mean ← (1 − m)·running_mean + m·μ`, `running_var ← (1 − m)·
+    /// running_var + m·σ²·M/(M − 1)` (the unbiased variance; `M = N·positions`). In evaluation
+    /// mode the running statistics are used and not changed.
+    ///
+    /// The gradient, for batch statistics:
+    /// `∂x = γ/σ · (g − mean(g) − x̂·mean(g·x̂))`, `∂γ = Σ g·x̂`, `∂β = Σ g` (sums per channel).
+    ///
+    /// ```
+    /// use tensorgrad::{BatchNormOptions, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0f64, 10.0, 3.0, 30.0], &[2, 2]); // N = 2, C = 2
+    /// let rm = Tensor::zeros(&[2]);
+    /// let rv = Tensor::ones(&[2]);
+    /// let opts = BatchNormOptions { running_mean: Some(&rm), running_var: Some(&rv), training: true, eps: 0.0, ..Default::default() };
+    /// let y = x.batch_norm(opts);
+    /// assert_eq!(y.to_vec(), [-1.0, -1.0, 1.0, 1.0]);
+    /// assert_eq!(rm.to_vec(), [0.2, 2.0]); // 0.9·0 + 0.1·mean
+    /// ```
+    ///
+    /// # Panics
+    /// If the input has fewer than two dims, a statistic or affine tensor is not `[C]`, only one
+    /// of the running statistics is given, `eps` or `momentum` is negative or not finite, or in
+    /// training mode a channel has a single value.
+    #[track_caller]
+    pub fn batch_norm(&self, opts: BatchNormOptions<'_, E>) -> Tensor<E> {
+        let shape = self.shape();
+        if shape.len() < 2 {
+            panic!("batch_norm: the input must be [N, C, ...], got shape {shape:?}");
+        }
+        let c = shape[1];
+        let p = Planes { n: shape[0], c, s: shape[2..].iter().product() };
+        for (what, t) in [
+            ("running_mean", opts.running_mean),
+            ("running_var", opts.running_var),
+            ("weight", opts.weight),
+            ("bias", opts.bias),
+        ] {
+            if let Some(t) = t
+                && t.shape() != [c]
+            {
+                panic!("batch_norm: {what} has shape {:?}, the input {shape:?} has {c} channels", t.shape());
+            }
+        }
+        if opts.running_mean.is_some() != opts.running_var.is_some() {
+            panic!("batch_norm: running_mean and running_var must be given together");
+        }
+        if !(opts.eps >= 0.0 && opts.eps.is_finite()) {
+            panic!("batch_norm: eps {} must be finite and non-negative", opts.eps);
+        }
+        if !(opts.momentum >= 0.0 && opts.momentum.is_finite()) {
+            panic!("batch_norm: momentum {} must be finite and non-negative", opts.momentum);
+        }
+        let running = opts.running_mean.zip(opts.running_var);
+        match running {
+            Some((rm, rv)) if !opts.training => {
+                // Evaluation: a fixed affine map per channel, composed from ops.
+                let mut bshape = vec![1; shape.len()];
+                bshape[1] = c;
+                let mut scale = rv.add_scalar(E::of(opts.eps)).powf(E::of(-0.5));
+                if let Some(w) = opts.weight {
+                    scale = &scale * w;
+                }
+                let shift = match opts.bias {
+                    Some(b) => b - &(rm * &scale),
+                    None => -&(rm * &scale),
+                };
+                &(self * &scale.reshape(&bshape)) + &shift.reshape(&bshape)
+            }
+            _ => {
+                if p.n * p.s <= 1 {
+                    panic!("batch_norm: training needs more than one value per channel, got input of shape {shape:?}");
+                }
+                self.batch_norm_batch_stats(p, opts, running)
+            }
+        }
+    }
+
+    /// Batch norm with the batch's own statistics, recorded as one op; updates `running`.
+    #[track_caller]
+    fn batch_norm_batch_stats(
+        &self,
+        p: Planes,
+        opts: BatchNormOptions<'_, E>,
+        running: Option<(&Tensor<E>, &Tensor<E>)>,
+    ) -> Tensor<E> {
+        let x = self.contiguous();
+        let data = x.data();
+        let xs = &data[x.layout().offset()..][..x.numel()];
+        let par = Par::current();
+        let (mean, var) = channel_moments(par, xs, p);
+        let eps = E::of(opts.eps);
+        let rstd: Vec<E> = var.iter().map(|&v| E::one() / (v + eps).sqrt()).collect();
+        let w = opts.weight.map(Tensor::to_vec);
+        let b = opts.bias.map(Tensor::to_vec);
+        let scale: Vec<E> = (0..p.c).map(|ch| w.as_ref().map_or(E::one(), |w| w[ch]) * rstd[ch]).collect();
+        let shift: Vec<E> = (0..p.c).map(|ch| b.as_ref().map_or(E::zero(), |b| b[ch])).collect();
+        let y = channel_combine(par, xs, &[], p, Combine { a: &scale, m: &mean, k: &shift, b: &[] });
+        if let Some((rm, rv)) = running {
+            let m = E::of(opts.momentum);
+            let count = E::from_usize(p.n * p.s).unwrap_or_else(E::nan);
+            let unbias = count / (count - E::one());
+            rm.update_(|d| d.iter_mut().zip(&mean).for_each(|(r, &v)| *r = (E::one() - m) * *r + m * v));
+            rv.update_(|d| d.iter_mut().zip(&var).for_each(|(r, &v)| *r = (E::one() - m) * *r + m * v * unbias));
+        }
+        let mut inputs = vec![self.clone()];
+        let (has_w, has_b) = (opts.weight.is_some(), opts.bias.is_some());
+        inputs.extend(opts.weight.cloned());
+        inputs.extend(opts.bias.cloned());
+        let eps = opts.eps;
+        Tensor::from_data(y, self.shape()).record("batch_norm", inputs, move |c| {
+            let g = c.grad();
+            let shape = g.shape().to_vec();
+            let count = E::from_usize(p.n * p.s).unwrap_or_else(E::nan);
+            if !crate::is_grad_enabled() {
+                // First order: the per-channel sums, then one pass for the input gradient.
+                let (g, x) = (g.contiguous(), c.inputs[0].contiguous());
+                let (gd, xd) = (g.data(), x.data());
+                let gs = &gd[g.layout().offset()..][..g.numel()];
+                let xs = &xd[x.layout().offset()..][..x.numel()];
+                let par = Par::current();
+                let (sg, sgx) = channel_grad_sums(par, gs, xs, p, &mean);
+                let wv: Vec<E> = match has_w {
+                    true => c.inputs[1].to_vec(),
+                    false => vec![E::one(); p.c],
+                };
+                let a: Vec<E> = (0..p.c).map(|ch| wv[ch] * rstd[ch]).collect();
+                let bb: Vec<E> = (0..p.c).map(|ch| -(a[ch] * rstd[ch] * rstd[ch] * sgx[ch]) / count).collect();
+                let k: Vec<E> = (0..p.c).map(|ch| -(a[ch] * sg[ch]) / count).collect();
+                // dx = B·(x − μ) + K + A·g
+                let dx = channel_combine(par, xs, gs, p, Combine { a: &bb, m: &mean, k: &k, b: &a });
+                let mut out = vec![Some(Tensor::from_data(dx, &shape))];
+                if has_w {
+                    let dw: Vec<E> = (0..p.c).map(|ch| sgx[ch] * rstd[ch]).collect();
+                    out.push(Some(Tensor::from_data(dw, &[p.c])));
+                }
+                if has_b {
+                    out.push(Some(Tensor::from_data(sg, &[p.c])));
+                }
+                return out;
+            }
+            // Recorded (second order): the same formula with ops, the statistics recomputed from
+            // the input so that their own dependence on it is part of the graph.
+            let dims = [0, 2];
+            let inv = E::one() / count;
+            let mean_of = |t: &Tensor<E>| t.sum_dims_keepdim(&dims).mul_scalar(inv);
+            let x = c.inputs[0].reshape(&[p.n, p.c, p.s]);
+            let g = g.reshape(&[p.n, p.c, p.s]);
+            let xc = &x - &mean_of(&x);
+            let s = mean_of(&(&xc * &xc)).add_scalar(E::of(eps)).powf(E::of(-0.5));
+            let xhat = &xc * &s;
+            let mut scale = s;
+            if has_w {
+                scale = &scale * &c.inputs[1].reshape(&[1, p.c, 1]);
+            }
+            let inner = &(&g - &mean_of(&g)) - &(&xhat * &mean_of(&(&g * &xhat)));
+            let mut out = vec![Some((&inner * &scale).reshape(&shape))];
+            if has_w {
+                out.push(Some((&g * &xhat).sum_dims_keepdim(&dims).reshape(&[p.c])));
+            }
+            if has_b {
+                out.push(Some(g.sum_dims_keepdim(&dims).reshape(&[p.c])));
+            }
+            out
+        })
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::history::History;
 use super::progress::EpochProgress;
 use crate::error::Result;
-use crate::nn::{Module, StepKey};
+use crate::nn::{Module, StepKey, write_state};
 use crate::optim::{LrScheduler, Optimizer};
 use crate::{Element, Gradients, Tensor};
 
@@ -226,14 +226,13 @@ fn minimizes(name: &str) -> bool {
     name.ends_with("loss") || name.contains("error")
 }
 
+/// The values of the model's parameters and buffers.
 fn snapshot<E: Element>(model: &dyn Module<E>) -> Vec<Vec<E>> {
-    model.named_parameters().iter().map(|(_, t)| t.to_vec()).collect()
+    model.state_dict().iter().map(|(_, t)| t.to_vec()).collect()
 }
 
 fn restore<E: Element>(model: &dyn Module<E>, values: &[Vec<E>]) {
-    for ((_, t), v) in model.named_parameters().iter().zip(values) {
-        t.update_(|d| d.copy_from_slice(v));
-    }
+    write_state(model, values.to_vec());
 }
 
 /// Stops training when a monitored value stops improving (Keras's `EarlyStopping`).

@@ -27,7 +27,7 @@ use super::history::History;
 use super::progress::EpochProgress;
 use crate::error::{Error, Result, quoted};
 use crate::io::{load_metadata, load_tensors, save_tensors};
-use crate::nn::Module;
+use crate::nn::{Module, write_state};
 use crate::optim::Optimizer;
 use crate::{Element, Tensor};
 
@@ -144,7 +144,7 @@ fn save<E: Element>(
     progress: Option<&EpochProgress>,
 ) -> Result<()> {
     let mut tensors: Vec<(String, Tensor<E>)> =
-        model.named_parameters().into_iter().map(|(n, t)| (format!("model/{n}"), t)).collect();
+        model.state_dict().into_iter().map(|(n, t)| (format!("model/{n}"), t)).collect();
     tensors.extend(optimizer.state_dict().into_iter().map(|(n, t)| (format!("optimizer/{n}"), t)));
     let mut metadata = vec![
         ("format".to_string(), FORMAT.to_string()),
@@ -283,7 +283,7 @@ pub fn load_checkpoint<E: Element>(
         }
     }
     // Check the weights first, then let the optimizer check (and take) its state, then write.
-    let params = model.named_parameters();
+    let params = model.state_dict();
     let mut missing = Vec::new();
     let mut mismatched = Vec::new();
     for (name, p) in &params {
@@ -311,10 +311,7 @@ pub fn load_checkpoint<E: Element>(
         return Err(Error::NotContiguous { name: name.clone(), shape: p.shape().to_vec() });
     }
     optimizer.load_state_dict(&state)?;
-    for (name, p) in &params {
-        let v = weights[name].to_vec();
-        p.update_(|d| d.copy_from_slice(&v));
-    }
+    write_state(model, params.iter().map(|(name, _)| weights[name].to_vec()).collect());
     Ok(Resume { epoch, history, progress })
 }
 
