@@ -22,10 +22,7 @@ use tensorgrad::{AvgPool2dConfig, MaxPool2dConfig, Tensor, no_grad};
 
 fn bench_pool(c: &mut Criterion) {
     let threads = rayon::current_num_threads();
-    let cases = [
-        ("64x6x24x24_k2", [64, 6, 24, 24], 2, 2, 0),
-        ("8x64x112x112_k3s2p1", [8, 64, 112, 112], 3, 2, 1),
-    ];
+    let cases = [("64x6x24x24_k2", [64, 6, 24, 24], 2, 2, 0), ("8x64x112x112_k3s2p1", [8, 64, 112, 112], 3, 2, 1)];
     let mut rng = StdRng::seed_from_u64(0);
     for (name, shape, k, s, p) in cases {
         let n: usize = shape.iter().product();

@@ -7,7 +7,8 @@
 
 use proptest::prelude::*;
 use tensorgrad::nn::{
-    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Dropout2d, MaxPool1d, MaxPool2d, Module, Unflatten,
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, CircularPad2d, ConstantPad2d, Dropout2d, MaxPool1d,
+    MaxPool2d, Module, ReflectionPad2d, ReplicationPad2d, Unflatten, ZeroPad2d,
 };
 use tensorgrad::{AvgPool1dConfig, AvgPool2dConfig, MaxPool1dConfig, MaxPool2dConfig, PadMode, Tensor, gradcheck};
 
@@ -95,6 +96,11 @@ fn max_pooling_matches_pytorch() {
     check("mp2_e", x2(), |x| with_idx(x.max_pool2d_with_indices(m2(3).stride(2).ceil_mode(true))));
     check("mp2_unbatched", x2().narrow(0, 0, 1).squeeze(0), |x| with_idx(x.max_pool2d_with_indices(m2(2))));
     check("mp2_tie", xt().reshape(&[1, 1, 3, 4]), |x| with_idx(x.max_pool2d_with_indices(m2(2).stride(1))));
+    // A window wholly in the padding is −∞ (PyTorch's index and gradient for it point past the
+    // end of the plane, into the next one; ours stay in the plane, so only values are compared).
+    let empty = x1().narrow(2, 0, 3).max_pool1d(m1(2).stride(1).padding(1).dilation(4));
+    assert_eq!(empty.shape(), &[2, 3, 1]);
+    assert_eq!(empty.to_vec(), reference("mp1_empty"));
     // PyTorch's adaptive max pooling returns indices too; ours returns the values only.
     check("amp2", x2(), |x| (x.adaptive_max_pool2d([3, 5]), None));
 }
@@ -243,7 +249,7 @@ fn check_views(shape: &[usize], vals: &[f64], op: &dyn Fn(&T) -> T) -> Result<()
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
     fn max_pool_gradients(
@@ -308,6 +314,12 @@ fn modules_describe_themselves_as_pytorch() {
     assert_eq!(d(&AdaptiveAvgPool2d::new([5, 7])), "AdaptiveAvgPool2d(output_size=(5, 7))");
     assert_eq!(d(&Unflatten::new(1, &[2, 5, 5])), "Unflatten(dim=1, unflattened_size=(2, 5, 5))");
     assert_eq!(d(&Dropout2d::new(0.5, 0)), "Dropout2d(p=0.5)");
+    assert_eq!(d(&ZeroPad2d::same(2)), "ZeroPad2d((2, 2, 2, 2))");
+    assert_eq!(d(&ConstantPad2d::new([1, 2, 3, 4], 3.5)), "ConstantPad2d(padding=(1, 2, 3, 4), value=3.5)");
+    assert_eq!(d(&ConstantPad2d::new([2, 2, 0, 0], 1.0)), "ConstantPad2d(padding=(2, 2, 0, 0), value=1.0)");
+    assert_eq!(d(&ReflectionPad2d::new([1, 1, 2, 0])), "ReflectionPad2d((1, 1, 2, 0))");
+    assert_eq!(d(&ReplicationPad2d::same(1)), "ReplicationPad2d((1, 1, 1, 1))");
+    assert_eq!(d(&CircularPad2d::same(1)), "CircularPad2d((1, 1, 1, 1))");
     assert!(MaxPool2d::new(2).named_parameters_empty());
 }
 
@@ -332,6 +344,12 @@ fn modules_run_their_ops() {
     assert_eq!(Module::<f64>::forward(&MaxPool1d::new(2), &l).shape(), &[2, 3, 5]);
     assert_eq!(Module::<f64>::forward(&AvgPool1d::new(2), &l).shape(), &[2, 3, 5]);
     assert_eq!(Module::<f64>::forward(&AdaptiveAvgPool1d::new(3), &l).shape(), &[2, 3, 3]);
+    let p = [2, 3, 1, 2];
+    assert_eq!(Module::<f64>::forward(&ReflectionPad2d::new(p), &x).to_vec(), reference("pad_reflect"));
+    assert_eq!(Module::<f64>::forward(&CircularPad2d::new(p), &x).to_vec(), reference("pad_circular"));
+    assert_eq!(Module::<f64>::forward(&ReplicationPad2d::new([3, 1, 0, 4]), &x).to_vec(), reference("pad_replicate"));
+    assert_eq!(Module::<f64>::forward(&ConstantPad2d::new([1, 2, 3, 0], 1.5), &x).to_vec(), reference("pad_const"));
+    assert_eq!(Module::<f64>::forward(&ZeroPad2d::same(1), &x).sum().item(), x.sum().item());
 }
 
 #[test]
@@ -459,7 +477,53 @@ fn dropout2d_refuses_a_vector() {
 }
 
 #[test]
+#[should_panic(expected = "ReflectionPad2d: expects a 3-D [C, H, W] or 4-D [N, C, H, W] input, got shape [3, 3]")]
+fn reflection_pad2d_refuses_a_matrix() {
+    let _ = ReflectionPad2d::same(1).forward(&Tensor::<f32>::ones(&[3, 3]));
+}
+
+#[test]
 #[should_panic(expected = "Dropout2d: dropout probability 1 must be in [0, 1)")]
 fn dropout2d_refuses_p_one() {
     let _ = Dropout2d::new(1.0, 1);
+}
+
+thread_local! {
+    static CAPTURE: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+    static CAPTURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The line a panic inside `f` reports.
+fn panic_line(f: impl FnOnce()) -> u32 {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CAPTURING.with(|c| c.get()) {
+                CAPTURE.with(|c| c.set(info.location().map(|l| l.line())));
+            } else {
+                default(info);
+            }
+        }));
+    });
+    CAPTURING.with(|c| c.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CAPTURING.with(|c| c.set(false));
+    assert!(r.is_err(), "no panic");
+    CAPTURE.with(|c| c.take()).expect("a location")
+}
+
+#[test]
+fn panics_point_at_the_callers_line() {
+    let x = Tensor::<f32>::zeros(&[4, 4]);
+    let line = line!() + 1;
+    assert_eq!(panic_line(|| drop(x.max_pool2d(MaxPool2dConfig::new(2)))), line);
+    let line = line!() + 1;
+    assert_eq!(panic_line(|| drop(Module::<f32>::forward(&AvgPool2d::new(2), &x))), line);
+    let line = line!() + 1;
+    assert_eq!(panic_line(|| drop(x.pad(&[5, 0], PadMode::Reflect))), line);
+    let line = line!() + 1;
+    assert_eq!(panic_line(|| drop(Dropout2d::new(0.5, 0).forward(&x))), line);
+    let line = line!() + 1;
+    assert_eq!(panic_line(|| drop(x.unflatten(1, &[3]))), line);
 }

@@ -9,6 +9,8 @@
 use rayon::prelude::*;
 
 use super::entry::instance;
+use super::simd_dispatch;
+use super::slice::add_assign;
 use super::{PAR_CHUNK, Par};
 use crate::tensor::element::Element;
 use crate::tensor::memory;
@@ -64,8 +66,38 @@ fn split(par: Par, planes: usize, work: usize) -> (Par, usize) {
     (par.for_elems(planes * work), (PAR_CHUNK / work).max(1))
 }
 
+/// The output columns `lo..hi` whose windows are whole and evenly spaced (`cs` apart), so
+/// that they can be computed together; `(0, 0, 1)` when there are none.
+fn interior(cols: &[Win]) -> (usize, usize, usize) {
+    let full = cols.iter().map(|c| c.count).max().unwrap_or(0);
+    let Some(lo) = cols.iter().position(|c| c.count == full) else { return (0, 0, 1) };
+    let hi = lo + cols[lo..].iter().take_while(|c| c.count == full).count();
+    let cs = if hi - lo >= 2 { cols[lo + 1].start.saturating_sub(cols[lo].start).max(1) } else { 1 };
+    let regular =
+        cols[lo..hi].iter().enumerate().all(|(c, w)| w.start == cols[lo].start + c * cs && w.step == cols[lo].step);
+    if full == 0 || !regular { (0, 0, 1) } else { (lo, hi, cs) }
+}
+
+simd_dispatch! {
+    /// One position of the window for evenly spaced windows: `vals[c]` (at `first + c · cs` in
+    /// the plane) replaces `best[c]` and `at[c]` where it is greater or NaN.
+    fn max_columns<const FMA: bool, E: Element>(best: &mut [E], at: &mut [usize], vals: &[E], first: usize, cs: usize) {
+        // Bitwise `|`, not `||`, over contiguous slices: a loop of selects that the compiler
+        // vectorises rather than a branch per element.
+        let n = best.len();
+        let (at, vals) = (&mut at[..n], &vals[..n]);
+        for c in 0..n {
+            let v = vals[c];
+            let better = (v > best[c]) | v.is_nan();
+            best[c] = if better { v } else { best[c] };
+            at[c] = if better { first + c * cs } else { at[c] };
+        }
+    }
+}
+
 /// Max pooling of `planes` row-major planes of `x`: the maxima and, for each, its flat index in
-/// its input plane. The first maximum wins ties; a NaN is a maximum (as in PyTorch).
+/// its input plane. The first maximum in row-major order wins ties; a NaN is a maximum and the
+/// last NaN of a window gives the index (as in PyTorch).
 pub(crate) fn max_pool<E: Element>(par: Par, x: &[E], planes: usize, g: &Geometry) -> (Vec<E>, Vec<usize>) {
     type F<T> = fn(Par, &[T], usize, &Geometry) -> (Vec<T>, Vec<usize>);
     static F32: F<f32> = max_pool_impl::<f32>;
@@ -81,33 +113,51 @@ fn max_pool_impl<E: Element>(par: Par, x: &[E], planes: usize, g: &Geometry) -> 
     if op == 0 {
         return (vals, idx);
     }
+    let (w, ow) = (g.w, g.cols.len());
+    let (lo, hi, cs) = interior(&g.cols);
     let plane = |(p, (v, ix)): (usize, (&mut [E], &mut [usize]))| {
         let src = &x[p * ip..(p + 1) * ip];
-        let mut k = 0;
-        for r in &g.rows {
-            for c in &g.cols {
-                let mut best = E::neg_infinity();
-                let mut at = r.start * g.w + c.start;
+        let mut tmp: Vec<E> = Vec::new();
+        for (ri, r) in g.rows.iter().enumerate() {
+            let (ov, oi) = (&mut v[ri * ow..(ri + 1) * ow], &mut ix[ri * ow..(ri + 1) * ow]);
+            // The columns whose windows the padding cuts: one window at a time.
+            for ci in (0..lo).chain(hi..ow) {
+                let c = &g.cols[ci];
+                // Row-major order, replacing only on a greater value: the first maximum wins.
+                let (mut best, mut at) = (E::neg_infinity(), r.start * w + c.start);
                 for i in 0..r.count {
-                    let row = (r.start + i * r.step) * g.w;
+                    let row = (r.start + i * r.step) * w + c.start;
                     for j in 0..c.count {
-                        let pos = row + c.start + j * c.step;
+                        let pos = row + j * c.step;
                         let val = src[pos];
-                        if val > best || val.is_nan() {
-                            best = val;
-                            at = pos;
-                            if val.is_nan() {
-                                break;
-                            }
-                        }
-                    }
-                    if best.is_nan() {
-                        break;
+                        let better = val > best || val.is_nan();
+                        best = if better { val } else { best };
+                        at = if better { pos } else { at };
                     }
                 }
-                v[k] = best;
-                ix[k] = at;
-                k += 1;
+                ov[ci] = best;
+                oi[ci] = at;
+            }
+            // The others: each position of the window at once for all of them (vectorised
+            // over the output columns), in the same row-major order.
+            if lo < hi {
+                let c0 = &g.cols[lo];
+                let (bv, bi) = (&mut ov[lo..hi], &mut oi[lo..hi]);
+                bv.fill(E::neg_infinity());
+                tmp.resize(hi - lo, E::zero());
+                for (c, a) in bi.iter_mut().enumerate() {
+                    *a = r.start * w + c0.start + c * cs;
+                }
+                for i in 0..r.count {
+                    let row = (r.start + i * r.step) * w;
+                    for j in 0..c0.count {
+                        let first = row + c0.start + j * c0.step;
+                        for (t, v) in tmp.iter_mut().zip(src[first..].iter().step_by(cs)) {
+                            *t = *v;
+                        }
+                        max_columns(bv, bi, &tmp, first, cs);
+                    }
+                }
             }
         }
     };
@@ -127,6 +177,15 @@ pub(crate) fn plane_gather<E: Element>(par: Par, x: &[E], in_plane: usize, idx: 
     static F32: F<f32> = plane_gather_impl::<f32>;
     static F64: F<f64> = plane_gather_impl::<f64>;
     instance::<E, F<E>>(&F32, &F64)(par, x, in_plane, idx, out_plane)
+}
+
+/// Max pooling's indices as whole numbers of the element type (for `*_with_indices`).
+pub(crate) fn indices_as<E: Element>(idx: &[usize]) -> Vec<E> {
+    let mut out: Vec<E> = memory::take(idx.len());
+    for (o, &i) in out.iter_mut().zip(idx) {
+        *o = E::from_usize(i).unwrap_or_else(E::nan);
+    }
+    out
 }
 
 /// [`plane_gather`]'s body, instantiated in this crate only.
@@ -198,17 +257,26 @@ fn avg_pool_impl<E: Element>(par: Par, x: &[E], planes: usize, g: &Geometry, sca
     if op == 0 {
         return out;
     }
+    let w = g.w;
     let plane = |(p, o): (usize, &mut [E])| {
         let src = &x[p * ip..(p + 1) * ip];
+        // Per output row: the sum of the window's rows (a vector add), then each window's
+        // columns of that sum.
+        let mut rs = vec![E::zero(); w];
         let mut k = 0;
         for r in &g.rows {
+            if r.count == 0 {
+                rs.fill(E::zero());
+            } else {
+                rs.copy_from_slice(&src[r.start * w..][..w]);
+            }
+            for i in 1..r.count {
+                add_assign(&mut rs, &src[(r.start + i * r.step) * w..][..w]);
+            }
             for c in &g.cols {
                 let mut s = E::zero();
-                for i in 0..r.count {
-                    let row = &src[(r.start + i * r.step) * g.w..][..g.w];
-                    for j in 0..c.count {
-                        s += row[c.start + j * c.step];
-                    }
+                for j in 0..c.count {
+                    s += rs[c.start + j * c.step];
                 }
                 o[k] = s * scale[k];
                 k += 1;
@@ -240,19 +308,24 @@ fn avg_pool_adjoint_impl<E: Element>(par: Par, gr: &[E], planes: usize, g: &Geom
     if op == 0 || ip == 0 {
         return out;
     }
+    let w = g.w;
     let plane = |(p, o): (usize, &mut [E])| {
         let src = &gr[p * op..(p + 1) * op];
+        // Per output row: its gradients spread over their windows' columns in one row, which
+        // is then added to each of the window's rows (a vector add).
+        let mut rs = vec![E::zero(); w];
         let mut k = 0;
         for r in &g.rows {
+            rs.fill(E::zero());
             for c in &g.cols {
                 let v = src[k] * scale[k];
-                for i in 0..r.count {
-                    let row = &mut o[(r.start + i * r.step) * g.w..][..g.w];
-                    for j in 0..c.count {
-                        row[c.start + j * c.step] += v;
-                    }
+                for j in 0..c.count {
+                    rs[c.start + j * c.step] += v;
                 }
                 k += 1;
+            }
+            for i in 0..r.count {
+                add_assign(&mut o[(r.start + i * r.step) * w..][..w], &rs);
             }
         }
     };
@@ -288,6 +361,49 @@ mod tests {
         let nan = [1.0f64, f64::NAN, 7.0, 2.0];
         let (v, i) = max_pool(Par::Seq, &nan, 1, &geo(2, 2, 2, 2));
         assert!(v[0].is_nan() && i[0] == 1);
+    }
+
+    #[test]
+    fn max_pool_matches_a_plain_loop_on_data_full_of_ties() {
+        // Windows cut by padding (edges, one window at a time) and whole ones (together), with
+        // dilation: the first maximum in row-major order, as a plain loop over each window.
+        let (h, w) = (7, 9);
+        let x: Vec<f32> = (0..3 * h * w).map(|i| ((i * 7) % 5) as f32).collect();
+        for (k, s, p, d) in [(2, 1, 1, 1), (3, 2, 1, 1), (3, 1, 1, 2), (2, 2, 0, 1), (3, 3, 1, 1)] {
+            let wins = |l: usize| -> Vec<Win> {
+                let out = (l + 2 * p - d * (k - 1) - 1) / s + 1;
+                (0..out)
+                    .map(|o| {
+                        let pos: Vec<usize> = (0..k)
+                            .map(|j| (o * s + j * d) as isize - p as isize)
+                            .filter(|&q| q >= 0 && q < l as isize)
+                            .map(|q| q as usize)
+                            .collect();
+                        Win { start: pos[0], count: pos.len(), step: d }
+                    })
+                    .collect()
+            };
+            let g = Geometry { h, w, rows: wins(h), cols: wins(w) };
+            let (v, i) = max_pool(Par::Seq, &x, 3, &g);
+            let mut k_out = 0;
+            for pl in 0..3 {
+                for r in &g.rows {
+                    for c in &g.cols {
+                        let mut best = (f32::NEG_INFINITY, usize::MAX);
+                        for a in 0..r.count {
+                            for b in 0..c.count {
+                                let pos = (r.start + a * r.step) * w + c.start + b * c.step;
+                                if x[pl * h * w + pos] > best.0 {
+                                    best = (x[pl * h * w + pos], pos);
+                                }
+                            }
+                        }
+                        assert_eq!((v[k_out], i[k_out]), best, "k {k} s {s} p {p} d {d}");
+                        k_out += 1;
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -193,7 +193,6 @@ impl Dropout2d {
 }
 
 impl<E: Element> Module<E> for Dropout2d {
-    #[track_caller]
     fn forward(&self, x: &Tensor<E>) -> Tensor<E> {
         let s = x.shape();
         if s.len() != 3 && s.len() != 4 {

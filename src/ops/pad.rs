@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::kernels::Par;
 use crate::kernels::pad::{map_gather, map_scatter, pad_constant};
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
@@ -144,7 +145,7 @@ impl<E: Element> Tensor<E> {
 
     /// The padded tensor read through the maps; its backward is `pad_scatter`.
     fn pad_gather(&self, plan: &Arc<PadMaps>) -> Tensor<E> {
-        let out = map_gather(&self.data(), self.layout(), &plan.maps);
+        let out = map_gather(Par::current(), &self.data(), self.layout(), &plan.maps);
         let p = Arc::clone(plan);
         Tensor::from_data(out, &plan.out_shape)
             .record("pad", [self.clone()], move |c| vec![Some(c.grad().pad_scatter(&p))])
@@ -155,7 +156,7 @@ impl<E: Element> Tensor<E> {
         let g = self.detach().contiguous();
         let data = g.data();
         let off = g.layout().offset();
-        let out = map_scatter(&data[off..off + g.numel()], &plan.maps, &plan.in_shape);
+        let out = map_scatter(Par::current(), &data[off..off + g.numel()], &plan.maps, &plan.in_shape);
         let p = Arc::clone(plan);
         Tensor::from_data(out, &plan.in_shape)
             .record("pad_backward", [self.clone()], move |c| vec![Some(c.grad().pad_gather(&p))])

@@ -17,7 +17,9 @@
 use std::sync::Arc;
 
 use crate::kernels::Par;
-use crate::kernels::pool::{Geometry, Win, avg_pool, avg_pool_adjoint, max_pool, plane_gather, plane_scatter};
+use crate::kernels::pool::{
+    Geometry, Win, avg_pool, avg_pool_adjoint, indices_as, max_pool, plane_gather, plane_scatter,
+};
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
 
@@ -338,6 +340,15 @@ struct PlaneMap {
     out_shape: Vec<usize>,
 }
 
+/// The indices of a max pooling, made into a tensor only when asked for.
+struct Indices(Arc<PlaneMap>);
+
+impl Indices {
+    fn tensor<E: Element>(&self) -> Tensor<E> {
+        Tensor::from_data(indices_as(&self.0.idx), &self.0.out_shape)
+    }
+}
+
 /// An average pooling: windows, one factor per output position, and the shapes.
 struct AvgPlan<E> {
     geo: Geometry,
@@ -364,7 +375,8 @@ impl<E: Element> Tensor<E> {
     /// window, or the input is too small for one window.
     #[track_caller]
     pub fn max_pool1d(&self, cfg: MaxPool1dConfig) -> Tensor<E> {
-        self.max_pool1d_with_indices(cfg).0
+        let spec = Spec::one_d(cfg.kernel_size, cfg.stride, cfg.padding, cfg.dilation, cfg.ceil_mode);
+        self.max_pool_spec("max_pool1d", &spec, 1).0
     }
 
     /// [`max_pool1d`](Self::max_pool1d) and, for each output, the index of its maximum in its
@@ -382,7 +394,8 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn max_pool1d_with_indices(&self, cfg: MaxPool1dConfig) -> (Tensor<E>, Tensor<E>) {
         let spec = Spec::one_d(cfg.kernel_size, cfg.stride, cfg.padding, cfg.dilation, cfg.ceil_mode);
-        self.max_pool_spec("max_pool1d", &spec, 1)
+        let (y, i) = self.max_pool_spec("max_pool1d", &spec, 1);
+        (y, i.tensor())
     }
 
     /// 2-D max pooling over the last two dims of a `[N, C, H, W]` (or `[C, H, W]`) input,
@@ -402,7 +415,8 @@ impl<E: Element> Tensor<E> {
     /// window, or the input is too small for one window.
     #[track_caller]
     pub fn max_pool2d(&self, cfg: MaxPool2dConfig) -> Tensor<E> {
-        self.max_pool2d_with_indices(cfg).0
+        let spec = Spec::two_d(cfg.kernel_size, cfg.stride, cfg.padding, cfg.dilation, cfg.ceil_mode);
+        self.max_pool_spec("max_pool2d", &spec, 2).0
     }
 
     /// [`max_pool2d`](Self::max_pool2d) and, for each output, the flat index `h·W + w` of its
@@ -421,7 +435,8 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn max_pool2d_with_indices(&self, cfg: MaxPool2dConfig) -> (Tensor<E>, Tensor<E>) {
         let spec = Spec::two_d(cfg.kernel_size, cfg.stride, cfg.padding, cfg.dilation, cfg.ceil_mode);
-        self.max_pool_spec("max_pool2d", &spec, 2)
+        let (y, i) = self.max_pool_spec("max_pool2d", &spec, 2);
+        (y, i.tensor())
     }
 
     /// 2-D adaptive max pooling to `output_size` `[oh, ow]` (PyTorch's `F.adaptive_max_pool2d`):
@@ -452,7 +467,7 @@ impl<E: Element> Tensor<E> {
 
     /// A max pooling given its options.
     #[track_caller]
-    fn max_pool_spec(&self, op: &'static str, spec: &Spec, dims: usize) -> (Tensor<E>, Tensor<E>) {
+    fn max_pool_spec(&self, op: &'static str, spec: &Spec, dims: usize) -> (Tensor<E>, Indices) {
         let (lead, hw) = split_shape(op, self.shape(), dims);
         spec.check(op, dims);
         let o = out_sizes(op, spec, hw, self.shape(), dims);
@@ -466,11 +481,9 @@ impl<E: Element> Tensor<E> {
     }
 
     /// Max pooling over given windows: the values (recorded) and the indices (constant).
-    fn max_pool_geo(&self, op: &'static str, geo: Geometry, out_shape: Vec<usize>) -> (Tensor<E>, Tensor<E>) {
+    fn max_pool_geo(&self, op: &'static str, geo: Geometry, out_shape: Vec<usize>) -> (Tensor<E>, Indices) {
         let planes = self.numel() / geo.in_plane();
         let (vals, idx) = with_data(self, |x| max_pool(Par::current(), x, planes, &geo));
-        let indices =
-            Tensor::from_data(idx.iter().map(|&i| E::from_usize(i).unwrap_or_else(E::nan)).collect(), &out_shape);
         let map = Arc::new(PlaneMap {
             idx,
             in_plane: geo.in_plane(),
@@ -478,6 +491,7 @@ impl<E: Element> Tensor<E> {
             in_shape: self.shape().to_vec(),
             out_shape: out_shape.clone(),
         });
+        let indices = Indices(Arc::clone(&map));
         let values = Tensor::from_data(vals, &out_shape)
             .record(op, [self.clone()], move |c| vec![Some(c.grad().plane_scatter(&map))]);
         (values, indices)
