@@ -746,11 +746,14 @@ where
                 if let Some(max) = self.clip_norm {
                     clip_grad_norm(&mut grads, max);
                 }
+                // Free the step's graph before the update: while it lives it holds the weights'
+                // values, so updating a weight in place would first copy its whole buffer.
+                let pred = pred.detach();
+                drop(loss);
                 self.optimizer.step(&grads);
                 progress.loss_sum += l * size as f64;
                 progress.seen += size;
                 progress.batches_done += 1;
-                let pred = pred.detach();
                 for s in &mut progress.metrics {
                     s.update(&pred, &batch.target);
                 }
