@@ -808,8 +808,11 @@ mod tests {
         assert_eq!(t[2].1.to_vec(), [0.1, -2.0]);
         let t = load_tensors_converted::<f32>(&path).unwrap();
         assert_eq!(t[2].1.to_vec(), [0.1f32, -2.0]);
-        // Integers are not weights; truncated data is a format error.
+        // Integer counts (PyTorch's `num_batches_tracked`) load as numbers; bytes are not weights;
+        // truncated data is a format error.
         std::fs::write(&path, file(&[("i", "I64", &[1], ints)])).unwrap();
+        assert_eq!(load_tensors_converted::<f32>(&path).unwrap()[0].1.to_vec(), [1.0]);
+        std::fs::write(&path, file(&[("u", "U8", &[2], vec![1, 2])])).unwrap();
         assert!(matches!(load_tensors_converted::<f32>(&path), Err(Error::DType { .. })));
         let mut short = file(&[("h", "F16", &[2], vec![0, 0, 0, 0])]);
         short.pop();

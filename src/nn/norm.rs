@@ -180,7 +180,7 @@ impl Default for BatchNormConfig {
 /// use tensorgrad::nn::{BatchNorm2d, Module};
 ///
 /// let mut bn: BatchNorm2d = BatchNorm2d::new(3);
-/// let x = Tensor::randn(&[8, 3, 4, 4], 0);
+/// let x = Tensor::randn(&[8, 3, 4, 4], 0.0, 1.0, 0);
 /// let y = bn.forward(&x); // training mode: batch statistics
 /// assert!(y.mean().item().abs() < 1e-5);
 /// assert_eq!(bn.named_buffers()[2].1.item(), 1.0); // num_batches_tracked
