@@ -373,7 +373,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--only", default="", help="comma-separated workload names")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every iters count")
-    ap.add_argument("--memory", action="store_true", help="also measure max RSS of lstm_train")
+    ap.add_argument("--memory", action="store_true", help="also measure max RSS (of the --only workloads, else of the LSTM ones)")
     ap.add_argument("--probes", action="store_true", help="also measure clock and FMA peak")
     ap.add_argument("--json", type=Path, help="write every sample here")
     a = ap.parse_args()
@@ -474,7 +474,8 @@ def main():
         print(short_header(machine) + "\n")
         print("| workload (2 threads) | tensorgrad | PyTorch |")
         print("|---|---:|---:|")
-        for name in ("noop", "lstm_train", "lstm_fwd"):
+        # With --only, the workloads run; without it, the LSTM's as before.
+        for name in ("noop", *names) if a.only else ("noop", "lstm_train", "lstm_fwd"):
             cells = []
             for impl in ("tensorgrad", "torch"):
                 cmd, env = command(impl, name, 2, 5, 1, 1, a.tg_bin, a.python)
