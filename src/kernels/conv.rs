@@ -128,9 +128,27 @@ impl ConvGeom {
         let by_mem = CHUNK_ELEMS / (self.c * self.kk() * l).max(1);
         CHUNK_COLS.div_ceil(l).min(by_mem).min(self.n).max(1)
     }
-    /// A task's buffers for a chunk of images (see [`Scratch`]).
+    /// Images per product for the forward pass and the input gradient, whose values do not
+    /// depend on how the images are chunked: [`chunk`](Self::chunk), made smaller when that
+    /// leaves fewer chunks than threads (ResNet's last stages, where a whole batch of 2×2 images
+    /// is one chunk), so that the threads take chunks instead of splitting one thin product. The
+    /// weight gradient keeps [`chunk`](Self::chunk), which fixes its order of additions.
+    fn chunk_for(&self, par: Par) -> usize {
+        let cs = self.chunk();
+        let t = par.threads();
+        if par.is_parallel() && !self.is_pointwise() && self.n >= t && self.n.div_ceil(cs) < t {
+            self.n.div_ceil(t)
+        } else {
+            cs
+        }
+    }
+    /// A task's buffers for a chunk of [`chunk`](Self::chunk) images (see [`Scratch`]).
     fn scratch<E: Element>(&self) -> Scratch<E> {
-        let (cs, l) = (self.chunk(), self.lc());
+        self.scratch_for(self.chunk())
+    }
+    /// A task's buffers for a chunk of `cs` images.
+    fn scratch_for<E: Element>(&self, cs: usize) -> Scratch<E> {
+        let l = self.lc();
         let cols = if self.is_pointwise() { 0 } else { self.c * self.kk() * cs * l };
         let tmp = if cs > 1 || self.is_wide() { self.oc * cs * l } else { 0 };
         (memory::take(cols), memory::take(tmp))
@@ -138,8 +156,12 @@ impl ConvGeom {
     /// Whether to run one chunk of images per task: enough chunks for every thread and enough
     /// work.
     fn batch_par(&self, par: Par) -> bool {
+        self.batch_par_for(par, self.chunk())
+    }
+    /// [`batch_par`](Self::batch_par) for chunks of `cs` images.
+    fn batch_par_for(&self, par: Par, cs: usize) -> bool {
         par.is_parallel()
-            && self.n.div_ceil(self.chunk()) >= par.threads()
+            && self.n.div_ceil(cs) >= par.threads()
             && par.for_work(self.macs() as f64 / 8.0).is_parallel()
     }
 }
@@ -332,7 +354,7 @@ fn forward_impl<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>, g: &
         depthwise_forward(par, x, w, bias, g, &mut out);
         return out;
     }
-    let (cs, lc, ocg, k) = (g.chunk(), g.lc(), g.ocg(), g.cg() * g.kk());
+    let (cs, lc, ocg, k) = (g.chunk_for(par), g.lc(), g.ocg(), g.cg() * g.kk());
     let direct = !g.is_wide();
     // Images i0..i0 + m into their output `o`: one product per group over their columns.
     let one = |ip: Par, i0: usize, o: &mut [E], (cols, tmp): &mut Scratch<E>| {
@@ -370,8 +392,8 @@ fn forward_impl<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>, g: &
             }
         }
     };
-    let scratch = || g.scratch::<E>();
-    if g.batch_par(par) {
+    let scratch = || g.scratch_for::<E>(cs);
+    if g.batch_par_for(par, cs) {
         out.par_chunks_mut(cs * g.out_img())
             .enumerate()
             .for_each_init(scratch, |s, (c, o)| one(Par::Seq, c * cs, o, s));
@@ -500,7 +522,7 @@ fn input_grad_impl<E: Element>(par: Par, dy: &[E], w: &[E], g: &ConvGeom) -> Vec
         depthwise_input_grad(par, dy, w, g, &mut dx);
         return dx;
     }
-    let (cs, l, ocg, k) = (g.chunk(), g.lc(), g.ocg(), g.cg() * g.kk());
+    let (cs, l, ocg, k) = (g.chunk_for(par), g.lc(), g.ocg(), g.cg() * g.kk());
     let pointwise = g.is_pointwise();
     // Images i0..i0 + m: the columns' gradient W[g]ᵀ·dY[g] per group, folded into `dxc`.
     let one = |ip: Par, i0: usize, dxc: &mut [E], (cols, tmp): &mut Scratch<E>| {
@@ -518,8 +540,8 @@ fn input_grad_impl<E: Element>(par: Par, dy: &[E], w: &[E], g: &ConvGeom) -> Vec
             fold_chunk(ip, cols, g, m, dxc);
         }
     };
-    let scratch = || g.scratch::<E>();
-    if g.batch_par(par) {
+    let scratch = || g.scratch_for::<E>(cs);
+    if g.batch_par_for(par, cs) {
         dx.par_chunks_mut(cs * g.in_img()).enumerate().for_each_init(scratch, |s, (c, o)| one(Par::Seq, c * cs, o, s));
     } else {
         let mut s = scratch();
