@@ -52,11 +52,14 @@ use tensorgrad::nn::{Conv2d, Flatten, Linear, MaxPool2d, Module, Relu, Sequentia
 use tensorgrad::optim::{Adam, AdamConfig};
 use tensorgrad::train::{FitOptions, Metric, Trainer, Validation};
 
+#[path = "common/digits.rs"]
+mod digits;
+use digits::{CLASSES, argmax_rows, print_confusion};
+
 /// The vendored data, relative to the crate root.
 const DEFAULT_DATA: &str = "data/mnist_5k/mnist_5k.csv.gz";
 const SIDE: usize = 28;
 const PIXELS: usize = SIDE * SIDE;
-const CLASSES: usize = 10;
 /// Rows of the vendored file held out for testing.
 const TEST_ROWS: usize = 1000;
 
@@ -165,36 +168,6 @@ fn load(path: &Path, limit: Option<usize>) -> Result<Digits, Box<dyn std::error:
     Ok(Digits { pixels: values.iter().map(|&v| (v / 255.0) as f32).collect(), labels })
 }
 
-/// The index of the largest logit of each row of `[N, C]`.
-fn argmax_rows(logits: &Tensor) -> Vec<usize> {
-    let c = logits.shape()[1];
-    logits
-        .to_vec()
-        .chunks_exact(c)
-        .map(|row| row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best }))
-        .collect()
-}
-
-fn print_confusion(actual: &[usize], predicted: &[usize]) {
-    let mut counts = [[0usize; CLASSES]; CLASSES];
-    for (&a, &p) in actual.iter().zip(predicted) {
-        counts[a][p] += 1;
-    }
-    println!("confusion matrix on the test set (rows: true digit, columns: predicted digit):");
-    let header: String = (0..CLASSES).map(|c| format!("{c:>5}")).collect();
-    println!("      {header}   recall");
-    for (digit, row) in counts.iter().enumerate() {
-        let cells: String = row
-            .iter()
-            .enumerate()
-            .map(|(j, &n)| if n == 0 && j != digit { format!("{:>5}", ".") } else { format!("{n:>5}") })
-            .collect();
-        let total: usize = row.iter().sum();
-        let recall = if total == 0 { "-".to_string() } else { format!("{:.3}", row[digit] as f64 / total as f64) };
-        println!("  {digit:>3} {cells}   {recall:>6}");
-    }
-}
-
 /// The LeNet-style network, in PyTorch's layout and names.
 fn lenet(rng: &mut StdRng) -> Sequential {
     Sequential::new()
@@ -278,7 +251,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let test_eval = trainer.evaluate(&x_test, &y_test, 256);
     let predicted = argmax_rows(&trainer.predict(&x_test, 256));
     let actual: Vec<usize> = y_test.to_vec().iter().map(|&v| v as usize).collect();
-    print_confusion(&actual, &predicted);
+    print_confusion("the test set", &actual, &predicted);
 
     std::fs::create_dir_all(&args.out)?;
     history.save_json(args.out.join("history.json"))?;

@@ -49,11 +49,14 @@ use tensorgrad::nn::{Dropout, Linear, Module, Relu, Sequential};
 use tensorgrad::optim::{Adam, AdamConfig};
 use tensorgrad::train::{FitOptions, Metric, Trainer, Validation};
 
+#[path = "common/digits.rs"]
+mod digits;
+use digits::{CLASSES, argmax_rows, print_confusion};
+
 /// The vendored data, relative to the crate root.
 const DEFAULT_DATA: &str = "data/digits/digits.csv";
-/// Pixels per image (8×8) and classes (the digits 0..9).
+/// Pixels per image (8×8).
 const PIXELS: usize = 64;
-const CLASSES: usize = 10;
 /// The largest pixel value in the data set (4×4 blocks of a 32×32 bitmap, counted).
 const MAX_PIXEL: f32 = 16.0;
 /// The fraction of each class held out for testing.
@@ -188,37 +191,6 @@ fn class_ids(y: &Tensor) -> Vec<usize> {
     y.to_vec().into_iter().map(|v| v as usize).collect()
 }
 
-/// The index of the largest logit of each row of `[N, C]`.
-fn argmax_rows(logits: &Tensor) -> Vec<usize> {
-    let c = logits.shape()[1];
-    logits
-        .to_vec()
-        .chunks_exact(c)
-        .map(|row| row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best }))
-        .collect()
-}
-
-/// The confusion matrix (rows: true digit, columns: predicted digit) with each row's recall.
-fn print_confusion(actual: &[usize], predicted: &[usize]) {
-    let mut counts = [[0usize; CLASSES]; CLASSES];
-    for (&a, &p) in actual.iter().zip(predicted) {
-        counts[a][p] += 1;
-    }
-    println!("confusion matrix on the test split (rows: true digit, columns: predicted digit):");
-    let header: String = (0..CLASSES).map(|c| format!("{c:>5}")).collect();
-    println!("      {header}   recall");
-    for (digit, row) in counts.iter().enumerate() {
-        let cells: String = row
-            .iter()
-            .enumerate()
-            .map(|(j, &n)| if n == 0 && j != digit { format!("{:>5}", ".") } else { format!("{n:>5}") })
-            .collect();
-        let total: usize = row.iter().sum();
-        let recall = if total == 0 { "-".to_string() } else { format!("{:.3}", row[digit] as f64 / total as f64) };
-        println!("  {digit:>3} {cells}   {recall:>6}");
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------------
@@ -304,7 +276,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let test_eval = trainer.evaluate(&x_test, &y_test, 256);
     let logits = trainer.predict(&x_test, 256);
     let predicted = argmax_rows(&logits);
-    print_confusion(&class_ids(&y_test), &predicted);
+    print_confusion("the test split", &class_ids(&y_test), &predicted);
 
     std::fs::create_dir_all(&args.out)?;
     history.save_json(args.out.join("history.json"))?;
