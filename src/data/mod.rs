@@ -21,6 +21,8 @@
 //!   mini-batches, optionally prefetched on a background thread. A
 //!   [`Trainer`](crate::train::Trainer) trains on them with
 //!   [`fit_loader`](crate::train::Trainer::fit_loader).
+//! - [`DistributedSampler`]: PyTorch's `DistributedSampler`, each process's disjoint, equally
+//!   long share of a seeded per-epoch shuffle, for data-parallel training.
 //!
 //! ```
 //! use tensorgrad::data::{Padding, Tokenizer, Truncating, batches, pad_sequences};
@@ -42,6 +44,7 @@ mod csv_quotes;
 mod dataset;
 mod labelled;
 mod loader;
+mod sampler;
 mod sequence;
 mod split;
 mod table;
@@ -51,6 +54,7 @@ mod vocab_file;
 pub use dataset::{Batch, Dataset, FnDataset, Sample, TensorDataset};
 pub use labelled::{Format, ReadOptions, SkippedRow, TextDataset, read_labelled};
 pub use loader::{DataLoader, EpochBatches};
+pub use sampler::DistributedSampler;
 pub use sequence::{Padding, Truncating, pad_sequences, pad_sequences_ids};
 pub use split::{Batches, Split, batches, batches_from, permutation, train_test_split, train_val_test_split};
 pub use table::{Column, CsvOptions, Table, read_csv, read_csv_from_reader};
