@@ -527,3 +527,13 @@ fn unbatched_inputs_work_as_in_pytorch() {
     assert_eq!(x.conv2d(&w, None, o).to_vec(), x.unsqueeze(0).conv2d(&w, None, o).to_vec());
     assert_eq!(x.conv2d(&w, None, o).shape(), &[2, 4, 3]);
 }
+
+#[test]
+#[should_panic(expected = "Conv2d: bias has shape [3], the weight [4, 2, 3, 3] has 4 output channels")]
+fn a_layer_from_tensors_refuses_a_bias_of_another_width() {
+    let _ = tensorgrad::nn::Conv2d::<f32>::from_tensors(
+        Tensor::zeros(&[4, 2, 3, 3]),
+        Some(Tensor::zeros(&[3])),
+        tensorgrad::nn::ConvConfig::default(),
+    );
+}

@@ -163,7 +163,7 @@ fn lane_sum<E: Element>(a: &[E], b: &[E], f: impl Fn(E, E) -> E) -> E {
 
 /// Each channel's mean and biased variance (two passes: the mean, then the squared deviations
 /// from it, so a large mean does not cost the variance its precision).
-pub(crate) fn channel_moments<E: Element>(par: Par, x: &[E], p: Planes) -> (Vec<E>, Vec<E>) {
+fn channel_moments<E: Element>(par: Par, x: &[E], p: Planes) -> (Vec<E>, Vec<E>) {
     type F<T> = fn(Par, &[T], Planes) -> (Vec<T>, Vec<T>);
     static F32: F<f32> = channel_moments_impl::<f32>;
     static F64: F<f64> = channel_moments_impl::<f64>;
@@ -187,15 +187,15 @@ fn channel_moments_impl<E: Element>(par: Par, x: &[E], p: Planes) -> (Vec<E>, Ve
 /// then `b` is unused): batch norm's affine step `(x − μ)·γ/σ + β` and its input gradient
 /// `B·(x − μ) + K + A·g`, in one pass. Centring before scaling keeps the precision of a channel
 /// whose mean is large against its spread.
-pub(crate) struct Combine<'a, E> {
-    pub(crate) a: &'a [E],
-    pub(crate) m: &'a [E],
-    pub(crate) k: &'a [E],
-    pub(crate) b: &'a [E],
+struct Combine<'a, E> {
+    a: &'a [E],
+    m: &'a [E],
+    k: &'a [E],
+    b: &'a [E],
 }
 
 /// See [`Combine`].
-pub(crate) fn channel_combine<E: Element>(par: Par, x: &[E], y: &[E], p: Planes, f: Combine<'_, E>) -> Vec<E> {
+fn channel_combine<E: Element>(par: Par, x: &[E], y: &[E], p: Planes, f: Combine<'_, E>) -> Vec<E> {
     type F<T> = fn(Par, &[T], &[T], Planes, Combine<'_, T>) -> Vec<T>;
     static F32: F<f32> = channel_combine_impl::<f32>;
     static F64: F<f64> = channel_combine_impl::<f64>;
@@ -232,7 +232,7 @@ fn channel_combine_impl<E: Element>(par: Par, x: &[E], y: &[E], p: Planes, f: Co
 }
 
 /// Each channel's `Σ g` and `Σ g·(x − mean)`: what batch norm's backward pass needs.
-pub(crate) fn channel_grad_sums<E: Element>(par: Par, g: &[E], x: &[E], p: Planes, mean: &[E]) -> (Vec<E>, Vec<E>) {
+fn channel_grad_sums<E: Element>(par: Par, g: &[E], x: &[E], p: Planes, mean: &[E]) -> (Vec<E>, Vec<E>) {
     type F<T> = fn(Par, &[T], &[T], Planes, &[T]) -> (Vec<T>, Vec<T>);
     static F32: F<f32> = channel_grad_sums_impl::<f32>;
     static F64: F<f64> = channel_grad_sums_impl::<f64>;
@@ -252,6 +252,63 @@ fn channel_grad_sums_impl<E: Element>(par: Par, g: &[E], x: &[E], p: Planes, mea
     let pairs: Vec<(E, E)> =
         if p.par(par) { (0..p.c).into_par_iter().map(one).collect() } else { (0..p.c).map(one).collect() };
     pairs.into_iter().unzip()
+}
+
+/// Batch norm with the batch's own statistics over `x` `[n, c, s]`: the output
+/// `(x − μ)·γ/σ + β` (`γ`, `β` of length `c`, or 1 and 0), and each channel's mean `μ`, biased
+/// variance and `1/σ = 1/√(var + eps)`.
+pub(crate) struct BatchStats<E> {
+    pub(crate) y: Vec<E>,
+    pub(crate) mean: Vec<E>,
+    pub(crate) var: Vec<E>,
+    pub(crate) rstd: Vec<E>,
+}
+
+/// See [`BatchStats`].
+pub(crate) fn batch_norm_forward<E: Element>(
+    par: Par,
+    x: &[E],
+    p: Planes,
+    w: Option<&[E]>,
+    b: Option<&[E]>,
+    eps: E,
+) -> BatchStats<E> {
+    let (mean, var) = channel_moments(par, x, p);
+    let rstd: Vec<E> = var.iter().map(|&v| E::one() / (v + eps).sqrt()).collect();
+    let scale: Vec<E> = (0..p.c).map(|ch| w.map_or(E::one(), |w| w[ch]) * rstd[ch]).collect();
+    let shift: Vec<E> = (0..p.c).map(|ch| b.map_or(E::zero(), |b| b[ch])).collect();
+    let y = channel_combine(par, x, &[], p, Combine { a: &scale, m: &mean, k: &shift, b: &[] });
+    BatchStats { y, mean, var, rstd }
+}
+
+/// The gradients of [`batch_norm_forward`] from the output gradient `g`: `(∂x, ∂γ, ∂β)`, with
+/// `∂x = γ/σ·(g − mean(g) − x̂·mean(g·x̂))` as `B·(x − μ) + K + A·g` in one pass after the
+/// per-channel sums `Σg` (= `∂β`) and `Σg·(x − μ)` (`∂γ = Σg·(x − μ)/σ`).
+pub(crate) fn batch_norm_backward<E: Element>(
+    par: Par,
+    g: &[E],
+    x: &[E],
+    p: Planes,
+    mean: &[E],
+    rstd: &[E],
+    w: Option<&[E]>,
+) -> (Vec<E>, Vec<E>, Vec<E>) {
+    let count = E::from_usize(p.n * p.s).unwrap_or_else(E::nan);
+    let (sg, sgx) = channel_grad_sums(par, g, x, p, mean);
+    let a: Vec<E> = (0..p.c).map(|ch| w.map_or(E::one(), |w| w[ch]) * rstd[ch]).collect();
+    let bb: Vec<E> = (0..p.c).map(|ch| -(a[ch] * rstd[ch] * rstd[ch] * sgx[ch]) / count).collect();
+    let k: Vec<E> = (0..p.c).map(|ch| -(a[ch] * sg[ch]) / count).collect();
+    let dx = channel_combine(par, x, g, p, Combine { a: &bb, m: mean, k: &k, b: &a });
+    let dw = sgx.iter().zip(rstd).map(|(&s, &r)| s * r).collect();
+    (dx, dw, sg)
+}
+
+/// PyTorch's running-statistics update: `running ← (1 − momentum)·running + momentum·scale·batch`
+/// (`scale` turns the biased variance into the unbiased one, 1 for the mean).
+pub(crate) fn update_running<E: Element>(running: &mut [E], batch: &[E], momentum: E, scale: E) {
+    for (r, &v) in running.iter_mut().zip(batch) {
+        *r = (E::one() - momentum) * *r + momentum * v * scale;
+    }
 }
 
 #[cfg(test)]

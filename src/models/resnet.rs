@@ -84,18 +84,9 @@ fn conv<E: Element>(
     padding: usize,
     rng: &mut impl rand::Rng,
 ) -> Conv2d<E> {
-    let config = ConvConfig {
-        stride: [stride; 2],
-        padding: ConvPadding::Explicit([padding; 2]),
-        bias: false,
-        ..Default::default()
-    };
-    let layer = Conv2d::with_config(cin, cout, [k, k], config, &mut *rng);
+    let config = ConvConfig { stride: [stride; 2], padding: ConvPadding::Explicit([padding; 2]), ..Default::default() };
     let std = (2.0 / (cout * k * k) as f64).sqrt();
-    let w: Tensor<E> = Init::Normal(0.0, std).tensor(&[cout, cin, k, k], &mut *rng);
-    let values = w.to_vec();
-    layer.weight().value().update_(|d| d.copy_from_slice(&values));
-    layer
+    Conv2d::from_tensors(Init::Normal(0.0, std).tensor(&[cout, cin, k, k], &mut *rng), None, config)
 }
 
 /// A residual block: torchvision's `BasicBlock` (two 3×3 convolutions) or `Bottleneck`

@@ -199,6 +199,35 @@ impl<E: Element, const D: usize> Conv<E, D> {
         Conv { weight, bias, config }
     }
 
+    /// A layer over given tensors: `weight` `[out_channels, in_channels/groups, kernel…]`,
+    /// `bias` `[out_channels]` (`config.bias` is set from it), for weights initialised or
+    /// loaded elsewhere.
+    ///
+    /// ```
+    /// use tensorgrad::{Tensor, nn::{Conv1d, ConvConfig, Module}};
+    /// // A difference filter: y[t] = x[t + 1] − x[t].
+    /// let conv = Conv1d::from_tensors(Tensor::from_vec(vec![-1.0f32, 1.0], &[1, 1, 2]), None, ConvConfig::default());
+    /// assert_eq!(conv.forward(&Tensor::from_vec(vec![1.0, 4.0, 9.0], &[1, 1, 3])).to_vec(), [3.0, 5.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `weight` is not `D + 2`-dimensional, `groups` is 0, or `bias` is not `[out_channels]`.
+    #[track_caller]
+    pub fn from_tensors(weight: Tensor<E>, bias: Option<Tensor<E>>, config: ConvConfig<D>) -> Self {
+        let s = weight.shape();
+        if s.len() != D + 2 {
+            panic!("{}: weight must be [out_channels, in_channels/groups, kernel…], got {s:?}", Self::NAME);
+        }
+        check_channels(Self::NAME, s[1] * config.groups, s[0], config.groups);
+        if let Some(b) = &bias
+            && b.shape() != [s[0]]
+        {
+            panic!("{}: bias has shape {:?}, the weight {s:?} has {} output channels", Self::NAME, b.shape(), s[0]);
+        }
+        let config = ConvConfig { bias: bias.is_some(), ..config };
+        Conv { weight: Param::new(weight), bias: bias.map(Param::new), config }
+    }
+
     const NAME: &'static str = if D == 1 { "Conv1d" } else { "Conv2d" };
 
     /// The weight, `[out_channels, in_channels/groups, kernel…]`.

@@ -14,7 +14,8 @@
 
 use crate::kernels::Par;
 use crate::kernels::norm::{
-    Combine, NormKind, Planes, channel_combine, channel_grad_sums, channel_moments, normalize, normalize_backward,
+    BatchStats, NormKind, Planes, batch_norm_backward, batch_norm_forward, normalize, normalize_backward,
+    update_running,
 };
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
@@ -285,21 +286,13 @@ impl<E: Element> Tensor<E> {
         let x = self.contiguous();
         let data = x.data();
         let xs = &data[x.layout().offset()..][..x.numel()];
-        let par = Par::current();
-        let (mean, var) = channel_moments(par, xs, p);
-        let eps = E::of(opts.eps);
-        let rstd: Vec<E> = var.iter().map(|&v| E::one() / (v + eps).sqrt()).collect();
-        let w = opts.weight.map(Tensor::to_vec);
-        let b = opts.bias.map(Tensor::to_vec);
-        let scale: Vec<E> = (0..p.c).map(|ch| w.as_ref().map_or(E::one(), |w| w[ch]) * rstd[ch]).collect();
-        let shift: Vec<E> = (0..p.c).map(|ch| b.as_ref().map_or(E::zero(), |b| b[ch])).collect();
-        let y = channel_combine(par, xs, &[], p, Combine { a: &scale, m: &mean, k: &shift, b: &[] });
+        let (w, b) = (opts.weight.map(Tensor::to_vec), opts.bias.map(Tensor::to_vec));
+        let BatchStats { y, mean, var, rstd } =
+            batch_norm_forward(Par::current(), xs, p, w.as_deref(), b.as_deref(), E::of(opts.eps));
         if let Some((rm, rv)) = running {
-            let m = E::of(opts.momentum);
-            let count = E::from_usize(p.n * p.s).unwrap_or_else(E::nan);
-            let unbias = count / (count - E::one());
-            rm.update_(|d| d.iter_mut().zip(&mean).for_each(|(r, &v)| *r = (E::one() - m) * *r + m * v));
-            rv.update_(|d| d.iter_mut().zip(&var).for_each(|(r, &v)| *r = (E::one() - m) * *r + m * v * unbias));
+            let (m, count) = (E::of(opts.momentum), E::from_usize(p.n * p.s).unwrap_or_else(E::nan));
+            rm.update_(|d| update_running(d, &mean, m, E::one()));
+            rv.update_(|d| update_running(d, &var, m, count / (count - E::one())));
         }
         let mut inputs = vec![self.clone()];
         let (has_w, has_b) = (opts.weight.is_some(), opts.bias.is_some());
@@ -316,24 +309,14 @@ impl<E: Element> Tensor<E> {
                 let (gd, xd) = (g.data(), x.data());
                 let gs = &gd[g.layout().offset()..][..g.numel()];
                 let xs = &xd[x.layout().offset()..][..x.numel()];
-                let par = Par::current();
-                let (sg, sgx) = channel_grad_sums(par, gs, xs, p, &mean);
-                let wv: Vec<E> = match has_w {
-                    true => c.inputs[1].to_vec(),
-                    false => vec![E::one(); p.c],
-                };
-                let a: Vec<E> = (0..p.c).map(|ch| wv[ch] * rstd[ch]).collect();
-                let bb: Vec<E> = (0..p.c).map(|ch| -(a[ch] * rstd[ch] * rstd[ch] * sgx[ch]) / count).collect();
-                let k: Vec<E> = (0..p.c).map(|ch| -(a[ch] * sg[ch]) / count).collect();
-                // dx = B·(x − μ) + K + A·g
-                let dx = channel_combine(par, xs, gs, p, Combine { a: &bb, m: &mean, k: &k, b: &a });
+                let w = has_w.then(|| c.inputs[1].to_vec());
+                let (dx, dw, db) = batch_norm_backward(Par::current(), gs, xs, p, &mean, &rstd, w.as_deref());
                 let mut out = vec![Some(Tensor::from_data(dx, &shape))];
                 if has_w {
-                    let dw: Vec<E> = (0..p.c).map(|ch| sgx[ch] * rstd[ch]).collect();
                     out.push(Some(Tensor::from_data(dw, &[p.c])));
                 }
                 if has_b {
-                    out.push(Some(Tensor::from_data(sg, &[p.c])));
+                    out.push(Some(Tensor::from_data(db, &[p.c])));
                 }
                 return out;
             }
