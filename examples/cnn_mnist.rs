@@ -56,6 +56,9 @@ use tensorgrad::train::{FitOptions, Metric, Trainer, Validation};
 mod digits;
 use digits::{CLASSES, argmax_rows, print_confusion};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// The vendored data, relative to the crate root.
 const DEFAULT_DATA: &str = "data/mnist_5k/mnist_5k.csv.gz";
 const SIDE: usize = 28;
@@ -277,22 +280,5 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main_with(USAGE, parse_args(std::env::args().skip(1)), run)
 }

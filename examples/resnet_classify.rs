@@ -36,6 +36,9 @@ use tensorgrad::models::resnet::{ResNet, ResNetDepth};
 use tensorgrad::nn::Module;
 use tensorgrad::{Tensor, io, no_grad};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 const USAGE: &str = "usage: resnet_classify --weights FILE --image FILE [--labels FILE] [--top K] | --save-random FILE";
 /// torchvision's ImageNet normalisation.
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -141,22 +144,5 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main_with(USAGE, parse_args(), run)
 }

@@ -64,6 +64,9 @@ use tensorgrad::nn::{Linear, Lstm, LstmConfig, Module, Sequential};
 use tensorgrad::optim::{Adam, AdamConfig};
 use tensorgrad::train::{Control, FitOptions, FnCallback, Trainer, Validation};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// The vendored data, relative to the crate root.
 const DEFAULT_DATA: &str = "data/timeseries/airline_passengers.csv";
 /// Months of history in each input window.
@@ -264,24 +267,7 @@ fn rmse(forecast: &[f64], actual: &[f64]) -> f64 {
 // ---------------------------------------------------------------------------------------------
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main_with(USAGE, parse_args(std::env::args().skip(1)), run)
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
