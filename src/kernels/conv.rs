@@ -16,6 +16,8 @@
 //! of pieces (depending on the problem only), each summed in order, then the pieces in order, so
 //! its bits do not depend on the number of threads; every other output is computed by one task.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::Par;
@@ -182,6 +184,48 @@ fn valid(count: usize, off: usize, pad: usize, stride: usize, size: usize) -> (u
     (lo.min(hi), hi)
 }
 
+/// Where the kernel's taps meet the input, one output row at a time: calls
+/// `f(tap, out, iy, ix0)` for each tap `tap = ky·kw + kx` (in order) and each output row in which
+/// it lands inside the input, `out` being the output positions `oy·ow + xlo..oy·ow + xhi` it
+/// covers there and `iy`, `ix0` the input row and the first input column they read (then every
+/// `sw`-th).
+fn for_each_tap_row(g: &ConvGeom, mut f: impl FnMut(usize, Range<usize>, usize, usize)) {
+    for ky in 0..g.kh {
+        let (ylo, yhi) = valid(g.oh, ky * g.dh, g.ph, g.sh, g.h);
+        for kx in 0..g.kw {
+            let (xlo, xhi) = valid(g.ow, kx * g.dw, g.pw, g.sw, g.w);
+            if xlo >= xhi {
+                continue;
+            }
+            let ix0 = xlo * g.sw + kx * g.dw - g.pw;
+            for oy in ylo..yhi {
+                f(ky * g.kw + kx, oy * g.ow + xlo..oy * g.ow + xhi, oy * g.sh + ky * g.dh - g.ph, ix0);
+            }
+        }
+    }
+}
+
+/// `dst[i] += a · row[ix0 + i·step]`: an output row from a strided run of an input row.
+#[inline(always)]
+fn add_from_strided<E: Element>(dst: &mut [E], row: &[E], ix0: usize, step: usize, a: E) {
+    if step == 1 {
+        let n = dst.len();
+        dst.iter_mut().zip(&row[ix0..ix0 + n]).for_each(|(d, &s)| *d += a * s);
+    } else {
+        dst.iter_mut().zip(row[ix0..].iter().step_by(step)).for_each(|(d, &s)| *d += a * s);
+    }
+}
+
+/// `row[ix0 + i·step] += a · src[i]`: the adjoint of [`add_from_strided`].
+#[inline(always)]
+fn add_to_strided<E: Element>(row: &mut [E], ix0: usize, step: usize, src: &[E], a: E) {
+    if step == 1 {
+        row[ix0..ix0 + src.len()].iter_mut().zip(src).for_each(|(d, &s)| *d += a * s);
+    } else {
+        row[ix0..].iter_mut().step_by(step).zip(src).for_each(|(d, &s)| *d += a * s);
+    }
+}
+
 /// The columns of one channel plane `x` (`h × w`): `kh·kw` rows of `oh·ow` values, `rs` apart
 /// in `out`.
 fn unfold_plane<E: Element>(x: &[E], g: &ConvGeom, out: &mut [E], rs: usize) {
@@ -250,32 +294,10 @@ fn copy_row<E: Copy>(dst: &mut [E], src: &[E]) {
 /// Adds the columns `cols` (`kh·kw` rows of `oh·ow`, `rs` apart) of one channel back into its
 /// plane `x`.
 fn fold_plane<E: Element>(cols: &[E], g: &ConvGeom, x: &mut [E], rs: usize) {
-    let l = g.l();
-    for ky in 0..g.kh {
-        let (ylo, yhi) = valid(g.oh, ky * g.dh, g.ph, g.sh, g.h);
-        for kx in 0..g.kw {
-            let (xlo, xhi) = valid(g.ow, kx * g.dw, g.pw, g.sw, g.w);
-            if xlo >= xhi {
-                continue;
-            }
-            let row = &cols[(ky * g.kw + kx) * rs..][..l];
-            for oy in ylo..yhi {
-                let src = &row[oy * g.ow + xlo..oy * g.ow + xhi];
-                let iy = oy * g.sh + ky * g.dh - g.ph;
-                let ix0 = xlo * g.sw + kx * g.dw - g.pw;
-                let dst = &mut x[iy * g.w..][..g.w];
-                if g.sw == 1 {
-                    for (d, s) in dst[ix0..ix0 + src.len()].iter_mut().zip(src) {
-                        *d += *s;
-                    }
-                } else {
-                    for (d, s) in dst[ix0..].iter_mut().step_by(g.sw).zip(src) {
-                        *d += *s;
-                    }
-                }
-            }
-        }
-    }
+    for_each_tap_row(g, |tap, out, iy, ix0| {
+        let src = &cols[tap * rs + out.start..tap * rs + out.end];
+        add_to_strided(&mut x[iy * g.w..][..g.w], ix0, g.sw, src, E::one());
+    });
 }
 
 /// Columns of `planes` consecutive channel planes of `x` into `out` (`kh·kw·oh·ow` per plane),
@@ -639,29 +661,10 @@ fn depthwise_forward<E: Element>(par: Par, x: &[E], w: &[E], bias: Option<&[E]>,
     let one = |(p, o): (usize, &mut [E])| {
         let c = p % g.c;
         o.fill(bias.map_or(E::zero(), |b| b[c]));
-        let xp = &x[p * hw..][..hw];
-        let wc = &w[c * kk..][..kk];
-        for ky in 0..g.kh {
-            let (ylo, yhi) = valid(g.oh, ky * g.dh, g.ph, g.sh, g.h);
-            for kx in 0..g.kw {
-                let (xlo, xhi) = valid(g.ow, kx * g.dw, g.pw, g.sw, g.w);
-                let wv = wc[ky * g.kw + kx];
-                if xlo >= xhi {
-                    continue;
-                }
-                for oy in ylo..yhi {
-                    let iy = oy * g.sh + ky * g.dh - g.ph;
-                    let ix0 = xlo * g.sw + kx * g.dw - g.pw;
-                    let dst = &mut o[oy * g.ow + xlo..oy * g.ow + xhi];
-                    let src = &xp[iy * g.w..][..g.w];
-                    if g.sw == 1 {
-                        dst.iter_mut().zip(&src[ix0..ix0 + xhi - xlo]).for_each(|(d, &s)| *d += wv * s);
-                    } else {
-                        dst.iter_mut().zip(src[ix0..].iter().step_by(g.sw)).for_each(|(d, &s)| *d += wv * s);
-                    }
-                }
-            }
-        }
+        let (xp, wc) = (&x[p * hw..][..hw], &w[c * kk..][..kk]);
+        for_each_tap_row(g, |tap, out, iy, ix0| {
+            add_from_strided(&mut o[out], &xp[iy * g.w..][..g.w], ix0, g.sw, wc[tap])
+        });
     };
     if par.for_elems(out.len() * kk).is_parallel() {
         out.par_chunks_mut(l).enumerate().for_each(one);
@@ -681,29 +684,10 @@ fn depthwise_input_grad<E: Element>(par: Par, dy: &[E], w: &[E], g: &ConvGeom, d
     let one = |(p, o): (usize, &mut [E])| {
         let c = p % g.c;
         o.fill(E::zero());
-        let dyp = &dy[p * l..][..l];
-        let wc = &w[c * kk..][..kk];
-        for ky in 0..g.kh {
-            let (ylo, yhi) = valid(g.oh, ky * g.dh, g.ph, g.sh, g.h);
-            for kx in 0..g.kw {
-                let (xlo, xhi) = valid(g.ow, kx * g.dw, g.pw, g.sw, g.w);
-                let wv = wc[ky * g.kw + kx];
-                if xlo >= xhi {
-                    continue;
-                }
-                for oy in ylo..yhi {
-                    let iy = oy * g.sh + ky * g.dh - g.ph;
-                    let ix0 = xlo * g.sw + kx * g.dw - g.pw;
-                    let src = &dyp[oy * g.ow + xlo..oy * g.ow + xhi];
-                    let dst = &mut o[iy * g.w..][..g.w];
-                    if g.sw == 1 {
-                        dst[ix0..ix0 + src.len()].iter_mut().zip(src).for_each(|(d, &s)| *d += wv * s);
-                    } else {
-                        dst[ix0..].iter_mut().step_by(g.sw).zip(src).for_each(|(d, &s)| *d += wv * s);
-                    }
-                }
-            }
-        }
+        let (dyp, wc) = (&dy[p * l..][..l], &w[c * kk..][..kk]);
+        for_each_tap_row(g, |tap, out, iy, ix0| {
+            add_to_strided(&mut o[iy * g.w..][..g.w], ix0, g.sw, &dyp[out], wc[tap])
+        });
     };
     if par.for_elems(dy.len().min(g.n * g.out_img()) * kk).is_parallel() {
         dx.par_chunks_mut(hw).enumerate().for_each(one);
@@ -721,30 +705,17 @@ fn depthwise_weight_grad<E: Element>(par: Par, x: &[E], dy: &[E], g: &ConvGeom) 
         for img in 0..g.n {
             let p = img * g.c + c;
             let (xp, dyp) = (&x[p * hw..][..hw], &dy[p * l..][..l]);
-            for ky in 0..g.kh {
-                let (ylo, yhi) = valid(g.oh, ky * g.dh, g.ph, g.sh, g.h);
-                for kx in 0..g.kw {
-                    let (xlo, xhi) = valid(g.ow, kx * g.dw, g.pw, g.sw, g.w);
-                    if xlo >= xhi {
-                        continue;
-                    }
-                    let mut s = E::zero();
-                    for oy in ylo..yhi {
-                        let iy = oy * g.sh + ky * g.dh - g.ph;
-                        let ix0 = xlo * g.sw + kx * g.dw - g.pw;
-                        let d = &dyp[oy * g.ow + xlo..oy * g.ow + xhi];
-                        let src = &xp[iy * g.w..][..g.w];
-                        if g.sw == 1 {
-                            s += d.iter().zip(&src[ix0..ix0 + d.len()]).fold(E::zero(), |a, (&d, &x)| a + d * x);
-                        } else {
-                            s += d.iter().zip(src[ix0..].iter().step_by(g.sw)).fold(E::zero(), |a, (&d, &x)| a + d * x);
-                        }
-                    }
-                    o[ky * g.kw + kx] += s;
-                }
-            }
+            for_each_tap_row(g, |tap, out, iy, ix0| {
+                let (d, row) = (&dyp[out], &xp[iy * g.w..][..g.w]);
+                o[tap] += if g.sw == 1 {
+                    d.iter().zip(&row[ix0..ix0 + d.len()]).fold(E::zero(), |a, (&d, &x)| a + d * x)
+                } else {
+                    d.iter().zip(row[ix0..].iter().step_by(g.sw)).fold(E::zero(), |a, (&d, &x)| a + d * x)
+                };
+            });
         }
     };
+
     if l > 0 && par.for_elems(g.n * g.out_img() * kk).is_parallel() {
         dw.par_chunks_mut(kk).enumerate().for_each(one);
     } else if l > 0 {
