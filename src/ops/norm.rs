@@ -8,7 +8,7 @@
 //! own dependence on the input is part of the graph.
 //!
 //! `batch_norm` normalises each channel over the batch and the spatial positions instead
-//! (`kernels::norm::channel_*`): one op whose forward pass is the per-channel moments and one
+//! (`kernels::norm::batch_norm_forward`/`batch_norm_backward`): one op whose forward pass is the per-channel moments and one
 //! affine pass, and whose first-order backward is the per-channel sums `Σg`, `Σg·(x − μ)` and one
 //! pass `A·g + B·(x − μ) + K`; recorded (second order), it is the same formula written with ops.
 
