@@ -167,6 +167,16 @@ pub enum Error {
         /// What is wrong, as the `tokenizers` crate reports it.
         reason: String,
     },
+    /// Data-parallel training could not start or could not go on (see [`crate::distributed`]):
+    /// MPI is not usable, or the processes disagree (their parameters after a step, their
+    /// data sizes).
+    #[error("{op}: {reason}")]
+    Distributed {
+        /// The operation that failed, e.g. `"Mpi::init"`.
+        op: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// An argument outside what an operation accepts, found before any work was done: a token
     /// id beyond the vocabulary, a sequence longer than the model's positions, a temperature
     /// that is not positive (see [`crate::models::gpt2::Gpt2LMHeadModel::generate`]).

@@ -218,11 +218,14 @@
 //! `progress` (progress bars in `fit`) are on by default; `default-features = false` leaves
 //! both out. `tokenizers` (off by default) adds `models::load_tokenizer`, which reads a model
 //! directory's `tokenizer.json` with Hugging Face's `tokenizers` crate (its pure-Rust regex
-//! backend: no C library).
+//! backend: no C library). `mpi` (off by default) adds
+//! [`distributed::Mpi`], data-parallel training across processes and machines over the
+//! system's MPI library (Open MPI or MPICH, and `libclang` to build the bindings).
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod data;
+pub mod distributed;
 mod error;
 pub mod io;
 mod kernels;

@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["optim"],
     &["io"],
     &["data"],
+    &["distributed"],
     &["train"],
     &["models"],
 ];

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 
 use super::dataset::{Batch, Dataset, Sample, collate};
+use super::sampler::DistributedSampler;
 use super::split::permutation;
 use crate::{Element, no_grad};
 
@@ -60,6 +61,8 @@ pub struct DataLoader<E: Element = f32> {
     drop_last: bool,
     prefetch: usize,
     parallel: bool,
+    /// This process's (rank, number of processes) in data-parallel training.
+    shard: Option<(usize, usize)>,
 }
 
 impl<E: Element> fmt::Debug for DataLoader<E> {
@@ -72,6 +75,7 @@ impl<E: Element> fmt::Debug for DataLoader<E> {
             .field("drop_last", &self.drop_last)
             .field("prefetch", &self.prefetch)
             .field("parallel", &self.parallel)
+            .field("shard", &self.shard)
             .finish()
     }
 }
@@ -95,7 +99,50 @@ impl<E: Element> DataLoader<E> {
             drop_last: false,
             prefetch: 0,
             parallel: false,
+            shard: None,
         }
+    }
+
+    /// Only this process's share of each epoch, for data-parallel training on `num_replicas`
+    /// processes: the samples a [`DistributedSampler`](super::DistributedSampler) with the
+    /// loader's seed and shuffling gives `rank` (every process shuffles the epoch alike and
+    /// takes every `num_replicas`-th sample from `rank`; the epoch is padded with samples from
+    /// its start so that every process gets the same number), then batched. `Trainer::fit_loader`
+    /// in [distributed](crate::train::Trainer::distributed) mode shards its loader this way.
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// use tensorgrad::data::{DataLoader, TensorDataset};
+    ///
+    /// let data = TensorDataset::new(&Tensor::<f32>::arange(10).reshape(&[10, 1]), &Tensor::zeros(&[10]));
+    /// let loader = DataLoader::new(data, 2).shuffle(true).seed(3);
+    /// let (a, b) = (loader.clone().shard(0, 2), loader.clone().shard(1, 2));
+    /// assert_eq!((a.len(), b.len()), (3, 3)); // 5 samples each, in batches of 2, 2 and 1
+    /// let mut seen: Vec<usize> = a.order(4).into_iter().chain(b.order(4)).collect();
+    /// seen.sort();
+    /// assert_eq!(seen, (0..10).collect::<Vec<_>>()); // each sample once per epoch
+    /// ```
+    ///
+    /// # Panics
+    /// If `rank` is not below `num_replicas`.
+    #[track_caller]
+    pub fn shard(mut self, rank: usize, num_replicas: usize) -> Self {
+        if rank >= num_replicas {
+            panic!("DataLoader::shard: rank {rank} is not below num_replicas {num_replicas}");
+        }
+        self.shard = (num_replicas > 1).then_some((rank, num_replicas));
+        self
+    }
+
+    /// The (rank, number of processes) given to [`shard`](Self::shard), if any.
+    pub fn shard_of(&self) -> Option<(usize, usize)> {
+        self.shard
+    }
+
+    /// The sampler of this loader's shard, if it is sharded.
+    fn sampler(&self) -> Option<DistributedSampler> {
+        let (rank, replicas) = self.shard?;
+        Some(DistributedSampler::new(self.dataset.len(), replicas, rank).shuffle(self.shuffle).seed(self.seed))
     }
 
     /// Shuffles the samples every epoch (default off), in an order given by the
@@ -163,9 +210,9 @@ impl<E: Element> DataLoader<E> {
         self.dataset.len()
     }
 
-    /// Batches per epoch.
+    /// Batches per epoch (of this process's share, when [sharded](Self::shard)).
     pub fn len(&self) -> usize {
-        let n = self.dataset.len();
+        let n = self.sampler().map_or(self.dataset.len(), |s| s.num_samples());
         if self.drop_last { n / self.batch_size } else { n.div_ceil(self.batch_size) }
     }
 
@@ -176,7 +223,7 @@ impl<E: Element> DataLoader<E> {
     }
 
     /// The order in which epoch `epoch` visits the samples (all of them, the dropped tail
-    /// included).
+    /// included; this process's share when [sharded](Self::shard)).
     ///
     /// ```
     /// use tensorgrad::Tensor;
@@ -188,6 +235,9 @@ impl<E: Element> DataLoader<E> {
     /// assert_eq!(loader.order(3), permutation(6, 13)); // seed + epoch
     /// ```
     pub fn order(&self, epoch: usize) -> Vec<usize> {
+        if let Some(sampler) = self.sampler() {
+            return sampler.indices(epoch);
+        }
         let n = self.dataset.len();
         if self.shuffle { permutation(n, self.seed.wrapping_add(epoch as u64)) } else { (0..n).collect() }
     }
@@ -195,6 +245,17 @@ impl<E: Element> DataLoader<E> {
     /// The batches of epoch `epoch` (counting from 0), in order.
     pub fn epoch(&self, epoch: usize) -> EpochBatches<E> {
         self.batches_from(epoch, 0)
+    }
+
+    /// Every `size`-th batch of epoch 0 from batch `rank` on (the loader's shard ignored): one
+    /// process's share of an evaluation, each sample on exactly one process.
+    pub(crate) fn strided_batches(&self, rank: usize, size: usize) -> EpochBatches<E> {
+        let n = self.dataset.len();
+        let order: Vec<usize> = if self.shuffle { permutation(n, self.seed) } else { (0..n).collect() };
+        let count = if self.drop_last { n / self.batch_size } else { n.div_ceil(self.batch_size) };
+        let chunks =
+            order.chunks(self.batch_size).take(count).skip(rank).step_by(size).map(<[usize]>::to_vec).collect();
+        EpochBatches::inline(Arc::clone(&self.dataset), chunks, self.parallel)
     }
 
     /// The batches of epoch `epoch` from batch `first` on: the rest of an interrupted epoch.

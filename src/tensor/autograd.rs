@@ -247,6 +247,18 @@ fn topo_order<E: Element>(root: &Tensor<E>, reached: &mut Reached<E>) -> Vec<Ver
 /// The backward walk from `root` with output gradient `grad`.
 #[track_caller]
 pub(crate) fn run_backward<E: Element>(root: &Tensor<E>, grad: Tensor<E>, create_graph: bool) -> Gradients<E> {
+    run_backward_hooked(root, grad, create_graph, &mut |_, _| {})
+}
+
+/// The backward walk, calling `on_leaf(leaf, gradient)` as soon as a leaf's gradient is final
+/// (every op that used the leaf has run), while the walk goes on.
+#[track_caller]
+pub(crate) fn run_backward_hooked<E: Element>(
+    root: &Tensor<E>,
+    grad: Tensor<E>,
+    create_graph: bool,
+    on_leaf: &mut dyn FnMut(&Tensor<E>, &Tensor<E>),
+) -> Gradients<E> {
     if grad.shape() != root.shape() {
         panic!("backward: output gradient has shape {:?} but the output has shape {:?}", grad.shape(), root.shape());
     }
@@ -264,6 +276,10 @@ pub(crate) fn run_backward<E: Element>(root: &Tensor<E>, grad: Tensor<E>, create
             Vertex::Leaf(t) => {
                 if let Some(g) = pending.remove(&t.id()) {
                     accumulate_into(&mut out.map, t.id(), t.shape(), Grad::Full(g));
+                    // A leaf comes after every op that used it, so its gradient is complete.
+                    if let Some(g) = out.map.get(&t.id()) {
+                        on_leaf(t, g);
+                    }
                 }
                 continue;
             }
@@ -355,6 +371,41 @@ impl<E: Element> Tensor<E> {
     #[track_caller]
     pub fn backward_with_grad(&self, grad: &Tensor<E>) -> Gradients<E> {
         run_backward(self, grad.clone(), false)
+    }
+
+    /// [`backward`](Self::backward) that calls `on_leaf(leaf, gradient)` for each leaf as soon
+    /// as its gradient is complete, while the rest of the backward pass still runs: the hook
+    /// PyTorch calls `register_post_accumulate_grad_hook`. Leaves come in the order the walk
+    /// finishes them (roughly the reverse of the forward pass); each leaf once. Data-parallel
+    /// training starts averaging a bucket of gradients across processes here
+    /// ([`distributed::DataParallel`](crate::distributed::DataParallel)).
+    ///
+    /// ```
+    /// use tensorgrad::Tensor;
+    /// // loss = Σ tanh(x·w) · v: v's gradient is ready before w's, which is ready before x's.
+    /// let x = Tensor::from_vec(vec![0.5f64, -1.0], &[1, 2]).requires_grad();
+    /// let w = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).requires_grad();
+    /// let v = Tensor::from_vec(vec![1.0f64, -1.0], &[1, 2]).requires_grad();
+    /// let mut seen = Vec::new();
+    /// let grads = (x.matmul(&w).tanh() * &v).sum().backward_with_hook(|leaf, g| {
+    ///     seen.push((leaf.id(), g.to_vec()));
+    /// });
+    /// assert_eq!(seen.len(), 3);
+    /// assert_eq!(seen[0].0, v.id());
+    /// for (id, g) in &seen {
+    ///     let leaf = [&x, &w, &v].into_iter().find(|t| t.id() == *id).unwrap();
+    ///     assert_eq!(&grads.get(leaf).unwrap().to_vec(), g);
+    /// }
+    /// ```
+    ///
+    /// # Panics
+    /// As [`backward`](Self::backward).
+    #[track_caller]
+    pub fn backward_with_hook(&self, mut on_leaf: impl FnMut(&Tensor<E>, &Tensor<E>)) -> Gradients<E> {
+        if self.numel() != 1 {
+            panic!("backward_with_hook: can only start from a tensor with one element, got shape {:?}", self.shape());
+        }
+        run_backward_hooked(self, Tensor::ones(self.shape()), false, &mut on_leaf)
     }
 
     /// Like [`backward`](Self::backward), but records the backward pass itself, so the returned

@@ -34,6 +34,10 @@ pub trait Element:
 
     /// Converts an `f64` constant into this type (rounding for `f32`).
     fn of(x: f64) -> Self;
+
+    /// The slice as a buffer a [`Communicator`](crate::distributed::Communicator) can send.
+    #[doc(hidden)]
+    fn comm_buffer(values: &mut [Self]) -> Buffer<'_>;
 }
 
 mod sealed {
@@ -48,6 +52,10 @@ impl Element for f32 {
     fn of(x: f64) -> Self {
         x as f32
     }
+
+    fn comm_buffer(values: &mut [Self]) -> Buffer<'_> {
+        Buffer::F32(values)
+    }
 }
 
 impl Element for f64 {
@@ -55,5 +63,56 @@ impl Element for f64 {
     #[inline]
     fn of(x: f64) -> Self {
         x
+    }
+
+    fn comm_buffer(values: &mut [Self]) -> Buffer<'_> {
+        Buffer::F64(values)
+    }
+}
+
+/// A buffer of values to send or receive in place: `f32` or `f64`.
+///
+/// Made from a mutable slice with `.into()`, or from a slice of any [`Element`] with
+/// [`buffer`](crate::distributed::buffer).
+#[derive(Debug)]
+pub enum Buffer<'a> {
+    /// Single precision values.
+    F32(&'a mut [f32]),
+    /// Double precision values.
+    F64(&'a mut [f64]),
+}
+
+impl Buffer<'_> {
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Buffer::F32(b) => b.len(),
+            Buffer::F64(b) => b.len(),
+        }
+    }
+
+    /// Whether the buffer holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The size in bytes.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Buffer::F32(b) => b.len() * 4,
+            Buffer::F64(b) => b.len() * 8,
+        }
+    }
+}
+
+impl<'a> From<&'a mut [f32]> for Buffer<'a> {
+    fn from(values: &'a mut [f32]) -> Self {
+        Buffer::F32(values)
+    }
+}
+
+impl<'a> From<&'a mut [f64]> for Buffer<'a> {
+    fn from(values: &'a mut [f64]) -> Self {
+        Buffer::F64(values)
     }
 }

@@ -85,6 +85,11 @@ pub struct TrainContext<'a, E: Element> {
     /// included) and the running totals of its loss and metrics: what a mid-epoch checkpoint
     /// saves. `None` in the other hooks.
     pub progress: Option<&'a EpochProgress>,
+    /// This process's rank in [distributed](super::Trainer::distributed) training (0 in a
+    /// single process): a callback that writes files or prints should do so on rank 0 only.
+    pub rank: usize,
+    /// The number of processes training together (1 in a single process).
+    pub world_size: usize,
 }
 
 /// What a gradient hook sees of one training step, between the backward pass and the
@@ -430,7 +435,10 @@ impl<E: Element> Callback<E> for ModelCheckpoint {
             }
             self.best = v;
         }
-        crate::io::save_model(ctx.model, &self.path)?;
+        // Every rank holds the same model in distributed training: rank 0 writes it.
+        if ctx.rank == 0 {
+            crate::io::save_model(ctx.model, &self.path)?;
+        }
         Ok(Control::Continue)
     }
 }

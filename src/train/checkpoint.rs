@@ -385,18 +385,38 @@ impl Checkpoint {
 }
 
 impl<E: Element> Callback<E> for Checkpoint {
+    fn on_train_begin(&mut self, ctx: &mut TrainContext<'_, E>) -> Result<()> {
+        if ctx.world_size > 1
+            && let Some(n) = self.every_n_batches
+        {
+            return Err(Error::Distributed {
+                op: "Checkpoint",
+                reason: format!(
+                    "every_n_batches({n}) is not supported in distributed training (a mid-epoch checkpoint would \
+                     hold rank 0's running totals only); checkpoint at the end of each epoch"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn on_batch_end(&mut self, _batch: usize, _loss: f64, ctx: &mut TrainContext<'_, E>) -> Result<()> {
         self.batches += 1;
         if let (Some(n), Some(progress)) = (self.every_n_batches, ctx.progress)
             && self.batches.is_multiple_of(n)
+            && ctx.rank == 0
         {
             save_checkpoint_in_epoch(&self.path, ctx.model, &*ctx.optimizer, progress, ctx.history)?;
         }
         Ok(())
     }
 
+    /// Writes the checkpoint (on rank 0 only in distributed training: every rank holds the
+    /// same state).
     fn on_epoch_end(&mut self, _logs: &[(String, f64)], ctx: &mut TrainContext<'_, E>) -> Result<Control> {
-        save_checkpoint(&self.path, ctx.model, &*ctx.optimizer, ctx.epoch, ctx.history)?;
+        if ctx.rank == 0 {
+            save_checkpoint(&self.path, ctx.model, &*ctx.optimizer, ctx.epoch, ctx.history)?;
+        }
         Ok(Control::Continue)
     }
 }

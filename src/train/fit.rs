@@ -8,7 +8,8 @@ use super::callbacks::{Callback, Control, GradHook, StepContext, TrainContext};
 use super::history::History;
 use super::metrics::{Metric, MetricState};
 use super::progress::EpochProgress;
-use crate::data::{Batch, DataLoader, permutation};
+use crate::data::{Batch, DataLoader, DistributedSampler, permutation};
+use crate::distributed::{Buffer, DataParallel, ReduceOp};
 use crate::error::Result;
 use crate::nn::{Module, StepKey};
 use crate::optim::{Optimizer, clip_grad_norm};
@@ -106,10 +107,10 @@ pub struct FitOptions<'a, E: Element = f32> {
     /// only on `seed` and `e`, and its dropout masks only on `seed`, `e`, the step and `rank`,
     /// so a resumed run sees the same batches and masks.
     pub initial_epoch: usize,
-    /// This process's rank in data-parallel training (default 0). It is mixed into the
-    /// dropout masks (see [`StepKey`]), so ranks sharing a seed draw different masks. Giving
-    /// each rank its shard of the data and averaging the gradients
-    /// ([`Trainer::grad_hook`]) is up to the caller.
+    /// This process's rank in data-parallel training done by hand (default 0). It is mixed
+    /// into the dropout masks (see [`StepKey`]), so ranks sharing a seed draw different masks.
+    /// With [`Trainer::distributed`] the communicator's rank is used instead and this is
+    /// ignored.
     pub rank: usize,
     /// To resume inside an epoch (default none): the run starts at that epoch after the
     /// batches it had done, with the epoch's running loss and metrics, as saved by a mid-epoch
@@ -281,18 +282,32 @@ where
     metrics: Vec<Metric>,
     callbacks: Vec<Box<dyn Callback<E> + 'a>>,
     clip_norm: Option<f64>,
+    ddp: Option<DataParallel<E>>,
 }
 
 /// Training data as the loop sees it: tensors in memory, or a loader.
 enum TrainSource<'s, E: Element> {
-    Tensors { x: &'s Tensor<E>, y: &'s Tensor<E>, rows: Vec<usize>, batch_size: usize, shuffle: bool, seed: u64 },
+    Tensors {
+        x: &'s Tensor<E>,
+        y: &'s Tensor<E>,
+        rows: Vec<usize>,
+        batch_size: usize,
+        shuffle: bool,
+        seed: u64,
+        /// This process's (rank, number of processes) in data-parallel training.
+        shard: Option<(usize, usize)>,
+    },
     Loader(&'s DataLoader<E>),
 }
 
 impl<'s, E: Element> TrainSource<'s, E> {
     fn batches_per_epoch(&self) -> usize {
         match self {
-            TrainSource::Tensors { rows, batch_size, .. } => rows.len().div_ceil(*batch_size),
+            TrainSource::Tensors { rows, batch_size, shard, .. } => {
+                let n = shard
+                    .map_or(rows.len(), |(rank, size)| DistributedSampler::new(rows.len(), size, rank).num_samples());
+                n.div_ceil(*batch_size)
+            }
             TrainSource::Loader(loader) => loader.len(),
         }
     }
@@ -300,8 +315,11 @@ impl<'s, E: Element> TrainSource<'s, E> {
     /// The batches of `epoch`, from batch `first` on.
     fn epoch(&self, epoch: usize, first: usize) -> Box<dyn Iterator<Item = Batch<E>> + 's> {
         match *self {
-            TrainSource::Tensors { x, y, ref rows, batch_size, shuffle, seed } => {
-                let order: Vec<usize> = if shuffle {
+            TrainSource::Tensors { x, y, ref rows, batch_size, shuffle, seed, shard } => {
+                let order: Vec<usize> = if let Some((rank, size)) = shard {
+                    let sampler = DistributedSampler::new(rows.len(), size, rank).shuffle(shuffle).seed(seed);
+                    sampler.indices(epoch).into_iter().map(|i| rows[i]).collect()
+                } else if shuffle {
                     permutation(rows.len(), seed.wrapping_add(epoch as u64)).into_iter().map(|i| rows[i]).collect()
                 } else {
                     rows.clone()
@@ -334,7 +352,73 @@ where
     /// optimizer by value for the trainer to own them, or as `&mut` to lend them (see
     /// [Owning the model](#owning-the-model)).
     pub fn new(model: M, optimizer: O, loss: L) -> Self {
-        Trainer { model, optimizer, loss, metrics: Vec::new(), callbacks: Vec::new(), clip_norm: None }
+        Trainer { model, optimizer, loss, metrics: Vec::new(), callbacks: Vec::new(), clip_norm: None, ddp: None }
+    }
+
+    /// Trains data-parallel across the processes of `ddp`'s communicator (PyTorch's
+    /// `DistributedDataParallel` with a `DistributedSampler`), each process running the same
+    /// program on the same data:
+    ///
+    /// - `fit` starts by copying rank 0's parameters and buffers to every rank;
+    /// - each epoch, every rank trains on its own shard of the samples
+    ///   ([`DistributedSampler`]: the epoch's shuffle is the same everywhere, rank `r` takes
+    ///   every `size`-th sample from `r`, padded to equal shares), `batch_size` samples per rank
+    ///   and step, so a step sees `size × batch_size` samples; `fit_loader` shards its loader
+    ///   the same way ([`DataLoader::shard`]);
+    /// - after each backward pass the gradients are averaged over the ranks
+    ///   ([`DataParallel::backward`]: buckets reduced while the backward pass goes on), before
+    ///   the gradient hooks, clipping and the identical optimizer step on every rank;
+    /// - the epoch's loss and metrics, and the validation loss and metrics (each rank
+    ///   evaluating its share of the validation samples), are summed over the ranks as totals
+    ///   and counts, so the history is that of the whole data and the same on every rank, and
+    ///   callbacks such as [`EarlyStopping`](super::EarlyStopping) decide alike everywhere;
+    /// - only rank 0 prints progress, and [`Checkpoint`](super::Checkpoint) and
+    ///   [`ModelCheckpoint`](super::ModelCheckpoint) write only on rank 0 (other callbacks see
+    ///   [`TrainContext::rank`](super::TrainContext::rank) to do the same);
+    /// - the dropout masks differ per rank ([`StepKey`] takes the communicator's rank, not
+    ///   [`FitOptions::rank`]);
+    /// - an error on any rank (a callback's, a checkpoint that cannot be written) ends the
+    ///   whole job ([`Communicator::abort`](crate::distributed::Communicator::abort)) after
+    ///   printing it, as a panic does under [`Mpi`](crate::distributed::Mpi), instead of
+    ///   leaving the other ranks waiting.
+    ///
+    /// [`evaluate`](Self::evaluate) and [`predict`](Self::predict) stay local: each rank that
+    /// calls them computes on all the data it is given.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tensorgrad::distributed::{DataParallel, SingleProcess};
+    /// use tensorgrad::nn::{Linear, Module};
+    /// use tensorgrad::optim::{Adam, AdamConfig};
+    /// use tensorgrad::train::{FitOptions, Trainer};
+    /// use tensorgrad::{Tensor, loss};
+    ///
+    /// // With the `mpi` feature: `let comm = Arc::new(tensorgrad::distributed::Mpi::init()?);`
+    /// // and the program started with `mpirun -np 4 …`.
+    /// let comm = Arc::new(SingleProcess);
+    /// let x = Tensor::<f32>::randn(&[64, 2], 0.0, 1.0, 0);
+    /// let y = x.narrow(1, 0, 1) * 2.0 - x.narrow(1, 1, 1);
+    /// let model: Linear = Linear::new(2, 1, 1);
+    /// let opt = Adam::new(model.named_parameters(), AdamConfig { lr: 0.05, ..Default::default() });
+    /// let mse = |p: &Tensor, t: &Tensor| loss::mse(p, t, loss::Reduction::Mean);
+    /// let mut trainer = Trainer::new(model, opt, mse).distributed(DataParallel::new(comm.clone()));
+    /// let options = FitOptions { epochs: 40, batch_size: 16, verbose: false, ..Default::default() };
+    /// let history = trainer.fit(&x, &y, &options)?;
+    /// assert!(history.last("loss").unwrap() < 1e-2);
+    /// if comm.rank() == 0 {
+    ///     // save the model, the history, the curves: once, not once per rank
+    /// }
+    /// # use tensorgrad::distributed::Communicator;
+    /// # Ok::<(), tensorgrad::Error>(())
+    /// ```
+    pub fn distributed(mut self, ddp: DataParallel<E>) -> Self {
+        self.ddp = Some(ddp);
+        self
+    }
+
+    /// The data-parallel setup given to [`distributed`](Self::distributed), if any.
+    pub fn data_parallel(&self) -> Option<&DataParallel<E>> {
+        self.ddp.as_ref()
     }
 
     /// Metrics to report for training and validation data (Keras's `metrics=[…]`), in the
@@ -614,6 +698,7 @@ where
             batch_size: options.batch_size,
             shuffle: options.shuffle,
             seed: options.seed,
+            shard: self.shard(),
         };
         self.run(&source, val, options)
     }
@@ -682,11 +767,44 @@ where
                  over the validation samples, or Validation::Data"
             ),
         };
-        self.run(&TrainSource::Loader(loader), val, options)
+        match (self.shard(), loader.shard_of()) {
+            (None, _) => self.run(&TrainSource::Loader(loader), val, options),
+            (Some(want), Some(have)) if want == have => self.run(&TrainSource::Loader(loader), val, options),
+            (Some((rank, size)), Some(have)) => panic!(
+                "fit_loader: the loader is sharded as {have:?} (rank, processes), but this is rank {rank} of {size}"
+            ),
+            (Some((rank, size)), None) => {
+                let sharded = loader.clone().shard(rank, size);
+                self.run(&TrainSource::Loader(&sharded), val, options)
+            }
+        }
+    }
+
+    /// This process's (rank, number of processes) when training on several.
+    fn shard(&self) -> Option<(usize, usize)> {
+        self.ddp.as_ref().filter(|d| d.size() > 1).map(|d| (d.rank(), d.size()))
     }
 
     #[track_caller]
     fn run(
+        &mut self,
+        source: &TrainSource<'_, E>,
+        val: Option<ValSource<'_, E>>,
+        options: &FitOptions<'_, E>,
+    ) -> Result<History> {
+        let result = self.run_epochs(source, val, options);
+        if let (Err(e), Some(ddp)) = (&result, &self.ddp)
+            && ddp.size() > 1
+        {
+            // The other ranks would wait for this one in their next collective forever.
+            eprintln!("tensorgrad: rank {} of {}: {e}; aborting the job", ddp.rank(), ddp.size());
+            ddp.comm().abort(1);
+        }
+        result
+    }
+
+    #[track_caller]
+    fn run_epochs(
         &mut self,
         source: &TrainSource<'_, E>,
         val: Option<ValSource<'_, E>>,
@@ -700,6 +818,14 @@ where
         self.model.train();
         // Each module's seed says where it sits; each step's masks then come from its key.
         self.model.reseed(options.seed);
+        let (rank, world_size) = match &self.ddp {
+            Some(d) => (d.rank(), d.size()),
+            None => (options.rank, 1),
+        };
+        if let Some(d) = &self.ddp {
+            d.broadcast_state(&self.model);
+        }
+        let verbose = options.verbose && rank == 0;
         for cb in &mut self.callbacks {
             let mut ctx = TrainContext {
                 model: &self.model,
@@ -707,28 +833,37 @@ where
                 history: &history,
                 epoch: 0,
                 progress: None,
+                rank,
+                world_size,
             };
             cb.on_train_begin(&mut ctx)?;
         }
         let batches = source.batches_per_epoch();
-        let resumed = self.check_progress(op, options, batches);
+        let resumed = self.check_progress(op, options, batches, world_size);
         for epoch in options.initial_epoch..options.epochs {
             let started = Instant::now();
             let mut progress = match &resumed {
                 Some(p) if epoch == p.epoch => p.clone(),
                 _ => EpochProgress::start(epoch, &self.metrics),
             };
-            let bar = Progress::new(options.verbose, epoch, options.epochs, batches);
+            let bar = Progress::new(verbose, epoch, options.epochs, batches);
             let first = progress.batches_done;
             for (bi, batch) in (first..).zip(source.epoch(epoch, first)) {
                 let size = check_batch(op, bi, &batch);
-                let key = StepKey::new(options.seed, epoch, epoch * batches + bi, options.rank);
+                let key = StepKey::new(options.seed, epoch, epoch * batches + bi, rank);
                 let pred = key.scope(|| forward(&self.model, &batch.inputs));
                 let loss = (self.loss)(&pred, &batch.target);
-                let mut grads = loss.backward();
+                let params = if self.ddp.is_some() || !self.callbacks.is_empty() {
+                    trainable_parameters(&self.model)
+                } else {
+                    Vec::new()
+                };
+                let mut grads = match &mut self.ddp {
+                    Some(ddp) => ddp.backward(&loss, &params),
+                    None => loss.backward(),
+                };
                 let l = loss.item().to_f64().unwrap_or(f64::NAN);
                 if !self.callbacks.is_empty() {
-                    let params = trainable_parameters(&self.model);
                     let step = StepContext {
                         model: &self.model,
                         params: &params,
@@ -764,19 +899,18 @@ where
                         history: &history,
                         epoch,
                         progress: Some(&progress),
+                        rank,
+                        world_size,
                     };
                     cb.on_batch_end(bi, l, &mut ctx)?;
                 }
                 bar.update(bi + 1, progress.loss(), &self.metrics, &progress.metrics);
             }
-            let states = &progress.metrics;
-            let mut logs: Vec<(String, f64)> = vec![("loss".to_string(), progress.loss_sum / progress.seen as f64)];
-            logs.extend(self.metrics.iter().zip(states).map(|(m, s)| (m.name().to_string(), s.result())));
+            let (loss_sum, seen, states) = self.reduced(progress.loss_sum, progress.seen, &progress.metrics);
+            let mut logs: Vec<(String, f64)> = vec![("loss".to_string(), loss_sum / seen as f64)];
+            logs.extend(self.metrics.iter().zip(&states).map(|(m, s)| (m.name().to_string(), s.result())));
             if let Some(v) = &val {
-                let ev = match v {
-                    ValSource::Tensors(xv, yv, batch_size) => self.evaluate(xv, yv, *batch_size),
-                    ValSource::Loader(loader) => self.evaluate_loader(loader),
-                };
+                let ev = self.validate(v, rank, world_size);
                 self.model.train();
                 logs.push(("val_loss".to_string(), ev.loss));
                 logs.extend(ev.metrics.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
@@ -793,6 +927,8 @@ where
                     history: &history,
                     epoch,
                     progress: None,
+                    rank,
+                    world_size,
                 };
                 if cb.on_epoch_end(&logs, &mut ctx)? == Control::Stop {
                     stop = true;
@@ -810,6 +946,8 @@ where
                 history: &history,
                 epoch: last,
                 progress: None,
+                rank,
+                world_size,
             };
             cb.on_train_end(&mut ctx)?;
         }
@@ -817,10 +955,64 @@ where
         Ok(history)
     }
 
+    /// The epoch's loss total, sample count and metric states over all ranks (as they are in
+    /// a single process).
+    fn reduced(&self, loss_sum: f64, seen: usize, states: &[MetricState]) -> (f64, usize, Vec<MetricState>) {
+        match &self.ddp {
+            Some(d) if d.size() > 1 => {
+                let mut totals = [loss_sum, seen as f64];
+                d.comm().all_reduce(Buffer::F64(&mut totals), ReduceOp::Sum);
+                let states = states.iter().map(|s| s.reduced(&**d.comm())).collect();
+                (totals[0], totals[1] as usize, states)
+            }
+            _ => (loss_sum, seen, states.to_vec()),
+        }
+    }
+
+    /// The validation loss and metrics; with several ranks each evaluates every `size`-th
+    /// batch and the totals are summed.
+    fn validate(&mut self, v: &ValSource<'_, E>, rank: usize, size: usize) -> Evaluation {
+        if size == 1 {
+            return match v {
+                ValSource::Tensors(xv, yv, batch_size) => self.evaluate(xv, yv, *batch_size),
+                ValSource::Loader(loader) => self.evaluate_loader(loader),
+            };
+        }
+        let (loss_sum, n, states) = match v {
+            ValSource::Tensors(x, y, batch_size) => {
+                let n = x.shape()[0];
+                let batches = (0..n).step_by(*batch_size).skip(rank).step_by(size).map(|start| {
+                    let len = (*batch_size).min(n - start);
+                    Batch { inputs: vec![x.narrow(0, start, len)], target: y.narrow(0, start, len) }
+                });
+                self.accumulate("fit (validation data)", batches)
+            }
+            ValSource::Loader(loader) => self.accumulate("fit (validation loader)", loader.strided_batches(rank, size)),
+        };
+        let (loss_sum, n, states) = self.reduced(loss_sum, n, &states);
+        Evaluation {
+            loss: loss_sum / n as f64,
+            metrics: self.metrics.iter().zip(&states).map(|(m, s)| (m.name().to_string(), s.result())).collect(),
+        }
+    }
+
     /// Checks `options.initial_progress` against the run; returns it.
     #[track_caller]
-    fn check_progress(&self, op: &str, options: &FitOptions<'_, E>, batches: usize) -> Option<EpochProgress> {
+    fn check_progress(
+        &self,
+        op: &str,
+        options: &FitOptions<'_, E>,
+        batches: usize,
+        world_size: usize,
+    ) -> Option<EpochProgress> {
         let p = options.initial_progress.as_ref()?;
+        if world_size > 1 && p.batches_done > 0 {
+            panic!(
+                "{op}: resuming inside an epoch (batch {} of epoch {}) is not supported in distributed training; \
+                 resume from a checkpoint written at the end of an epoch",
+                p.batches_done, p.epoch
+            );
+        }
         if p.epoch != options.initial_epoch {
             panic!(
                 "{op}: initial_progress is in epoch {} but initial_epoch is {}; set both from the checkpoint (Resume::fit_options)",
@@ -916,6 +1108,17 @@ where
 
     #[track_caller]
     fn evaluate_batches(&mut self, op: &str, batches: impl Iterator<Item = Batch<E>>) -> Evaluation {
+        let (loss_sum, n, states) = self.accumulate(op, batches);
+        Evaluation {
+            loss: loss_sum / n as f64,
+            metrics: self.metrics.iter().zip(&states).map(|(m, s)| (m.name().to_string(), s.result())).collect(),
+        }
+    }
+
+    /// The loss total, the sample count and the metric states over `batches`, in evaluation
+    /// mode, without building a graph.
+    #[track_caller]
+    fn accumulate(&mut self, op: &str, batches: impl Iterator<Item = Batch<E>>) -> (f64, usize, Vec<MetricState>) {
         self.model.eval();
         let mut states: Vec<MetricState> = self.metrics.iter().map(|&m| MetricState::new(m)).collect();
         let (mut loss_sum, mut n) = (0.0, 0usize);
@@ -930,10 +1133,7 @@ where
                 }
             }
         });
-        Evaluation {
-            loss: loss_sum / n as f64,
-            metrics: self.metrics.iter().zip(&states).map(|(m, s)| (m.name().to_string(), s.result())).collect(),
-        }
+        (loss_sum, n, states)
     }
 
     /// The model's outputs for every row of `x`, in batches, without building a graph

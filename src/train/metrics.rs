@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::distributed::{Buffer, Communicator, ReduceOp};
+
 use crate::tensor::element::Element;
 use crate::tensor::handle::Tensor;
 
@@ -326,6 +328,23 @@ impl MetricState {
         }
         let (p, n) = (positives as f64, negatives as f64);
         (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
+    }
+
+    /// This state combined with those of all other ranks, exactly: the counts summed and the
+    /// AUC's scores gathered (every rank must call it, with the same metrics).
+    pub(crate) fn reduced(&self, comm: &dyn Communicator) -> MetricState {
+        let mut counts =
+            [self.total, self.correct, self.true_pos, self.false_pos, self.false_neg, self.nan_score as u64]
+                .map(|c| c as f64);
+        comm.all_reduce(Buffer::F64(&mut counts), ReduceOp::Sum);
+        let [total, correct, true_pos, false_pos, false_neg, nan] = counts.map(|c| c as u64);
+        let scores = if self.metric == Metric::Auc {
+            let flat: Vec<f64> = self.scores.iter().flat_map(|&(s, p)| [s, if p { 1.0 } else { 0.0 }]).collect();
+            comm.all_gather(&flat).chunks_exact(2).map(|c| (c[0], c[1] == 1.0)).collect()
+        } else {
+            Vec::new()
+        };
+        MetricState { metric: self.metric, total, correct, true_pos, false_pos, false_neg, scores, nan_score: nan > 0 }
     }
 
     /// Forgets everything added, for the next epoch.

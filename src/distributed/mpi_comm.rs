@@ -1,0 +1,201 @@
+//! [`Mpi`]: the [`Communicator`] over the system's MPI library (cargo feature `mpi`).
+
+use std::sync::Mutex;
+
+use ::mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+use ::mpi::datatype::PartitionMut;
+use ::mpi::environment::{Threading, Universe};
+use ::mpi::topology::{Communicator as _, SimpleCommunicator};
+
+use super::{Buffer, Communicator, ReduceOp, scale_down};
+use crate::error::{Error, Result};
+
+/// The most values one MPI call moves: MPI counts are C `int`s.
+const MAX_COUNT: usize = 1 << 30;
+
+/// The processes of an MPI job (`MPI_COMM_WORLD`), started by `mpirun`, `mpiexec` or Slurm's
+/// `srun`: cargo feature `mpi`, over the system's MPI library (Open MPI or MPICH).
+///
+/// [`init`](Self::init) starts MPI once per process and keeps it until the value is dropped
+/// (then MPI is finalised: keep it alive until the end of `main`). It also makes a panic on any
+/// thread of any rank end the whole job (`MPI_Abort`), after the panic's message is printed, so
+/// a failing rank never leaves the others waiting in a collective.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use tensorgrad::distributed::{Communicator, Mpi, ReduceOp};
+///
+/// // mpirun -np 2 target/release/examples/…
+/// let comm = Arc::new(Mpi::init()?);
+/// let mut v = vec![comm.rank() as f64 + 1.0];
+/// comm.all_reduce((&mut v[..]).into(), ReduceOp::Sum);
+/// assert_eq!(v[0], (1..=comm.size()).sum::<usize>() as f64);
+/// # Ok::<(), tensorgrad::Error>(())
+/// ```
+pub struct Mpi {
+    // Finalises MPI when dropped.
+    _universe: Universe,
+    rank: usize,
+    size: usize,
+    threading: Threading,
+    // MPI calls go one at a time (what `MPI_THREAD_SERIALIZED` asks of the caller).
+    lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Mpi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mpi")
+            .field("rank", &self.rank)
+            .field("size", &self.size)
+            .field("threading", &self.threading)
+            .finish()
+    }
+}
+
+impl Mpi {
+    /// Starts MPI (asking for `MPI_THREAD_MULTIPLE`) and joins the job's world.
+    ///
+    /// Run alone (without `mpirun`), a program is a world of one process (MPI's singleton
+    /// start), as with [`SingleProcess`](super::SingleProcess).
+    ///
+    /// # Errors
+    /// [`Error::Distributed`] if MPI was already started in this process.
+    pub fn init() -> Result<Mpi> {
+        let Some((universe, threading)) = ::mpi::initialize_with_threading(Threading::Multiple) else {
+            return Err(Error::Distributed {
+                op: "Mpi::init",
+                reason: "MPI is already initialised in this process (call Mpi::init once, at the start of main)".into(),
+            });
+        };
+        let world = universe.world();
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            eprintln!("tensorgrad: rank {rank} of {size} panicked; aborting the MPI job");
+            SimpleCommunicator::world().abort(101);
+        }));
+        Ok(Mpi { _universe: universe, rank, size, threading, lock: Mutex::new(()) })
+    }
+
+    /// The thread support the MPI library granted (`Multiple` or `Serialized` lets
+    /// [`DataParallel`](super::DataParallel) reduce gradients on a background thread).
+    pub fn threading(&self) -> Threading {
+        self.threading
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic aborts the job, so a poisoned lock is never seen by a running rank.
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn op_of(op: ReduceOp) -> SystemOperation {
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => SystemOperation::sum(),
+        ReduceOp::Max => SystemOperation::max(),
+        ReduceOp::Min => SystemOperation::min(),
+    }
+}
+
+/// All-reduce of one slice, in pieces of at most [`MAX_COUNT`] values, through a copy (MPI
+/// reads the send buffer while it writes the receive buffer).
+fn all_reduce_slice<T>(world: &SimpleCommunicator, values: &mut [T], op: SystemOperation)
+where
+    T: ::mpi::datatype::Equivalence + Copy,
+{
+    for piece in values.chunks_mut(MAX_COUNT) {
+        let send = piece.to_vec();
+        world.all_reduce_into(&send[..], piece, op);
+    }
+}
+
+impl Communicator for Mpi {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn all_reduce(&self, buf: Buffer<'_>, op: ReduceOp) {
+        if self.size == 1 {
+            return;
+        }
+        let _guard = self.lock();
+        let world = SimpleCommunicator::world();
+        match buf {
+            Buffer::F32(b) => {
+                all_reduce_slice(&world, b, op_of(op));
+                if op == ReduceOp::Mean {
+                    scale_down(Buffer::F32(b), self.size);
+                }
+            }
+            Buffer::F64(b) => {
+                all_reduce_slice(&world, b, op_of(op));
+                if op == ReduceOp::Mean {
+                    scale_down(Buffer::F64(b), self.size);
+                }
+            }
+        }
+    }
+
+    #[track_caller]
+    fn broadcast(&self, buf: Buffer<'_>, root: usize) {
+        if root >= self.size {
+            panic!("broadcast: root {root} is not a rank of {} processes", self.size);
+        }
+        if self.size == 1 {
+            return;
+        }
+        let _guard = self.lock();
+        let world = SimpleCommunicator::world();
+        let process = world.process_at_rank(root as i32);
+        match buf {
+            Buffer::F32(b) => b.chunks_mut(MAX_COUNT).for_each(|p| process.broadcast_into(p)),
+            Buffer::F64(b) => b.chunks_mut(MAX_COUNT).for_each(|p| process.broadcast_into(p)),
+        }
+    }
+
+    fn all_gather(&self, local: &[f64]) -> Vec<f64> {
+        if self.size == 1 {
+            return local.to_vec();
+        }
+        let _guard = self.lock();
+        let world = SimpleCommunicator::world();
+        let count = i32::try_from(local.len()).expect("all_gather: fewer than 2^31 values per rank");
+        let mut counts = vec![0i32; self.size];
+        world.all_gather_into(&count, &mut counts[..]);
+        let displs: Vec<i32> = counts
+            .iter()
+            .scan(0i32, |at, &c| {
+                let d = *at;
+                *at += c;
+                Some(d)
+            })
+            .collect();
+        let total: usize = counts.iter().map(|&c| c as usize).sum();
+        let mut out = vec![0.0f64; total];
+        {
+            let mut partition = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
+            world.all_gather_varcount_into(local, &mut partition);
+        }
+        out
+    }
+
+    fn barrier(&self) {
+        if self.size > 1 {
+            let _guard = self.lock();
+            SimpleCommunicator::world().barrier();
+        }
+    }
+
+    fn abort(&self, code: i32) -> ! {
+        SimpleCommunicator::world().abort(code)
+    }
+
+    fn threads_allowed(&self) -> bool {
+        self.threading >= Threading::Serialized
+    }
+}
