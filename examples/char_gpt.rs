@@ -5,6 +5,9 @@
 //! cargo run --release --example char_gpt                         # train on the bundled text, then sample
 //! cargo run --release --example char_gpt -- --iters 200 --sample 500 --temperature 0.8 --top-k 20
 //! cargo run --release --example char_gpt -- --load target/char_gpt/model.safetensors --iters 0 --sample 1000
+//! # data-parallel on 2 processes (the `mpi` feature; --batch-size is per process)
+//! cargo build --release --features mpi --example char_gpt
+//! mpirun -np 2 target/release/examples/char_gpt --distributed --batch-size 16
 //! ```
 //!
 //! The text is `data/shakespeare/tragedies.txt` (eight tragedies, public domain; see the
@@ -18,13 +21,17 @@
 //!
 //! Other flags: `--n-layer`, `--n-head`, `--n-embd`, `--dropout`, `--lr`, `--seed`, `--out DIR`
 //! (default `target/char_gpt/`), `--limit N` (use only the first N characters, for a quick
-//! run). The loss is in nats per character; `bpc` is the same in bits (÷ ln 2). The last line
+//! run), `--distributed` (train data-parallel on the processes of an MPI job: each draws its
+//! own `--batch-size` windows, the gradients are averaged, the loss estimates are averaged over
+//! the processes; only rank 0 prints, samples and writes; needs the `mpi` feature). The loss is in nats per character; `bpc` is the same in bits (÷ ln 2). The last line
 //! printed is `val_loss=<f> val_bpc=<f>` (the final estimate of the validation loss).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
+use tensorgrad::distributed::{Communicator, DataParallel, ReduceOp};
 use tensorgrad::io;
 use tensorgrad::loss::{Reduction, cross_entropy};
 use tensorgrad::nn::{Dropout, Embedding, Init, LayerNorm, Linear, Module, Param, StepKey, param_name};
@@ -33,6 +40,9 @@ use tensorgrad::rand::rngs::StdRng;
 use tensorgrad::rand::{Rng, SeedableRng};
 use tensorgrad::train::History;
 use tensorgrad::{SdpaOptions, Tensor, no_grad};
+
+#[path = "common/distributed.rs"]
+mod distributed;
 
 struct Args {
     train: PathBuf,
@@ -54,6 +64,7 @@ struct Args {
     sample: usize,
     temperature: f64,
     top_k: Option<usize>,
+    distributed: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -77,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
         sample: 500,
         temperature: 0.8,
         top_k: Some(40),
+        distributed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -104,6 +116,7 @@ fn parse_args() -> Result<Args, String> {
             "--sample" => a.sample = num(value()?)?,
             "--temperature" => a.temperature = num(value()?)?,
             "--top-k" => a.top_k = Some(num(value()?)?).filter(|&k| k > 0),
+            "--distributed" => a.distributed = true,
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -122,13 +135,23 @@ fn parse_args() -> Result<Args, String> {
 
 fn main() -> ExitCode {
     match parse_args() {
-        Ok(args) => match run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("char_gpt: {e}");
-                ExitCode::FAILURE
+        Ok(args) => {
+            let comm = match distributed::communicator(args.distributed, "char_gpt") {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("char_gpt: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match run(&args, comm.as_ref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("char_gpt: {e}");
+                    distributed::abort_on_error(comm.as_ref());
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Err(msg) => {
             if !msg.is_empty() {
                 eprintln!("char_gpt: {msg}");
@@ -136,7 +159,8 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: char_gpt [--train FILE] [--val FILE] [--iters N] [--eval-interval N] [--eval-iters N] \
                  [--batch-size N] [--block-size N] [--n-layer N] [--n-head N] [--n-embd N] [--dropout P] [--lr X] \
-                 [--seed N] [--out DIR] [--limit N] [--load FILE] [--sample N] [--temperature T] [--top-k K]"
+                 [--seed N] [--out DIR] [--limit N] [--load FILE] [--sample N] [--temperature T] [--top-k K] \
+                 [--distributed]"
             );
             ExitCode::from(2)
         }
@@ -364,8 +388,17 @@ fn sample(model: &Gpt, vocab: &Vocab, prompt: &[usize], n: usize, a: &Args, rng:
     vocab.decode(&ids[prompt.len()..])
 }
 
-fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(a: &Args, comm: Option<&Arc<dyn Communicator>>) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
+    // In data-parallel training every rank runs this program; rank 0 speaks and writes.
+    let (rank, main_rank) = (comm.map_or(0, |c| c.rank()), comm.is_none_or(|c| c.rank() == 0));
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if main_rank {
+                println!($($t)*);
+            }
+        };
+    }
     let read = |p: &PathBuf| -> Result<String, Box<dyn std::error::Error>> {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
         Ok(match a.limit {
@@ -392,7 +425,7 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    println!(
+    say!(
         "data: {} training and {} validation characters from {}; vocabulary of {} characters",
         train.len(),
         val.len(),
@@ -402,11 +435,22 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let mut rng = StdRng::seed_from_u64(a.seed);
     let mut model = Gpt::new(vocab.chars.len(), a, &mut rng);
+    // Each rank draws its own batches; rank 0's weights are everyone's.
+    let mut ddp = comm.map(|c| DataParallel::new(Arc::clone(c)));
+    if let Some(d) = &ddp {
+        rng = StdRng::seed_from_u64(a.seed.wrapping_add(1_000_003 * d.rank() as u64));
+        say!(
+            "data-parallel on {} processes: {} windows per step ({} per process)",
+            d.size(),
+            d.size() * a.batch_size,
+            a.batch_size
+        );
+    }
     if let Some(path) = &a.load {
         io::load_model(&model, path)?;
-        println!("loaded weights from {}", path.display());
+        say!("loaded weights from {}", path.display());
     }
-    println!(
+    say!(
         "model: GPT, {} layers, {} heads, {} dims, context {}, dropout {}; {} parameters",
         a.n_layer,
         a.n_head,
@@ -423,8 +467,14 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut opt_plain =
         AdamW::new(no_decay, AdamWConfig { lr: a.lr, betas: (0.9, 0.99), weight_decay: 0.0, ..AdamWConfig::default() });
 
-    std::fs::create_dir_all(&a.out)?;
-    std::fs::write(a.out.join("vocab.txt"), vocab.chars.iter().collect::<String>())?;
+    if let Some(d) = &ddp {
+        d.broadcast_state(&model);
+    }
+    let params = model.named_parameters();
+    if main_rank {
+        std::fs::create_dir_all(&a.out)?;
+        std::fs::write(a.out.join("vocab.txt"), vocab.chars.iter().collect::<String>())?;
+    }
     let mut history = History::new();
     let mut best = f64::INFINITY;
     let mut window = (Instant::now(), 0.0f64, 0usize);
@@ -432,11 +482,17 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut step_seconds = Vec::with_capacity(a.iters);
     for it in 0..=a.iters {
         if it % a.eval_interval == 0 || it == a.iters {
-            let train_loss = estimate(&mut model, &train, a, a.eval_iters, &mut rng);
-            let val_loss = estimate(&mut model, &val, a, a.eval_iters, &mut rng);
+            let mut losses = [
+                estimate(&mut model, &train, a, a.eval_iters, &mut rng),
+                estimate(&mut model, &val, a, a.eval_iters, &mut rng),
+            ];
+            if let Some(c) = comm {
+                c.all_reduce((&mut losses[..]).into(), ReduceOp::Mean);
+            }
+            let [train_loss, val_loss] = losses;
             let secs = window.0.elapsed().as_secs_f64();
             let ms_per_iter = if window.2 > 0 { window.1 / window.2 as f64 * 1e3 } else { f64::NAN };
-            println!(
+            say!(
                 "iter {it:5}: train loss {train_loss:.4}, val loss {val_loss:.4} ({:.3} bpc), {ms_per_iter:.0} ms/iter",
                 val_loss / std::f64::consts::LN_2
             );
@@ -450,9 +506,11 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     ],
                     secs,
                 );
-                history.save_json(a.out.join("history.json"))?;
+                if main_rank {
+                    history.save_json(a.out.join("history.json"))?;
+                }
             }
-            if val_loss < best && (it > 0 || a.load.is_some()) {
+            if val_loss < best && (it > 0 || a.load.is_some()) && main_rank {
                 best = val_loss;
                 io::save_model(&model, a.out.join("model.safetensors"))?;
             }
@@ -467,9 +525,12 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         opt_decay.set_learning_rate(lr);
         opt_plain.set_learning_rate(lr);
         let (x, y) = batch(&train, a.batch_size, a.block_size, &mut rng);
-        let key = StepKey::new(a.seed, 0, it, 0);
+        let key = StepKey::new(a.seed, 0, it, rank);
         let l = key.scope(|| loss(&model.logits(&x, a.batch_size, a.block_size, it as u64 + 1), &y));
-        let mut grads = l.backward();
+        let mut grads = match &mut ddp {
+            Some(d) => d.backward(&l, &params),
+            None => l.backward(),
+        };
         clip_grad_norm(&mut grads, 1.0);
         opt_decay.step(&grads);
         opt_plain.step(&grads);
@@ -478,6 +539,9 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         window.1 += secs;
         window.2 += 1;
     }
+    if !main_rank {
+        return Ok(());
+    }
     #[cfg(feature = "plot")]
     if history.epochs() > 0 {
         history.plot(a.out.join("training_curves.png"))?;
@@ -485,19 +549,19 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if a.sample > 0 {
         let prompt = vocab.encode(&val_text[..val_text.char_indices().nth(64).map_or(val_text.len(), |(i, _)| i)]);
         let text = sample(&model, &vocab, &prompt, a.sample, a, &mut rng);
-        println!("--- sample (temperature {}, top-k {:?}) after:\n{}", a.temperature, a.top_k, vocab.decode(&prompt));
-        println!("{text}\n---");
+        say!("--- sample (temperature {}, top-k {:?}) after:\n{}", a.temperature, a.top_k, vocab.decode(&prompt));
+        say!("{text}\n---");
     }
     step_seconds.sort_by(f64::total_cmp);
     if let Some(median) = step_seconds.get(step_seconds.len() / 2) {
-        println!("{:.0} ms per training iteration (median of {})", median * 1e3, step_seconds.len());
+        say!("{:.0} ms per training iteration (median of {})", median * 1e3, step_seconds.len());
     }
-    println!(
+    say!(
         "wrote model.safetensors (best validation loss), vocab.txt, history.json and training_curves.png to {}; {:.1} s in all",
         a.out.display(),
         started.elapsed().as_secs_f64()
     );
     let v = final_val.unwrap_or(f64::NAN);
-    println!("val_loss={v:.4} val_bpc={:.4}", v / std::f64::consts::LN_2);
+    say!("val_loss={v:.4} val_bpc={:.4}", v / std::f64::consts::LN_2);
     Ok(())
 }

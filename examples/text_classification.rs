@@ -17,6 +17,9 @@
 //! cargo run --release --example text_classification
 //! cargo run --release --example text_classification -- --epochs 3 --no-mask --out /tmp/tc
 //! cargo run --release --example text_classification -- --model transformer --out target/tc_transformer
+//! # data-parallel on 2 processes (the `mpi` feature; --batch-size is per process)
+//! cargo build --release --features mpi --example text_classification
+//! mpirun -np 2 target/release/examples/text_classification --distributed --batch-size 64
 //! ```
 //!
 //! Flags: `--train FILE`, `--test FILE` (TSV or CSV with a `label` and a `text` column; without
@@ -24,23 +27,29 @@
 //! `--vocab`, `--seed`, `--out DIR` (default `target/text_classification/`), `--no-mask`,
 //! `--limit N` (use only the first N rows, for a quick run), `--save-split` (also write the
 //! train/test split as `train.tsv` and `test.tsv`, to train another framework on the same data),
-//! `--model lstm|transformer|cnn`. It writes `history.json`, `history.csv`, `training_curves.png`,
+//! `--model lstm|transformer|cnn`, `--distributed` (train data-parallel on the processes of an
+//! MPI job, each its share of every epoch and `--batch-size` samples per step; only rank 0
+//! prints and writes files; needs the `mpi` feature). It writes `history.json`, `history.csv`, `training_curves.png`,
 //! the weights (`model.safetensors`), the vocabulary (`vocab.txt`) and the architecture's name
 //! (`architecture.txt`) into `--out`. The last line it prints is `test_accuracy=… test_loss=…`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tensorgrad::data::{Padding, ReadOptions, TextDataset, Tokenizer, Truncating, pad_sequences, read_labelled};
+use tensorgrad::distributed::{Communicator, DataParallel};
 use tensorgrad::loss::{Reduction, bce};
 use tensorgrad::nn::{Activation, Dense, Embedding, Lstm, LstmConfig, Module, Sequential};
 use tensorgrad::optim::{Adam, AdamConfig};
 use tensorgrad::train::{FitOptions, Metric, Trainer, Validation};
 use tensorgrad::{Tensor, io};
 
+#[path = "common/distributed.rs"]
+mod distributed;
 #[path = "common/text_cnn.rs"]
 mod text_cnn;
 #[path = "common/text_transformer.rs"]
@@ -79,6 +88,7 @@ struct Args {
     limit: Option<usize>,
     save_split: bool,
     arch: Arch,
+    distributed: bool,
 }
 
 fn parse_args(args: Vec<String>, arch: Arch, out: &str) -> Result<Args, String> {
@@ -96,6 +106,7 @@ fn parse_args(args: Vec<String>, arch: Arch, out: &str) -> Result<Args, String> 
         limit: None,
         save_split: false,
         arch,
+        distributed: false,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -113,6 +124,7 @@ fn parse_args(args: Vec<String>, arch: Arch, out: &str) -> Result<Args, String> 
             "--limit" => a.limit = Some(num(value()?)?),
             "--no-mask" => a.mask = false,
             "--save-split" => a.save_split = true,
+            "--distributed" => a.distributed = true,
             "--model" => {
                 a.arch = match value()?.as_str() {
                     "lstm" => Arch::Lstm,
@@ -147,15 +159,24 @@ pub(crate) fn cli(program: &str, args: Vec<String>, arch: Arch, out: &str) -> Ex
             }
             eprintln!(
                 "usage: {program} [--train FILE] [--test FILE] [--epochs N] [--batch-size N] [--max-len N] \
-                 [--vocab N] [--seed N] [--out DIR] [--no-mask] [--limit N] [--save-split] [--model lstm|transformer|cnn]"
+                 [--vocab N] [--seed N] [--out DIR] [--no-mask] [--limit N] [--save-split] [--model lstm|transformer|cnn] \
+                 [--distributed]"
             );
             return ExitCode::from(2);
         }
     };
-    match run(&args) {
+    let comm = match distributed::communicator(args.distributed, program) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args, comm.as_ref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            distributed::abort_on_error(comm.as_ref());
             ExitCode::FAILURE
         }
     }
@@ -177,15 +198,24 @@ fn encode(tok: &Tokenizer, d: &TextDataset, max_len: usize) -> (Tensor, Tensor) 
     (x, y)
 }
 
-fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: &Args, comm: Option<&Arc<dyn Communicator>>) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
+    // In data-parallel training every rank runs this program; rank 0 speaks and writes.
+    let main_rank = comm.is_none_or(|c| c.rank() == 0);
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if main_rank {
+                println!($($t)*);
+            }
+        };
+    }
     let opts = ReadOptions::new();
     let all = limited(read_labelled(&args.train, &opts)?, args.limit);
     let (train, test) = match &args.test {
         Some(path) => (all, limited(read_labelled(path, &opts)?, args.limit)),
         None => all.train_test_split(0.2, args.seed),
     };
-    println!(
+    say!(
         "data: {} training and {} test snippets from {} ({} positive in training)",
         train.len(),
         test.len(),
@@ -193,7 +223,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         train.labels.iter().filter(|&&l| l > 0.5).count()
     );
 
-    if args.save_split {
+    if args.save_split && main_rank {
         std::fs::create_dir_all(&args.out)?;
         for (name, d) in [("train.tsv", &train), ("test.tsv", &test)] {
             let mut text = String::from("label\ttext\n");
@@ -209,7 +239,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let (x_train, y_train) = encode(&tok, &train, args.max_len);
     let (x_test, y_test) = encode(&tok, &test, args.max_len);
     let vocab = tok.vocab_size().min(args.vocab);
-    println!(
+    say!(
         "vocabulary: {} distinct words, {vocab} ids used; sequences padded post to {}",
         tok.word_index().len(),
         args.max_len
@@ -218,14 +248,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let model: Box<dyn Module> = if args.arch == Arch::Transformer {
         let model = TransformerClassifier::new(args.vocab, args.max_len, args.seed, &mut rng);
-        println!("model: {}; {} parameters; padding masked", model.describe(), model.num_parameters());
+        say!("model: {}; {} parameters; padding masked", model.describe(), model.num_parameters());
         Box::new(model)
     } else if args.arch == Arch::Cnn {
         if args.max_len < 5 {
             return Err("--model cnn needs --max-len of at least 5 (its widest filter)".into());
         }
         let model = CnnClassifier::new(args.vocab, args.seed, &mut rng);
-        println!("model: {}; {} parameters", model.describe(), model.num_parameters());
+        say!("model: {}; {} parameters", model.describe(), model.num_parameters());
         Box::new(model)
     } else {
         let lstm = LstmConfig { dropout: 0.2, recurrent_dropout: 0.2, seed: args.seed, ..LstmConfig::new(16, 128) };
@@ -233,7 +263,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .add_named("embedding", Embedding::new(args.vocab, 16, &mut rng).with_mask_zero(args.mask))
             .add_named("lstm", Lstm::new(lstm, &mut rng))
             .add_named("dense", Dense::new(128, 1, Some(Activation::Sigmoid), &mut rng));
-        println!(
+        say!(
             "model: Embedding({}, 16) → LSTM(128, dropout 0.2, recurrent_dropout 0.2) → Dense(1, sigmoid); {} parameters; padding {}",
             args.vocab,
             model.num_parameters(),
@@ -245,6 +275,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let opt = Adam::new(model.named_parameters(), AdamConfig::default());
     let mut trainer =
         Trainer::new(model, opt, |p: &Tensor, y: &Tensor| bce(p, y, Reduction::Mean)).metrics(&[Metric::Accuracy]);
+    if let Some(c) = comm {
+        trainer = trainer.distributed(DataParallel::new(Arc::clone(c)));
+        say!(
+            "data-parallel on {} processes: {} samples per step ({} per process), each process its share of every epoch",
+            c.size(),
+            c.size() * args.batch_size,
+            args.batch_size
+        );
+    }
     let fit = FitOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -253,6 +292,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         ..FitOptions::default()
     };
     let history = trainer.fit(&x_train, &y_train, &fit)?;
+    if !main_rank {
+        return Ok(()); // the model is rank 0's too
+    }
     let test_eval = trainer.evaluate(&x_test, &y_test, args.batch_size);
 
     std::fs::create_dir_all(&args.out)?;
@@ -264,12 +306,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     tok.save(args.out.join("vocab.txt"))?;
     std::fs::write(args.out.join("architecture.txt"), format!("{}\n", args.arch.name()))?;
     let per_epoch = history.epoch_seconds().iter().sum::<f64>() / history.epochs().max(1) as f64;
-    println!(
+    say!(
         "wrote history.json, history.csv, training_curves.png, model.safetensors, vocab.txt and architecture.txt to {}",
         args.out.display()
     );
-    println!("{:.1} s per epoch on average; {:.1} s in all", per_epoch, started.elapsed().as_secs_f64());
+    say!("{:.1} s per epoch on average; {:.1} s in all", per_epoch, started.elapsed().as_secs_f64());
     let acc = test_eval.get("accuracy").unwrap_or(f64::NAN);
-    println!("test_accuracy={acc:.4} test_loss={:.4}", test_eval.loss);
+    say!("test_accuracy={acc:.4} test_loss={:.4}", test_eval.loss);
     Ok(())
 }

@@ -219,7 +219,7 @@
 //! both out. `tokenizers` (off by default) adds `models::load_tokenizer`, which reads a model
 //! directory's `tokenizer.json` with Hugging Face's `tokenizers` crate (its pure-Rust regex
 //! backend: no C library). `mpi` (off by default) adds
-//! [`distributed::Mpi`], data-parallel training across processes and machines over the
+//! `distributed::Mpi`, data-parallel training across processes and machines over the
 //! system's MPI library (Open MPI or MPICH, and `libclang` to build the bindings).
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]

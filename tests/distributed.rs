@@ -134,6 +134,24 @@ fn collectives(comm: &Arc<Mpi>) {
     assert_eq!(hi, [(n - 1) as f64, 0.0]);
     comm.all_reduce((&mut hi[..]).into(), ReduceOp::Min);
     assert_eq!(hi, [(n - 1) as f64, 0.0]);
+    // Large buffers take the ring (reduce-scatter, all-gather); lengths that do not divide.
+    let ranks_sum = (n * (n + 1) / 2) as f64;
+    for len in [100_003usize, 16_411, 3] {
+        let mut a: Vec<f32> = (0..len).map(|i| (i % 97) as f32 * 0.25 * (r as f32 + 1.0)).collect();
+        comm.all_reduce((&mut a[..]).into(), ReduceOp::Sum);
+        assert!(a.iter().enumerate().all(|(i, &v)| v == (i % 97) as f32 * 0.25 * ranks_sum as f32), "f32 sum of {len}");
+        let mut b: Vec<f64> = (0..len).map(|i| (i as f64).sqrt() + r).collect();
+        comm.all_reduce((&mut b[..]).into(), ReduceOp::Mean);
+        let mean_r = (n - 1) as f64 / 2.0;
+        assert!(
+            b.iter().enumerate().all(|(i, &v)| (v - ((i as f64).sqrt() + mean_r)).abs() < 1e-12),
+            "f64 mean of {len}"
+        );
+        // Every rank holds the very same bits.
+        let bits: f64 = b.iter().fold(0u64, |h, v| h.rotate_left(5) ^ v.to_bits()) as f64;
+        let all = comm.all_gather(&[bits]);
+        assert!(all.iter().all(|&x| x == all[0]), "the ranks' results differ in some bit");
+    }
     // A large buffer, from the last rank.
     let mut big: Vec<f32> = (0..3_000_000).map(|i| if comm.rank() == n - 1 { i as f32 } else { -1.0 }).collect();
     comm.broadcast((&mut big[..]).into(), n - 1);

@@ -7,7 +7,7 @@
 //! `srun`).
 //!
 //! - [`Communicator`]: rank, size and the collective operations (all-reduce, broadcast,
-//!   all-gather, barrier). [`Mpi`] (cargo feature `mpi`, over the system's MPI library) is the
+//!   all-gather, barrier). `Mpi` (cargo feature `mpi`, over the system's MPI library) is the
 //!   one that spans processes; [`SingleProcess`] is the world of one, so the same training
 //!   code runs unchanged without MPI.
 //! - [`DataParallel`]: broadcasts rank 0's parameters and buffers, then averages gradients in

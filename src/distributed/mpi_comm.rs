@@ -9,6 +9,7 @@ use ::mpi::topology::{Communicator as _, SimpleCommunicator};
 
 use super::{Buffer, Communicator, ReduceOp, scale_down};
 use crate::error::{Error, Result};
+use crate::kernels::slice::add_assign;
 
 /// The most values one MPI call moves: MPI counts are C `int`s.
 const MAX_COUNT: usize = 1 << 30;
@@ -98,8 +99,11 @@ fn op_of(op: ReduceOp) -> SystemOperation {
     }
 }
 
-/// All-reduce of one slice, in pieces of at most [`MAX_COUNT`] values, through a copy (MPI
-/// reads the send buffer while it writes the receive buffer).
+/// From this size on, a sum is reduced by [`ring_sum`] rather than `MPI_Allreduce`.
+const RING_BYTES: usize = 64 << 10;
+
+/// `MPI_Allreduce` of one slice, in pieces of at most [`MAX_COUNT`] values, through a copy
+/// (MPI reads the send buffer while it writes the receive buffer).
 fn all_reduce_slice<T>(world: &SimpleCommunicator, values: &mut [T], op: SystemOperation)
 where
     T: ::mpi::datatype::Equivalence + Copy,
@@ -107,6 +111,44 @@ where
     for piece in values.chunks_mut(MAX_COUNT) {
         let send = piece.to_vec();
         world.all_reduce_into(&send[..], piece, op);
+    }
+}
+
+/// Sums `values` across the ranks with the ring schedule: a reduce-scatter (in `p − 1` steps
+/// each rank passes one share of the values to the next rank and adds the share it receives),
+/// then an all-gather of the summed shares around the same ring. Every rank sends and receives
+/// `2(p − 1)/p` of the buffer, the least an all-reduce can, and each value is summed on one
+/// rank, so every rank ends with the same bits.
+///
+/// Open MPI 4.1's own choice for these sizes on one machine is recursive doubling, measured
+/// 2.4–3.5× slower from 256 KiB on (see `docs/DISTRIBUTED.md`); its ring algorithm can be had
+/// only through a run-time parameter, for every size at once.
+fn ring_sum<T>(world: &SimpleCommunicator, values: &mut [T], add: fn(&mut [T], &[T]))
+where
+    T: ::mpi::datatype::Equivalence + Copy + Default,
+{
+    let p = world.size() as usize;
+    let r = world.rank() as usize;
+    let (right, left) = (world.process_at_rank(((r + 1) % p) as i32), world.process_at_rank(((r + p - 1) % p) as i32));
+    for piece in values.chunks_mut(MAX_COUNT) {
+        let len = piece.len();
+        let share = len.div_ceil(p);
+        let range = |c: usize| (c * share).min(len)..((c + 1) * share).min(len);
+        let mut incoming = vec![T::default(); share];
+        for step in 0..p - 1 {
+            let (out, into) = ((r + p - step) % p, (r + 2 * p - step - 1) % p);
+            let (out, into) = (range(out), range(into));
+            let got = &mut incoming[..into.len()];
+            ::mpi::point_to_point::send_receive_into(&piece[out], &right, got, &left);
+            add(&mut piece[into], got);
+        }
+        for step in 0..p - 1 {
+            let (out, into) = ((r + 1 + p - step) % p, (r + p - step) % p);
+            let (out, into) = (range(out), range(into));
+            let got = &mut incoming[..into.len()];
+            ::mpi::point_to_point::send_receive_into(&piece[out], &right, got, &left);
+            piece[into].copy_from_slice(got);
+        }
     }
 }
 
@@ -125,15 +167,24 @@ impl Communicator for Mpi {
         }
         let _guard = self.lock();
         let world = SimpleCommunicator::world();
+        let ring = matches!(op, ReduceOp::Sum | ReduceOp::Mean) && buf.bytes() >= RING_BYTES;
         match buf {
             Buffer::F32(b) => {
-                all_reduce_slice(&world, b, op_of(op));
+                if ring {
+                    ring_sum(&world, b, add_assign::<f32>);
+                } else {
+                    all_reduce_slice(&world, b, op_of(op));
+                }
                 if op == ReduceOp::Mean {
                     scale_down(Buffer::F32(b), self.size);
                 }
             }
             Buffer::F64(b) => {
-                all_reduce_slice(&world, b, op_of(op));
+                if ring {
+                    ring_sum(&world, b, add_assign::<f64>);
+                } else {
+                    all_reduce_slice(&world, b, op_of(op));
+                }
                 if op == ReduceOp::Mean {
                     scale_down(Buffer::F64(b), self.size);
                 }

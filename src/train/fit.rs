@@ -379,7 +379,7 @@ where
     ///   [`FitOptions::rank`]);
     /// - an error on any rank (a callback's, a checkpoint that cannot be written) ends the
     ///   whole job ([`Communicator::abort`](crate::distributed::Communicator::abort)) after
-    ///   printing it, as a panic does under [`Mpi`](crate::distributed::Mpi), instead of
+    ///   printing it, as a panic does under `Mpi` (feature `mpi`), instead of
     ///   leaving the other ranks waiting.
     ///
     /// [`evaluate`](Self::evaluate) and [`predict`](Self::predict) stay local: each rank that
