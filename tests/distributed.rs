@@ -101,7 +101,7 @@ fn driver() {
 /// job (the driver then reports the group as failed, with the message).
 fn suite(comm: &Arc<Mpi>) {
     type Check = fn(&Arc<Mpi>);
-    let checks: [(&str, Check); 7] = [
+    let checks: [(&str, Check); 8] = [
         ("collectives", collectives),
         ("N ranks of batch B train as one process of batch N·B (f64, Adam, 20 steps)", same_as_one_process_f64),
         ("the same in f32, default buckets, no overlap", same_as_one_process_f32),
@@ -109,6 +109,7 @@ fn suite(comm: &Arc<Mpi>) {
         ("fit_loader shards its loader", fit_loader_shards),
         ("resuming from a checkpoint is bit-identical", resume_is_bit_identical),
         ("rank 0's weights are broadcast; a mismatch is reported", broadcast_and_check),
+        ("a parameter used on some ranks only averages as zero elsewhere", unused_parameters),
     ];
     for (name, check) in checks {
         comm.barrier();
@@ -401,6 +402,30 @@ fn broadcast_and_check(comm: &Arc<Mpi>) {
     // The single-process communicator is a no-op world of one.
     let one: DataParallel<f32> = DataParallel::new(Arc::new(SingleProcess));
     one.check_parameters(&model).unwrap();
+}
+
+fn unused_parameters(comm: &Arc<Mpi>) {
+    let layers: Vec<Linear<f64>> = (0..3).map(|s| Linear::new(2, 1, s)).collect();
+    let params: Vec<(String, Tensor<f64>)> = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(k, l)| l.named_parameters().into_iter().map(move |(n, t)| (format!("{k}.{n}"), t)))
+        .collect();
+    for overlap in [true, false] {
+        // Buckets of one parameter each, so that they fill out of order.
+        let mut ddp = DataParallel::with_config(comm.clone(), DataParallelConfig { bucket_bytes: 8, overlap });
+        let x = Tensor::<f64>::ones(&[1, 2]);
+        let mut loss = layers[0].forward(&x).sum();
+        if comm.rank() == 0 {
+            loss = loss + layers[1].forward(&x).sum() * 3.0; // layer 2 is never used
+        }
+        let grads = ddp.backward(&loss, &params);
+        let size = comm.size() as f64;
+        assert_eq!(grads.get(&params[0].1).unwrap().to_vec(), [1.0, 1.0]);
+        assert_eq!(grads.get(&params[2].1).unwrap().to_vec(), [3.0 / size, 3.0 / size]);
+        assert_eq!(grads.get(&params[3].1).unwrap().to_vec(), [3.0 / size]);
+        assert!(grads.get(&params[4].1).is_none() && grads.get(&params[5].1).is_none());
+    }
 }
 
 /// Rank 1 fails at its third step, by a panic or by an error from a callback (a checkpoint

@@ -76,6 +76,8 @@ pub struct DataParallel<E: Element = f32> {
     config: DataParallelConfig,
     plan: Option<Plan>,
     worker: Option<Worker<E>>,
+    /// Each bucket's buffer from the last step, reused (no allocation, no page faults).
+    spare: Vec<Option<Vec<E>>>,
 }
 
 impl<E: Element> std::fmt::Debug for DataParallel<E> {
@@ -98,6 +100,8 @@ struct Plan {
     buckets: Vec<(Vec<usize>, usize)>,
     /// Parameter id → position.
     index: HashMap<TensorId, usize>,
+    /// Each parameter's number of values.
+    sizes: Vec<usize>,
 }
 
 impl Plan {
@@ -124,6 +128,7 @@ impl Plan {
             place,
             buckets,
             index: params.iter().enumerate().map(|(i, (_, p))| (p.id(), i)).collect(),
+            sizes: params.iter().map(|(_, p)| p.numel()).collect(),
         }
     }
 
@@ -179,13 +184,20 @@ struct Step<'p, E: Element> {
 }
 
 impl<'p, E: Element> Step<'p, E> {
-    fn new(plan: &'p Plan) -> Self {
-        Step {
-            plan,
-            values: plan.buckets.iter().map(|(m, len)| Some(vec![E::zero(); len + m.len()])).collect(),
-            missing: plan.buckets.iter().map(|(m, _)| m.len()).collect(),
-            next: 0,
-        }
+    /// The step's buckets, on last step's buffers where there are some.
+    fn new(plan: &'p Plan, spare: &mut [Option<Vec<E>>]) -> Self {
+        let values = plan
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(b, (members, len))| {
+                let mut v = spare.get_mut(b).and_then(Option::take).unwrap_or_default();
+                v.resize(len + members.len(), E::zero());
+                v[*len..].fill(E::zero()); // no gradient yet
+                Some(v)
+            })
+            .collect();
+        Step { plan, values, missing: plan.buckets.iter().map(|(m, _)| m.len()).collect(), next: 0 }
     }
 
     /// Copies parameter `i`'s gradient into its bucket; returns whether its bucket is complete.
@@ -207,11 +219,19 @@ impl<'p, E: Element> Step<'p, E> {
         self.missing[b] -= 1;
     }
 
-    /// The buckets from `next` on that are complete (all of them when `all`), in order.
+    /// The buckets from `next` on that are complete (all of them when `all`, a parameter
+    /// without a gradient as zeros), in order.
     fn ready(&mut self, all: bool) -> Vec<(usize, Vec<E>)> {
         let mut out = Vec::new();
         while self.next < self.values.len() && (all || self.missing[self.next] == 0) {
-            let values = self.values[self.next].take().expect("each bucket is sent once");
+            let mut values = self.values[self.next].take().expect("each bucket is sent once");
+            let (members, len) = &self.plan.buckets[self.next];
+            for (k, &i) in members.iter().enumerate() {
+                if values[len + k] == E::zero() {
+                    let (_, offset) = self.plan.place[i];
+                    values[offset..offset + self.plan.sizes[i]].fill(E::zero());
+                }
+            }
             out.push((self.next, values));
             self.next += 1;
         }
@@ -234,7 +254,7 @@ impl<E: Element> DataParallel<E> {
         if config.bucket_bytes == 0 {
             panic!("DataParallel: bucket_bytes must be at least 1");
         }
-        DataParallel { comm, config, plan: None, worker: None }
+        DataParallel { comm, config, plan: None, worker: None, spare: Vec::new() }
     }
 
     /// The communicator.
@@ -300,6 +320,7 @@ impl<E: Element> DataParallel<E> {
         }
         if !self.plan.as_ref().is_some_and(|p| p.matches(params)) {
             self.plan = Some(Plan::new(params, self.config.bucket_bytes));
+            self.spare.clear();
         }
         let overlap = self.config.overlap && self.comm.threads_allowed();
         if overlap && self.worker.is_none() {
@@ -308,7 +329,7 @@ impl<E: Element> DataParallel<E> {
         let plan = self.plan.as_ref().expect("the plan was just made");
         let comm = &self.comm;
         let worker = self.worker.as_ref().filter(|_| overlap);
-        let mut step = Step::new(plan);
+        let mut step = Step::new(plan, &mut self.spare);
         let mut reduced: Vec<Option<Vec<E>>> = vec![None; plan.buckets.len()];
         let send = |ready: Vec<(usize, Vec<E>)>, reduced: &mut Vec<Option<Vec<E>>>| {
             for (b, mut values) in ready {
@@ -351,10 +372,23 @@ impl<E: Element> DataParallel<E> {
                     grads.remove(p); // no rank had a gradient for it
                     continue;
                 }
-                let n = p.numel();
-                grads.insert(p, Tensor::from_vec(values[offset..offset + n].to_vec(), p.shape()));
+                let averaged = &values[offset..offset + plan.sizes[i]];
+                // Into the local gradient's own buffer when nothing else holds it.
+                let written = grads.get(p).filter(|g| g.shape() == p.shape() && g.is_contiguous()).and_then(|g| {
+                    g.write_unique(|d| {
+                        let fits = d.len() == averaged.len();
+                        if fits {
+                            d.copy_from_slice(averaged);
+                        }
+                        fits
+                    })
+                }) == Some(true);
+                if !written {
+                    grads.insert(p, Tensor::from_vec(averaged.to_vec(), p.shape()));
+                }
             }
         }
+        self.spare = reduced;
         grads
     }
 

@@ -99,8 +99,14 @@ fn op_of(op: ReduceOp) -> SystemOperation {
     }
 }
 
-/// From this size on, a sum is reduced by [`ring_sum`] rather than `MPI_Allreduce`.
+/// A sum is reduced by [`ring_sum`] rather than `MPI_Allreduce` when the buffer has at least
+/// this many bytes, and each rank's share at least [`RING_SHARE_BYTES`]: the ring takes
+/// `2(p − 1)` steps, so with many processes only large buffers amortise its latency, and
+/// smaller ones are better left to the MPI library's logarithmic algorithms.
 const RING_BYTES: usize = 64 << 10;
+
+/// See [`RING_BYTES`].
+const RING_SHARE_BYTES: usize = 32 << 10;
 
 /// `MPI_Allreduce` of one slice, in pieces of at most [`MAX_COUNT`] values, through a copy
 /// (MPI reads the send buffer while it writes the receive buffer).
@@ -167,7 +173,10 @@ impl Communicator for Mpi {
         }
         let _guard = self.lock();
         let world = SimpleCommunicator::world();
-        let ring = matches!(op, ReduceOp::Sum | ReduceOp::Mean) && buf.bytes() >= RING_BYTES;
+        let bytes = buf.bytes();
+        let ring = matches!(op, ReduceOp::Sum | ReduceOp::Mean)
+            && bytes >= RING_BYTES
+            && bytes / self.size >= RING_SHARE_BYTES;
         match buf {
             Buffer::F32(b) => {
                 if ring {
