@@ -25,6 +25,17 @@ fn pack_rows<E: Element, const MR: usize>(out: &mut [E], a: &[E], base: usize, r
     }
 }
 
+/// One whole panel of a column-major A: `kc` columns of `MR` contiguous values from `base`,
+/// `cs` apart, each copied as one block.
+fn pack_columns<E: Element, const MR: usize>(out: &mut [E], a: &[E], base: usize, cs: usize, kc: usize) {
+    for (p, o) in out[..kc * MR].chunks_exact_mut(MR).enumerate() {
+        let start = base + p * cs;
+        let column: &[E; MR] = a[start..start + MR].try_into().expect("a panel column holds MR values");
+        let o: &mut [E; MR] = o.try_into().expect("a packed step holds MR values");
+        *o = *column;
+    }
+}
+
 /// Packs rows `rows` and columns `cols` (the `k` range) of A into `dst`: `⌈rows/mr⌉` panels of
 /// `mr × cols.len()` values.
 pub(crate) fn pack_a<E: Element>(
@@ -61,6 +72,16 @@ pub(crate) fn pack_a<E: Element>(
                         out[p * mr + i] = a[base + p * ma.cs];
                     }
                 }
+            }
+        } else if ma.rs == 1 && h == mr && matches!(mr, 4 | 6 | 12) {
+            // Column-major A (a transposed operand), a whole panel: `mr` contiguous values per
+            // step, copied as a fixed-size block (a `copy_from_slice` of a dozen values is a
+            // library call each, which was 8 % of an LSTM training step).
+            let base = ma.offset + i0 + cols.start * ma.cs;
+            match mr {
+                12 => pack_columns::<E, 12>(out, a, base, ma.cs, kc),
+                6 => pack_columns::<E, 6>(out, a, base, ma.cs, kc),
+                _ => pack_columns::<E, 4>(out, a, base, ma.cs, kc),
             }
         } else {
             // Down the columns of A (a transposed operand): `h` values per step.
