@@ -406,16 +406,21 @@ fn broadcast_and_check(comm: &Arc<Mpi>) {
 
 fn unused_parameters(comm: &Arc<Mpi>) {
     let layers: Vec<Linear<f64>> = (0..3).map(|s| Linear::new(2, 1, s)).collect();
-    let params: Vec<(String, Tensor<f64>)> = layers
+    // Used through a transpose, so its gradient arrives as a strided view (the transpose's
+    // backward returns the incoming gradient transposed).
+    let m = Tensor::<f64>::zeros(&[3, 2]).requires_grad();
+    let mut params: Vec<(String, Tensor<f64>)> = layers
         .iter()
         .enumerate()
         .flat_map(|(k, l)| l.named_parameters().into_iter().map(move |(n, t)| (format!("{k}.{n}"), t)))
         .collect();
+    params.push(("m".into(), m.clone()));
     for overlap in [true, false] {
         // Buckets of one parameter each, so that they fill out of order.
         let mut ddp = DataParallel::with_config(comm.clone(), DataParallelConfig { bucket_bytes: 8, overlap });
         let x = Tensor::<f64>::ones(&[1, 2]);
-        let mut loss = layers[0].forward(&x).sum();
+        let c = Tensor::<f64>::from_vec(vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0], &[2, 3]);
+        let mut loss = layers[0].forward(&x).sum() + (m.t() * &c).sum();
         if comm.rank() == 0 {
             loss = loss + layers[1].forward(&x).sum() * 3.0; // layer 2 is never used
         }
@@ -425,6 +430,7 @@ fn unused_parameters(comm: &Arc<Mpi>) {
         assert_eq!(grads.get(&params[2].1).unwrap().to_vec(), [3.0 / size, 3.0 / size]);
         assert_eq!(grads.get(&params[3].1).unwrap().to_vec(), [3.0 / size]);
         assert!(grads.get(&params[4].1).is_none() && grads.get(&params[5].1).is_none());
+        assert_eq!(grads.get(&m).unwrap().to_vec(), [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
     }
 }
 

@@ -212,7 +212,11 @@ impl<E: Element> DataLoader<E> {
 
     /// Batches per epoch (of this process's share, when [sharded](Self::shard)).
     pub fn len(&self) -> usize {
-        let n = self.sampler().map_or(self.dataset.len(), |s| s.num_samples());
+        self.batches_of(self.sampler().map_or(self.dataset.len(), |s| s.num_samples()))
+    }
+
+    /// How many batches `n` samples make.
+    fn batches_of(&self, n: usize) -> usize {
         if self.drop_last { n / self.batch_size } else { n.div_ceil(self.batch_size) }
     }
 
@@ -235,9 +239,14 @@ impl<E: Element> DataLoader<E> {
     /// assert_eq!(loader.order(3), permutation(6, 13)); // seed + epoch
     /// ```
     pub fn order(&self, epoch: usize) -> Vec<usize> {
-        if let Some(sampler) = self.sampler() {
-            return sampler.indices(epoch);
+        match self.sampler() {
+            Some(sampler) => sampler.indices(epoch),
+            None => self.whole_order(epoch),
         }
+    }
+
+    /// The order of all the samples in epoch `epoch`, the shard ignored.
+    fn whole_order(&self, epoch: usize) -> Vec<usize> {
         let n = self.dataset.len();
         if self.shuffle { permutation(n, self.seed.wrapping_add(epoch as u64)) } else { (0..n).collect() }
     }
@@ -250,9 +259,8 @@ impl<E: Element> DataLoader<E> {
     /// Every `size`-th batch of epoch 0 from batch `rank` on (the loader's shard ignored): one
     /// process's share of an evaluation, each sample on exactly one process.
     pub(crate) fn strided_batches(&self, rank: usize, size: usize) -> EpochBatches<E> {
-        let n = self.dataset.len();
-        let order: Vec<usize> = if self.shuffle { permutation(n, self.seed) } else { (0..n).collect() };
-        let count = if self.drop_last { n / self.batch_size } else { n.div_ceil(self.batch_size) };
+        let count = self.batches_of(self.dataset.len());
+        let order = self.whole_order(0);
         let chunks =
             order.chunks(self.batch_size).take(count).skip(rank).step_by(size).map(<[usize]>::to_vec).collect();
         EpochBatches::inline(Arc::clone(&self.dataset), chunks, self.parallel)

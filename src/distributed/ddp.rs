@@ -7,8 +7,9 @@ use std::thread::JoinHandle;
 
 use super::{Communicator, ReduceOp, buffer};
 use crate::error::{Error, Result};
+use crate::kernels::slice::{bit_fingerprint, copy_strided};
 use crate::nn::{Module, state_entries, write_state};
-use crate::{Element, Gradients, Tensor, TensorId};
+use crate::{Element, Gradients, Layout, Tensor, TensorId};
 
 /// Settings of [`DataParallel`]; start from `DataParallelConfig::default()`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -94,8 +95,9 @@ impl<E: Element> std::fmt::Debug for DataParallel<E> {
 struct Plan {
     /// The parameters' ids and lengths, in the order given.
     ids: Vec<TensorId>,
-    /// For each parameter (by position): its bucket and its offset in the bucket.
-    place: Vec<(usize, usize)>,
+    /// For each parameter (by position): its bucket, its offset in the bucket and its index
+    /// among the bucket's members (where its presence flag is).
+    place: Vec<(usize, usize, usize)>,
     /// For each bucket: its parameters (positions) and its number of values (without flags).
     buckets: Vec<(Vec<usize>, usize)>,
     /// Parameter id → position.
@@ -109,7 +111,7 @@ impl Plan {
     /// backward pass tends to finish them).
     fn new<E: Element>(params: &[(String, Tensor<E>)], cap: usize) -> Plan {
         let size = std::mem::size_of::<E>();
-        let mut place = vec![(0, 0); params.len()];
+        let mut place = vec![(0, 0, 0); params.len()];
         let mut buckets: Vec<(Vec<usize>, usize)> = Vec::new();
         for (i, (_, p)) in params.iter().enumerate().rev() {
             let n = p.numel();
@@ -119,7 +121,7 @@ impl Plan {
             }
             let b = buckets.len() - 1;
             let (members, len) = &mut buckets[b];
-            place[i] = (b, *len);
+            place[i] = (b, *len, members.len());
             members.push(i);
             *len += n;
         }
@@ -200,21 +202,19 @@ impl<'p, E: Element> Step<'p, E> {
         Step { plan, values, missing: plan.buckets.iter().map(|(m, _)| m.len()).collect(), next: 0 }
     }
 
-    /// Copies parameter `i`'s gradient into its bucket; returns whether its bucket is complete.
+    /// Copies parameter `i`'s gradient (in any layout) into its bucket and flags it present.
     fn fill(&mut self, i: usize, grad: &Tensor<E>) {
-        let (b, offset) = self.plan.place[i];
-        let (members, len) = &self.plan.buckets[b];
+        let (b, offset, k) = self.plan.place[i];
+        let len = self.plan.buckets[b].1;
         let values = self.values[b].as_mut().expect("a bucket is filled before it is sent");
         let n = grad.numel();
-        let data = grad.data();
-        let layout = grad.layout();
+        let (data, layout) = (grad.data(), grad.layout());
+        let out = &mut values[offset..offset + n];
         if layout.is_contiguous() {
-            values[offset..offset + n].copy_from_slice(&data[layout.offset()..layout.offset() + n]);
+            out.copy_from_slice(&data[layout.offset()..layout.offset() + n]);
         } else {
-            drop(data);
-            values[offset..offset + n].copy_from_slice(&grad.to_vec());
+            copy_strided(out, &Layout::contiguous(grad.shape()), &data, layout);
         }
-        let k = members.iter().position(|&m| m == i).expect("a parameter is in its bucket");
         values[len + k] = E::one();
         self.missing[b] -= 1;
     }
@@ -228,7 +228,7 @@ impl<'p, E: Element> Step<'p, E> {
             let (members, len) = &self.plan.buckets[self.next];
             for (k, &i) in members.iter().enumerate() {
                 if values[len + k] == E::zero() {
-                    let (_, offset) = self.plan.place[i];
+                    let (_, offset, _) = self.plan.place[i];
                     values[offset..offset + self.plan.sizes[i]].fill(E::zero());
                 }
             }
@@ -366,7 +366,7 @@ impl<E: Element> DataParallel<E> {
         for (b, (members, len)) in plan.buckets.iter().enumerate() {
             let values = reduced[b].as_ref().expect("every bucket was reduced");
             for (k, &i) in members.iter().enumerate() {
-                let (_, offset) = plan.place[i];
+                let (_, offset, _) = plan.place[i];
                 let p = &params[i].1;
                 if values[len + k] == E::zero() {
                     grads.remove(p); // no rank had a gradient for it
@@ -399,7 +399,7 @@ impl<E: Element> DataParallel<E> {
     /// [`Error::Distributed`] naming the first tensor and rank that differ.
     pub fn check_parameters<M: Module<E> + ?Sized>(&self, model: &M) -> Result<()> {
         let entries = state_entries(model);
-        let local: Vec<f64> = entries.iter().map(|e| fingerprint(&e.tensor.to_vec()) as f64).collect();
+        let local: Vec<f64> = entries.iter().map(|e| bit_fingerprint(&e.tensor.to_vec()) as f64).collect();
         let all = self.comm.all_gather(&local);
         let n = local.len();
         if all.len() != n * self.comm.size() {
@@ -422,14 +422,4 @@ impl<E: Element> DataParallel<E> {
         }
         Ok(())
     }
-}
-
-/// A 52-bit hash of the values' bits (exact in an `f64`).
-fn fingerprint<E: Element>(values: &[E]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for v in values {
-        let bits = v.to_f64().map_or(u64::MAX, f64::to_bits);
-        h = (h ^ bits).wrapping_mul(0x0100_0000_01b3).rotate_left(17);
-    }
-    h >> 12
 }

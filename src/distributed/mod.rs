@@ -142,18 +142,3 @@ impl Communicator for SingleProcess {
         std::process::exit(code)
     }
 }
-
-/// Divides every value by `n` (the second half of [`ReduceOp::Mean`] after a sum).
-#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-pub(crate) fn scale_down(buf: Buffer<'_>, n: usize) {
-    match buf {
-        Buffer::F32(b) => {
-            let n = n as f32;
-            b.iter_mut().for_each(|v| *v /= n);
-        }
-        Buffer::F64(b) => {
-            let n = n as f64;
-            b.iter_mut().for_each(|v| *v /= n);
-        }
-    }
-}

@@ -7,9 +7,10 @@ use ::mpi::datatype::PartitionMut;
 use ::mpi::environment::{Threading, Universe};
 use ::mpi::topology::{Communicator as _, SimpleCommunicator};
 
-use super::{Buffer, Communicator, ReduceOp, scale_down};
+use super::{Buffer, Communicator, ReduceOp};
+use crate::Element;
 use crate::error::{Error, Result};
-use crate::kernels::slice::add_assign;
+use crate::kernels::slice::{add_assign, div_assign_scalar};
 
 /// The most values one MPI call moves: MPI counts are C `int`s.
 const MAX_COUNT: usize = 1 << 30;
@@ -39,8 +40,16 @@ pub struct Mpi {
     rank: usize,
     size: usize,
     threading: Threading,
-    // MPI calls go one at a time (what `MPI_THREAD_SERIALIZED` asks of the caller).
-    lock: Mutex<()>,
+    // MPI calls go one at a time (what `MPI_THREAD_SERIALIZED` asks of the caller); the lock
+    // also guards the ring's receive buffers, kept between calls.
+    lock: Mutex<Scratch>,
+}
+
+/// The ring's buffer for the share a step receives, one per element type.
+#[derive(Default)]
+struct Scratch {
+    f32: Vec<f32>,
+    f64: Vec<f64>,
 }
 
 impl std::fmt::Debug for Mpi {
@@ -76,7 +85,7 @@ impl Mpi {
             eprintln!("tensorgrad: rank {rank} of {size} panicked; aborting the MPI job");
             SimpleCommunicator::world().abort(101);
         }));
-        Ok(Mpi { _universe: universe, rank, size, threading, lock: Mutex::new(()) })
+        Ok(Mpi { _universe: universe, rank, size, threading, lock: Mutex::new(Scratch::default()) })
     }
 
     /// The thread support the MPI library granted (`Multiple` or `Serialized` lets
@@ -85,7 +94,7 @@ impl Mpi {
         self.threading
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Scratch> {
         // A panic aborts the job, so a poisoned lock is never seen by a running rank.
         self.lock.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -127,11 +136,11 @@ where
 /// rank, so every rank ends with the same bits.
 ///
 /// Open MPI 4.1's own choice for these sizes on one machine is recursive doubling, measured
-/// 2.4–3.5× slower from 256 KiB on (see `docs/DISTRIBUTED.md`); its ring algorithm can be had
-/// only through a run-time parameter, for every size at once.
-fn ring_sum<T>(world: &SimpleCommunicator, values: &mut [T], add: fn(&mut [T], &[T]))
+/// 2–6× slower from 256 KiB on (see `docs/DISTRIBUTED.md`); its ring algorithm can be had only
+/// through a run-time parameter, for every size at once.
+fn ring_sum<T>(world: &SimpleCommunicator, values: &mut [T], incoming: &mut Vec<T>)
 where
-    T: ::mpi::datatype::Equivalence + Copy + Default,
+    T: Element + ::mpi::datatype::Equivalence,
 {
     let p = world.size() as usize;
     let r = world.rank() as usize;
@@ -140,21 +149,45 @@ where
         let len = piece.len();
         let share = len.div_ceil(p);
         let range = |c: usize| (c * share).min(len)..((c + 1) * share).min(len);
-        let mut incoming = vec![T::default(); share];
+        if incoming.len() < share {
+            incoming.resize(share, T::zero());
+        }
         for step in 0..p - 1 {
             let (out, into) = ((r + p - step) % p, (r + 2 * p - step - 1) % p);
             let (out, into) = (range(out), range(into));
             let got = &mut incoming[..into.len()];
             ::mpi::point_to_point::send_receive_into(&piece[out], &right, got, &left);
-            add(&mut piece[into], got);
+            add_assign(&mut piece[into], got);
         }
         for step in 0..p - 1 {
             let (out, into) = ((r + 1 + p - step) % p, (r + p - step) % p);
             let (out, into) = (range(out), range(into));
-            let got = &mut incoming[..into.len()];
-            ::mpi::point_to_point::send_receive_into(&piece[out], &right, got, &left);
-            piece[into].copy_from_slice(got);
+            // The two shares are disjoint: receive straight into place.
+            let (send, got) = if out.start < into.start {
+                let (lo, hi) = piece.split_at_mut(into.start);
+                (&lo[out], &mut hi[..into.len()])
+            } else {
+                let (lo, hi) = piece.split_at_mut(out.start);
+                (&hi[..out.len()], &mut lo[into])
+            };
+            ::mpi::point_to_point::send_receive_into(send, &right, got, &left);
         }
+    }
+}
+
+/// [`Communicator::all_reduce`] of one buffer: round the ring or through `MPI_Allreduce`, then
+/// the division of a mean.
+fn reduce_values<T>(world: &SimpleCommunicator, values: &mut [T], op: ReduceOp, ring: bool, incoming: &mut Vec<T>)
+where
+    T: Element + ::mpi::datatype::Equivalence,
+{
+    if ring {
+        ring_sum(world, values, incoming);
+    } else {
+        all_reduce_slice(world, values, op_of(op));
+    }
+    if op == ReduceOp::Mean {
+        div_assign_scalar(values, T::of(world.size() as f64));
     }
 }
 
@@ -171,33 +204,15 @@ impl Communicator for Mpi {
         if self.size == 1 {
             return;
         }
-        let _guard = self.lock();
+        let mut scratch = self.lock();
         let world = SimpleCommunicator::world();
         let bytes = buf.bytes();
         let ring = matches!(op, ReduceOp::Sum | ReduceOp::Mean)
             && bytes >= RING_BYTES
             && bytes / self.size >= RING_SHARE_BYTES;
         match buf {
-            Buffer::F32(b) => {
-                if ring {
-                    ring_sum(&world, b, add_assign::<f32>);
-                } else {
-                    all_reduce_slice(&world, b, op_of(op));
-                }
-                if op == ReduceOp::Mean {
-                    scale_down(Buffer::F32(b), self.size);
-                }
-            }
-            Buffer::F64(b) => {
-                if ring {
-                    ring_sum(&world, b, add_assign::<f64>);
-                } else {
-                    all_reduce_slice(&world, b, op_of(op));
-                }
-                if op == ReduceOp::Mean {
-                    scale_down(Buffer::F64(b), self.size);
-                }
-            }
+            Buffer::F32(b) => reduce_values(&world, b, op, ring, &mut scratch.f32),
+            Buffer::F64(b) => reduce_values(&world, b, op, ring, &mut scratch.f64),
         }
     }
 

@@ -39,6 +39,28 @@ simd_dispatch! {
     }
 }
 
+simd_dispatch! {
+    /// `a /= d`: a division, not a multiplication by `1/d`, so that an average over `d`
+    /// processes has the bits of `x / d`. (Only the `mpi` feature's all-reduce uses it.)
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn div_assign_scalar<const FMA: bool, E: Element>(a: &mut [E], d: E) {
+        for v in a.iter_mut() {
+            *v /= d;
+        }
+    }
+}
+
+/// A 52-bit hash of the values' bit patterns (exact in an `f64`), for checking that copies held
+/// by several processes are bit-for-bit equal.
+pub(crate) fn bit_fingerprint<E: Element>(values: &[E]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for v in values {
+        let bits = v.to_f64().map_or(u64::MAX, f64::to_bits);
+        h = (h ^ bits).wrapping_mul(0x0100_0000_01b3).rotate_left(17);
+    }
+    h >> 12
+}
+
 /// Copies the logical elements of `src` (laid out by `ls`) into the positions `ld` addresses in
 /// `out`; the layouts have the same shape.
 pub(crate) fn copy_strided<E: Element>(out: &mut [E], ld: &Layout, src: &[E], ls: &Layout) {

@@ -980,12 +980,7 @@ where
         }
         let (loss_sum, n, states) = match v {
             ValSource::Tensors(x, y, batch_size) => {
-                let n = x.shape()[0];
-                let batches = (0..n).step_by(*batch_size).skip(rank).step_by(size).map(|start| {
-                    let len = (*batch_size).min(n - start);
-                    Batch { inputs: vec![x.narrow(0, start, len)], target: y.narrow(0, start, len) }
-                });
-                self.accumulate("fit (validation data)", batches)
+                self.accumulate("fit (validation data)", row_batches(x, y, *batch_size, rank, size))
             }
             ValSource::Loader(loader) => self.accumulate("fit (validation loader)", loader.strided_batches(rank, size)),
         };
@@ -1067,12 +1062,7 @@ where
         if batch_size == 0 {
             panic!("evaluate: batch size must be at least 1");
         }
-        let n = x.shape()[0];
-        let batches = (0..n).step_by(batch_size).map(|start| {
-            let len = batch_size.min(n - start);
-            Batch { inputs: vec![x.narrow(0, start, len)], target: y.narrow(0, start, len) }
-        });
-        self.evaluate_batches("evaluate", batches)
+        self.evaluate_batches("evaluate", row_batches(x, y, batch_size, 0, 1))
     }
 
     /// The mean loss and the metrics on the batches of `loader` (its epoch 0), without building
@@ -1211,6 +1201,22 @@ fn forward<E: Element, M: Module<E>>(model: &M, inputs: &[Tensor<E>]) -> Tensor<
             model.forward_many(&refs)
         }
     }
+}
+
+/// Every `size`-th batch of `batch_size` consecutive rows of `x` and `y` from batch `rank` on
+/// (all of them for rank 0 of 1), as views.
+fn row_batches<'t, E: Element>(
+    x: &'t Tensor<E>,
+    y: &'t Tensor<E>,
+    batch_size: usize,
+    rank: usize,
+    size: usize,
+) -> impl Iterator<Item = Batch<E>> + 't {
+    let n = x.shape()[0];
+    (0..n).step_by(batch_size).skip(rank).step_by(size).map(move |start| {
+        let len = batch_size.min(n - start);
+        Batch { inputs: vec![x.narrow(0, start, len)], target: y.narrow(0, start, len) }
+    })
 }
 
 /// Checks that a batch's inputs and target agree on the number of samples; returns it.
